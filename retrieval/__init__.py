@@ -1,0 +1,6 @@
+"""Chinese news passage retrieval: seed files → passages → BM25 search."""
+
+from retrieval.library import Library
+from retrieval.models import Article, Hit, LibraryStats, Paragraph, Passage, SkippedFile
+
+__all__ = ["Article", "Hit", "Library", "LibraryStats", "Paragraph", "Passage", "SkippedFile"]

@@ -1,0 +1,308 @@
+"""Seed files → Articles → Passages: pure functions, no index and no I/O beyond reading a file.
+
+A seed file, as the feed archiver writes it (see the README for variants it survives):
+
+    <!--1739228342000-->
+    [title](url)
+    ------
+
+    <div><i>RFC 822 date</i></div><img …><div><small>caption</small></div>台北 — <p>…</p>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+
+from retrieval.models import Article, Paragraph, Passage
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+PASSAGE_MAX_CHARS = 400  # longer paragraphs are split at sentence ends
+FRAGMENT_MIN_CHARS = 8  # shorter pieces are merged into a neighbour
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*\n", re.S)
+_TIME_COMMENT = re.compile(r"\A\s*<!--\s*(\d{9,16})\s*-->[ \t]*\n")
+# Greedy title and a space-free URL: titles may hold "[", "]" or "(", URLs may hold ")".
+_TITLE_LINK = re.compile(r"\A\s*\[(.*)\]\((\S+)\)[ \t]*\n")
+_RULE = re.compile(r"\A[ \t]*-{3,}[ \t]*\n")
+_CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+_DATELINE = re.compile(r"\A(.{1,24}?)\s*[—–-]{1,2}\s*\Z")
+_SENTENCE = re.compile(r"[^。！？!?；;]*[。！？!?；;]+[”’」』）)\"']*|[^。！？!?；;]+\Z")
+_SPACES = re.compile(r"\s+")
+
+_BLOCKS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
+_INVISIBLE = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg")
+
+
+class SeedFormatError(ValueError):
+    """The file is not an article this parser understands; the message says why."""
+
+
+def article_id(url: str) -> str:
+    """A stable id: the same URL always gives the same id, whichever file holds it."""
+    return hashlib.sha1(url.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def read_seed_file(path: Path, source: str) -> Article:
+    """Read and parse one seed file; raise SeedFormatError (with the reason) if it can't be."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SeedFormatError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SeedFormatError(f"unreadable: {exc.strerror or exc}") from exc
+    return parse_seed(decode_seed(raw), source)
+
+
+def decode_seed(raw: bytes) -> str:
+    """UTF-8 (BOM or not); invalid bytes become U+FFFD; binary data is refused."""
+    if b"\x00" in raw[:8192]:
+        raise SeedFormatError("binary file (NUL bytes)")
+    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if text.count("\ufffd") > max(16, len(text) // 10):
+        raise SeedFormatError("not UTF-8 text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_seed(text: str, source: str = "") -> Article:
+    """Parse the text of a seed file into an Article."""
+    if not text.strip():
+        raise SeedFormatError("empty file")
+    rest = _FRONT_MATTER.sub("", text, count=1)
+    comment_ms: int | None = None
+    if m := _TIME_COMMENT.match(rest):
+        comment_ms = int(m.group(1))
+        rest = rest[m.end() :]
+    m = _TITLE_LINK.match(rest)
+    if not m:
+        raise SeedFormatError("no [title](url) header line")
+    title, url = _SPACES.sub(" ", m.group(1)).strip(), m.group(2).strip()
+    if not title:
+        raise SeedFormatError("empty title")
+    rest = rest[m.end() :]
+    if rule := _RULE.match(rest):
+        rest = rest[rule.end() :]
+    body = _parse_body(rest)
+    published = body.published or _from_epoch_ms(comment_ms)
+    if published is None:
+        raise SeedFormatError("no publication date (neither <!--ms--> nor a date in the body)")
+    return Article(
+        id=article_id(url),
+        title=title,
+        url=url,
+        published=published,
+        paragraphs=body.paragraphs,
+        caption=body.caption,
+        dateline=body.dateline,
+        source=source,
+    )
+
+
+def _from_epoch_ms(ms: int | None) -> datetime | None:
+    if ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_date(text: str) -> datetime | None:
+    """An RFC 822 date (`Mon, 10 Feb 2025 22:51:04 GMT`) or a Chinese one (`2020年 7月 18日`)."""
+    text = text.strip()
+    try:
+        parsed = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        parsed = None
+    if parsed is not None:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if m := _CHINESE_DATE.search(text):
+        try:
+            return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=UTC)
+        except ValueError:
+            return None
+    return None
+
+
+class _Body:
+    def __init__(self) -> None:
+        self.published: datetime | None = None
+        self.caption: str | None = None
+        self.dateline: str | None = None
+        self.paragraphs: tuple[Paragraph, ...] = ()
+
+
+def _clean(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def _parse_body(html: str) -> _Body:
+    body = _Body()
+    soup = BeautifulSoup(html, "lxml")
+    for tag in soup.find_all(_INVISIBLE):
+        tag.decompose()
+    for img in soup.find_all("img"):
+        img.decompose()
+    # The feed's own date: <div><i>…</i></div> (or the first <i> that parses as a date).
+    for italic in soup.find_all("i", limit=3):
+        if date := parse_date(italic.get_text()):
+            body.published = date
+            italic.decompose()
+            break
+    if small := soup.find("small"):
+        body.caption = _clean(small.get_text()) or None
+        small.decompose()
+    if body.published is None and (date := parse_date(soup.get_text(" ")[:400])):
+        body.published = date
+
+    blocks = _blocks(soup)
+    if blocks and not blocks[0][1] and (m := _DATELINE.match(blocks[0][0])):
+        body.dateline = m.group(1).strip()
+        blocks = blocks[1:]
+    paragraphs: list[Paragraph] = []
+    section: str | None = None
+    for text, is_heading in blocks:
+        if is_heading:
+            section = text
+        else:
+            paragraphs.append(Paragraph(text, section))
+    body.paragraphs = tuple(paragraphs)
+    return body
+
+
+def _blocks(soup: BeautifulSoup) -> list[tuple[str, bool]]:
+    """The visible text as blocks: split at block elements and <br>, headings flagged."""
+    blocks: list[tuple[str, bool]] = []
+    buffer: list[str] = []
+
+    def flush(is_heading: bool = False) -> None:
+        text = _clean("".join(buffer))
+        buffer.clear()
+        if text:
+            blocks.append((text, is_heading))
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if type(child) is NavigableString:  # not a Comment, CData, Doctype
+                    buffer.append(str(child))
+            elif child.name == "br":
+                flush()
+            elif child.name in _BLOCKS:
+                flush()
+                if _is_heading(child):
+                    buffer.append(child.get_text())
+                    flush(is_heading=True)
+                else:
+                    walk(child)
+                    flush()
+            elif isinstance(child, Tag):
+                walk(child)
+
+    walk(soup)
+    flush()
+    return blocks
+
+
+def _is_heading(tag: Tag) -> bool:
+    """<p><strong>…</strong></p> or <h1>–<h6>: a section heading, not a passage."""
+    if tag.name in ("h1", "h2", "h3", "h4", "h5", "h6"):
+        return True
+    if tag.name != "p" or tag.find("br"):
+        return False
+    text = _clean(tag.get_text())
+    bold = _clean("".join(b.get_text() for b in tag.find_all(["strong", "b"], recursive=False)))
+    return bool(text) and text == bold and len(text) <= 80
+
+
+# --- passages --------------------------------------------------------------------------------
+
+
+def passages_of(article: Article) -> list[Passage]:
+    """One passage per paragraph (the caption too); long ones split, tiny ones merged."""
+    pieces: list[tuple[str, str | None]] = []
+    if article.caption:
+        pieces.append((article.caption, None))
+    for paragraph in article.paragraphs:
+        pieces.extend((chunk, paragraph.section) for chunk in split_long(paragraph.text))
+    merged: list[tuple[str, str | None]] = []
+    for text, section in pieces:
+        if merged and len(text) < FRAGMENT_MIN_CHARS:
+            prev_text, prev_section = merged[-1]
+            merged[-1] = (f"{prev_text}\n{text}", prev_section)
+        elif merged and len(merged[-1][0]) < FRAGMENT_MIN_CHARS:
+            prev_text, _ = merged[-1]
+            merged[-1] = (f"{prev_text}\n{text}", section)
+        else:
+            merged.append((text, section))
+    return [
+        Passage(id=f"{article.id}:{i}", article_id=article.id, ordinal=i, text=t, section=s)
+        for i, (t, s) in enumerate(merged)
+    ]
+
+
+def split_long(text: str, limit: int = PASSAGE_MAX_CHARS) -> list[str]:
+    """Split a paragraph longer than `limit` at sentence ends into pieces of at most ~limit."""
+    if len(text) <= limit:
+        return [text]
+    sentences = [s for s in _SENTENCE.findall(text) if s.strip()]
+    chunks: list[str] = []
+    current = ""
+    for sentence in sentences:
+        while len(sentence) > limit:  # one run-on sentence: cut it at a comma, else hard
+            cut = max(sentence.rfind("，", 0, limit), sentence.rfind(",", 0, limit))
+            cut = cut + 1 if cut > limit // 2 else limit
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(sentence[:cut])
+            sentence = sentence[cut:]
+        if current and len(current) + len(sentence) > limit:
+            chunks.append(current)
+            current = ""
+        current += sentence
+    if current:
+        chunks.append(current)
+    return [c.strip() for c in chunks if c.strip()]

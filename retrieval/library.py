@@ -1,0 +1,168 @@
+"""The Library: a seeds directory, its persistent index, and search over it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval import index as idx
+from retrieval.analysis import Analyzer
+from retrieval.models import Article, Hit, LibraryStats, SkippedFile
+from retrieval.scoring import doc_norms, okapi_idf, score_terms, top_k
+
+log = logging.getLogger(__name__)
+
+
+def default_index_dir(seeds_dir: Path) -> Path:
+    """$XDG_CACHE_HOME/news-qa-bot/<seeds path hash>, else ~/.cache/news-qa-bot/<hash>."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha1(str(seeds_dir.resolve()).encode()).hexdigest()[:12]
+    return cache / "news-qa-bot" / f"{seeds_dir.resolve().name}-{key}"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """An index generation with what queries need precomputed. Never mutated."""
+
+    data: idx.IndexData
+    idf: np.ndarray
+    norms: np.ndarray
+    tiebreak: np.ndarray  # rank of each passage in (newest article first, then article order)
+    newest_first: np.ndarray  # article numbers, newest first
+
+    @classmethod
+    def of(cls, data: idx.IndexData) -> _Snapshot:
+        df = np.diff(data.arrays["indptr"])
+        published = data.arrays["article_published_ms"]
+        doc_published = published[data.arrays["doc_article"]] if data.n_docs else published[:0]
+        order = np.lexsort((np.arange(data.n_docs), -doc_published))
+        tiebreak = np.empty(data.n_docs, np.int64)
+        tiebreak[order] = np.arange(data.n_docs)
+        return cls(
+            data=data,
+            idf=okapi_idf(df.astype(np.float64), data.n_docs),
+            norms=doc_norms(data.arrays["doc_len"]),
+            tiebreak=tiebreak,
+            newest_first=np.lexsort((np.arange(published.shape[0]), -published)),
+        )
+
+
+class Library:
+    """Articles from a seeds directory, searchable by BM25 over their passages.
+
+    Thread-safe: `search` reads an immutable snapshot; `refresh` builds the next one aside
+    and swaps it in, so answering never waits for a reload.
+    """
+
+    def __init__(
+        self,
+        seeds_dir: Path,
+        index_dir: Path,
+        analyzer: Analyzer,
+        workers: int | None = None,
+    ) -> None:
+        self.seeds_dir = seeds_dir
+        self.index_dir = index_dir
+        self.analyzer = analyzer
+        self.workers = workers or os.cpu_count() or 1
+        self._snapshot: _Snapshot | None = None
+        self._refresh_lock = threading.Lock()
+
+    @classmethod
+    def from_dir(
+        cls,
+        seeds_dir: str | os.PathLike[str],
+        index_dir: str | os.PathLike[str] | None = None,
+        analyzer: Analyzer | None = None,
+        workers: int | None = None,
+    ) -> Library:
+        """Open the library of a seeds directory: load its saved index, bring it up to date."""
+        seeds = Path(seeds_dir)
+        if not seeds.exists():
+            raise FileNotFoundError(f"seeds directory {seeds} does not exist")
+        if not seeds.is_dir():
+            raise NotADirectoryError(f"seeds directory {seeds} is not a directory")
+        if not os.access(seeds, os.R_OK | os.X_OK):
+            raise PermissionError(f"seeds directory {seeds} is not readable")
+        if analyzer is None:
+            analyzer = Analyzer.default(os.environ.get("ALIASES_FILE") or None)
+        library = cls(seeds, Path(index_dir) if index_dir else default_index_dir(seeds),
+                      analyzer, workers)  # fmt: skip
+        library.refresh()
+        return library
+
+    # --- keeping up with the seeds directory --------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Pick up added, changed and deleted seed files. True if anything changed."""
+        with self._refresh_lock:
+            old = self._snapshot.data if self._snapshot else self._load_saved()
+            data = idx.update(self.seeds_dir, self.analyzer, old, self.workers)
+            if data is None:
+                if self._snapshot is None and old is not None:
+                    self._snapshot = _Snapshot.of(old)
+                return False
+            try:
+                idx.save(self.index_dir, data)
+            except OSError as exc:  # a read-only cache still leaves a working library
+                log.warning("could not save the index in %s: %s", self.index_dir, exc)
+            self._snapshot = _Snapshot.of(data)
+            log.info("index: %d articles, %d passages", data.n_articles, data.n_docs)
+            return True
+
+    def _load_saved(self) -> idx.IndexData | None:
+        try:
+            return idx.load(self.index_dir)
+        except idx.IndexCorrupt as exc:
+            log.warning("index in %s is unusable (%s): rebuilding", self.index_dir, exc)
+            return None
+
+    @property
+    def _current(self) -> _Snapshot:
+        snapshot = self._snapshot
+        assert snapshot is not None, "Library.refresh() has not run"
+        return snapshot
+
+    # --- questions ----------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The k passages that best answer the query, best first; [] when nothing matches."""
+        snap = self._current
+        data = snap.data
+        terms = self.analyzer.query_terms(query, data.names)
+        term_ids = [data.vocab[t] for t in terms if t in data.vocab]
+        docs, scores = score_terms(data.postings, snap.idf, snap.norms, term_ids)
+        hits = []
+        for doc, score in top_k(docs, scores, k, snap.tiebreak):
+            passage = data.passage(doc)
+            hits.append(Hit(
+                score=score,
+                passage=passage,
+                article=data.article(data.article_of(doc)),
+                spans=self.analyzer.highlight_spans(terms, passage.text),
+            ))  # fmt: skip
+        return hits
+
+    def latest(self, n: int = 5) -> list[Article]:
+        """The n newest articles, newest first."""
+        snap = self._current
+        return [snap.data.article(int(a)) for a in snap.newest_first[: max(n, 0)]]
+
+    def stats(self) -> LibraryStats:
+        """How many articles and passages, the newest date, and the files that were skipped."""
+        snap = self._current
+        data = snap.data
+        newest = self.latest(1)
+        skipped = tuple(SkippedFile(p, r.error) for p, r in sorted(data.files.items()) if r.error)
+        return LibraryStats(
+            articles=data.n_articles,
+            passages=data.n_docs,
+            newest=newest[0].published if newest else None,
+            skipped=skipped,
+        )

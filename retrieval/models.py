@@ -1,0 +1,80 @@
+"""The data passed between the retrieval modules and to the bot: small frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    """One block of an article's body as a reader sees it, with the heading it falls under."""
+
+    text: str
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One news item parsed from a seed file."""
+
+    id: str
+    title: str
+    url: str
+    published: datetime  # always timezone-aware (UTC)
+    paragraphs: tuple[Paragraph, ...]
+    caption: str | None = None
+    dateline: str | None = None
+    source: str = ""  # seed file path, relative to the seeds directory
+
+    @property
+    def first_sentence(self) -> str:
+        """The lead of the article: its first paragraph up to the first sentence end."""
+        for paragraph in self.paragraphs:
+            text = paragraph.text.strip()
+            if text:
+                for i, ch in enumerate(text):
+                    if ch in "。！？!?" and i >= 8:
+                        return text[: i + 1]
+                return text
+        return self.caption or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """The unit of retrieval: one paragraph (or sentence-split piece of one) of an article."""
+
+    id: str  # "<article id>:<ordinal>"
+    article_id: str
+    ordinal: int
+    text: str  # original text, exactly as shown to readers
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A passage that matched a query, with its article and its BM25 score."""
+
+    score: float
+    passage: Passage
+    article: Article
+    # character spans [start, end) of passage.text that match query terms, for highlighting
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A seed file that could not be understood, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryStats:
+    """What the library holds."""
+
+    articles: int
+    passages: int
+    newest: datetime | None
+    skipped: tuple[SkippedFile, ...] = ()
