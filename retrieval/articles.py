@@ -36,41 +36,10 @@ _SENTENCE = re.compile(r"[^。！？!?；;]*[。！？!?；;]+[”’」』）)\
 _SPACES = re.compile(r"\s+")
 
 _BLOCKS = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "footer",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "ul",
-    ]
+    (
+        "address article aside blockquote dd div dl dt figcaption figure footer h1 h2 h3 h4 h5"
+        " h6 header li main nav ol p pre section table tbody td tfoot th thead tr ul"
+    ).split()
 )
 _INVISIBLE = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg")
 

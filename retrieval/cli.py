@@ -22,13 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--seeds", default=os.environ.get("SEEDS_DIR") or "seeds",
+        "--seeds",
+        default=os.environ.get("SEEDS_DIR") or "seeds",
         help="seed articles directory (default: $SEEDS_DIR, else ./seeds)",
-    )  # fmt: skip
+    )
     common.add_argument(
-        "--index-dir", default=os.environ.get("INDEX_DIR") or None,
+        "--index-dir",
+        default=os.environ.get("INDEX_DIR") or None,
         help="where the index is kept (default: $INDEX_DIR, else a per-seeds cache directory)",
-    )  # fmt: skip
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     search = commands.add_parser("search", parents=[common], help="best passages for queries")
@@ -118,10 +120,17 @@ def _print_hits(query: str, hits: list[Hit], as_json: bool) -> None:
 
 def _print_article(article: Article, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({
-            "title": article.title, "url": article.url,
-            "published": article.published.isoformat(), "article_id": article.id,
-        }, ensure_ascii=False))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "title": article.title,
+                    "url": article.url,
+                    "published": article.published.isoformat(),
+                    "article_id": article.id,
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
         print(f"{article.published:%Y-%m-%d %H:%M} {article.title}\n  {article.url}")
 

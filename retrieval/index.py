@@ -35,10 +35,20 @@ SEED_SUFFIXES = (".txt", ".md")
 PARALLEL_FROM_FILES = 400  # below this, worker start-up costs more than it saves
 
 _ARRAYS = (
-    "indptr", "indices", "tf", "doc_len", "doc_article", "doc_ordinal", "doc_section",
-    "doc_text", "doc_text_offsets", "article_json", "article_json_offsets",
-    "article_doc_start", "article_published_ms",
-)  # fmt: skip
+    "indptr",
+    "indices",
+    "tf",
+    "doc_len",
+    "doc_article",
+    "doc_ordinal",
+    "doc_section",
+    "doc_text",
+    "doc_text_offsets",
+    "article_json",
+    "article_json_offsets",
+    "article_doc_start",
+    "article_published_ms",
+)
 
 
 class IndexCorrupt(Exception):
@@ -175,8 +185,17 @@ def _parse_chunk(
         try:
             article = read_seed_file(Path(seeds_dir, rel), rel)
         except SeedFormatError as exc:
-            out.append(ParsedFile(rel, None, (), np.empty(0, np.int32), np.empty(0, np.int64),
-                                  frozenset(), str(exc)))  # fmt: skip
+            out.append(
+                ParsedFile(
+                    rel,
+                    None,
+                    (),
+                    np.empty(0, np.int32),
+                    np.empty(0, np.int64),
+                    frozenset(),
+                    str(exc),
+                )
+            )
             continue
         passages = passages_of(article)
         names = analyzer.glossed_names(
@@ -188,8 +207,16 @@ def _parse_chunk(
             terms = analyzer.terms(passage.text, names)
             ids.extend(vocab.setdefault(t, len(vocab)) for t in terms)
             lengths.append(len(terms))
-        out.append(ParsedFile(rel, article, tuple(passages), np.asarray(ids, np.int32),
-                              np.asarray(lengths, np.int64), frozenset(names)))  # fmt: skip
+        out.append(
+            ParsedFile(
+                rel,
+                article,
+                tuple(passages),
+                np.asarray(ids, np.int32),
+                np.asarray(lengths, np.int64),
+                frozenset(names),
+            )
+        )
     return list(vocab), out
 
 
@@ -222,7 +249,7 @@ def _globalise(
             f.doc_lengths,
             f.names,
             f.error,
-        )  # fmt: skip
+        )
         for f in files
     ]
 
@@ -242,8 +269,11 @@ def update(
         log.info("analyzer changed: rebuilding the index")
         old = None
     old_files = old.files if old else {}
-    changed = sorted(p for p, st in current.items()
-                     if p not in old_files or (old_files[p].size, old_files[p].mtime_ns) != st)  # fmt: skip
+    changed = sorted(
+        p
+        for p, st in current.items()
+        if p not in old_files or (old_files[p].size, old_files[p].mtime_ns) != st
+    )
     removed = [p for p in old_files if p not in current]
     if old is not None and not changed and not removed:
         return None
@@ -270,8 +300,7 @@ def update(
     for f in parse_files(seeds_dir, revived, analyzer, vocab, workers):
         parsed[f.path] = f
 
-    kept = [p for p in sorted(winners, key=lambda p: records[p].article or 0)
-            if p not in parsed]  # fmt: skip
+    kept = [p for p in sorted(winners, key=lambda p: records[p].article or 0) if p not in parsed]
     fresh = sorted(p for p in winners if p in parsed)
     return _assemble(analyzer.fingerprint, old, records, kept, [parsed[p] for p in fresh], vocab)
 
@@ -302,8 +331,10 @@ def _assemble(
     section_ids = {s: i for i, s in enumerate(sections)}
     parts: dict[str, list[np.ndarray]] = {name: [] for name in _ARRAYS if name != "indptr"}
     names = set(old.names) if old else set()
-    new_records = {p: FileRecord(r.size, r.mtime_ns, r.url, r.published_ms, r.error)
-                   for p, r in records.items()}  # fmt: skip
+    new_records = {
+        p: FileRecord(r.size, r.mtime_ns, r.url, r.published_ms, r.error)
+        for p, r in records.items()
+    }
     n_articles = 0
     n_docs = 0
     matrices = []
@@ -347,9 +378,15 @@ def _assemble(
             jsons.append(article_to_json(f.article).encode("utf-8"))
             doc_counts.append(len(f.passages))
             parts["doc_ordinal"].append(np.array([p.ordinal for p in f.passages], np.int32))
-            parts["doc_section"].append(np.array(
-                [section_ids.setdefault(p.section, len(section_ids)) if p.section else -1
-                 for p in f.passages], np.int32))  # fmt: skip
+            parts["doc_section"].append(
+                np.array(
+                    [
+                        section_ids.setdefault(p.section, len(section_ids)) if p.section else -1
+                        for p in f.passages
+                    ],
+                    np.int32,
+                )
+            )
             parts["doc_article"].append(np.full(len(f.passages), n_articles, np.int32))
             parts["article_published_ms"].append(
                 np.array([int(f.article.published.timestamp() * 1000)], np.int64)
@@ -380,8 +417,9 @@ def _assemble(
         m.resize((m.shape[0], len(vocab)))
         matrices[i] = m
     if matrices:
-        postings = postings_from_csc(sparse.vstack(matrices, format="csc"),
-                                     joined("doc_len", np.float64))  # fmt: skip
+        postings = postings_from_csc(
+            sparse.vstack(matrices, format="csc"), joined("doc_len", np.float64)
+        )
     else:
         postings = build_postings(np.empty(0, np.int32), np.empty(0, np.int64), len(vocab))
     arrays = {
@@ -514,8 +552,15 @@ def load(index_dir: Path) -> IndexData | None:
     _check_consistent(arrays, len(terms))
     files = {p: FileRecord(**r) for p, r in meta["files"].items()}
     vocab = dict(zip(terms, range(len(terms)), strict=True))
-    return IndexData(manifest["fingerprint"], files, arrays, vocab, terms, meta["sections"],
-                     frozenset(meta["names"]))  # fmt: skip
+    return IndexData(
+        manifest["fingerprint"],
+        files,
+        arrays,
+        vocab,
+        terms,
+        meta["sections"],
+        frozenset(meta["names"]),
+    )
 
 
 def _check_consistent(a: dict[str, np.ndarray], n_terms: int) -> None:

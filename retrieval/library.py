@@ -92,8 +92,9 @@ class Library:
             raise PermissionError(f"seeds directory {seeds} is not readable")
         if analyzer is None:
             analyzer = Analyzer.default(os.environ.get("ALIASES_FILE") or None)
-        library = cls(seeds, Path(index_dir) if index_dir else default_index_dir(seeds),
-                      analyzer, workers)  # fmt: skip
+        library = cls(
+            seeds, Path(index_dir) if index_dir else default_index_dir(seeds), analyzer, workers
+        )
         library.refresh()
         return library
 
@@ -141,12 +142,14 @@ class Library:
         hits = []
         for doc, score in top_k(docs, scores, k, snap.tiebreak):
             passage = data.passage(doc)
-            hits.append(Hit(
-                score=score,
-                passage=passage,
-                article=data.article(data.article_of(doc)),
-                spans=self.analyzer.highlight_spans(terms, passage.text),
-            ))  # fmt: skip
+            hits.append(
+                Hit(
+                    score=score,
+                    passage=passage,
+                    article=data.article(data.article_of(doc)),
+                    spans=self.analyzer.highlight_spans(terms, passage.text),
+                )
+            )
         return hits
 
     def latest(self, n: int = 5) -> list[Article]:

@@ -21,7 +21,7 @@ EPSILON = 0.25
 
 @dataclass(frozen=True)
 class Postings:
-    """Term frequencies stored term-major (CSC): the docs of term t are indices[indptr[t]:indptr[t+1]]."""
+    """Term frequencies, term-major (CSC): term t's docs are indices[indptr[t] : indptr[t + 1]]."""
 
     indptr: np.ndarray  # int64, len = n_terms + 1
     indices: np.ndarray  # int32 doc numbers, ascending within a term
