@@ -31,11 +31,8 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _GLOSSED_NAME = re.compile(
     r"([\u3400-\u9fff·]{2,16})\s*[(（]\s*([A-Za-z][A-Za-z.'\- ]{1,60}?)\s*[)）]"
 )
-_LATIN_WORD = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
-
-
-def _is_han(token: str) -> bool:
-    return all(_HAN.match(ch) for ch in token)
+_HAN_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"\w+(?:[.'\-]\w+)*")
 
 
 def _data_lines(text: str) -> Iterable[str]:
@@ -104,7 +101,7 @@ class Analyzer:
         # off (tests/test_analysis.py checks), 20x faster, which a million passages need.
         jieba = rjieba.Jieba()
         for word in {*self._alias_map, *self._alias_map.values()}:
-            if _is_han(word.replace("·", "")) and len(word) > 1:
+            if len(word) > 1 and _HAN_WORD.fullmatch(word.replace("·", "")):
                 jieba.add_word(word, max(jieba.suggest_freq(word), 10), None)
         return jieba
 
@@ -150,37 +147,45 @@ class Analyzer:
         name = "".join(tail).strip("·")
         return name if len(name) >= 2 and name not in self._stop else None
 
+    @cached_property
+    def _noise_bigrams(self) -> frozenset[str]:
+        """Bigrams that say nothing: stopwords, or two function characters (的是, 了吗)."""
+        chars = [w for w in self._stop if len(w) == 1]
+        return frozenset(
+            {w for w in self._stop if len(w) == 2} | {a + b for a in chars for b in chars}
+        )
+
     def terms(self, text: str, names: Iterable[str] = ()) -> list[str]:
         """The index terms of a text: words, Chinese character bigrams, and known whole names."""
+        # The hot loop of indexing (a million passages): plain locals, C-level helpers.
         normalized = self.normalize(text)
         stop = self._stop
+        noise = self._noise_bigrams
         alias = self._alias_map
+        is_han = _HAN_WORD.fullmatch
         out: list[str] = []
         run: list[str] = []  # consecutive Chinese words, for bigrams across word boundaries
-
-        def close_run() -> None:
-            if run:
-                chars = "".join(run)
-                out.extend(
-                    bigram
-                    for bigram in (chars[i : i + 2] for i in range(len(chars) - 1))
-                    if bigram not in stop
-                )
-                run.clear()
-
         for word in self._segmenter.cut(normalized, False):
             word = alias.get(word, word)
-            if _is_han(word):
+            if is_han(word):
                 run.append(word)
                 if word not in stop:
                     out.append(word)
                 continue
-            close_run()
-            for latin in _LATIN_WORD.findall(word):
-                if latin not in stop:
-                    out.append(alias.get(latin, latin))
-        close_run()
-        out.extend(name for name in names for _ in range(normalized.count(name)))
+            if run:
+                chars = "".join(run)
+                out += [b for b in map(str.__add__, chars, chars[1:]) if b not in noise]
+                run = []
+            if word.isalnum():
+                if word not in stop:
+                    out.append(alias.get(word, word))
+            elif not word.isspace():
+                out += [alias.get(w, w) for w in _WORD.findall(word) if w not in stop]
+        if run:
+            chars = "".join(run)
+            out += [b for b in map(str.__add__, chars, chars[1:]) if b not in noise]
+        for name in names:
+            out += [name] * normalized.count(name)
         return out
 
     def query_terms(self, query: str, known_names: frozenset[str] = frozenset()) -> list[str]:
@@ -210,13 +215,16 @@ class Analyzer:
             while start != -1:
                 end = start + len(term)
                 boundary_ok = not latin or (
-                    (start == 0 or not flat[start - 1].isalnum())
-                    and (end == len(flat) or not flat[end].isalnum())
+                    not _is_latin_alnum(flat, start - 1) and not _is_latin_alnum(flat, end)
                 )
                 if boundary_ok:
                     spans.append((origin[start], origin[end - 1] + 1))
                 start = flat.find(term, start + 1)
         return _merge(spans)
+
+
+def _is_latin_alnum(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and text[i].isascii() and text[i].isalnum()
 
 
 def _substrings(text: str, shortest: int, longest: int) -> set[str]:

@@ -219,11 +219,19 @@ def _is_heading(tag: Tag) -> bool:
     """<p><strong>…</strong></p> or <h1>–<h6>: a section heading, not a passage."""
     if tag.name in ("h1", "h2", "h3", "h4", "h5", "h6"):
         return True
-    if tag.name != "p" or tag.find("br"):
+    if tag.name != "p":
         return False
-    text = _clean(tag.get_text())
-    bold = _clean("".join(b.get_text() for b in tag.find_all(["strong", "b"], recursive=False)))
-    return bool(text) and text == bold and len(text) <= 80
+    # cheap test first: every child is bold or blank (most paragraphs fail at the first child)
+    bold = []
+    for child in tag.children:
+        if isinstance(child, Tag):
+            if child.name not in ("strong", "b"):
+                return False
+            bold.append(child.get_text())
+        elif str(child).strip():
+            return False
+    text = _clean("".join(bold))
+    return bool(text) and len(text) <= 80
 
 
 # --- passages --------------------------------------------------------------------------------

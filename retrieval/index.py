@@ -165,6 +165,14 @@ class ParsedFile:
     error: str | None = None
 
 
+class _Vocabulary(dict[str, int]):
+    """term → id, numbering new terms on first sight (a C-speed lookup for known ones)."""
+
+    def __missing__(self, term: str) -> int:
+        self[term] = number = len(self)
+        return number
+
+
 _worker_analyzer: Analyzer | None = None
 
 
@@ -179,7 +187,7 @@ def _parse_chunk(
     """Parse and analyse some files; term ids are local to the returned vocabulary."""
     analyzer = analyzer or _worker_analyzer
     assert analyzer is not None
-    vocab: dict[str, int] = {}
+    vocab = _Vocabulary()
     out = []
     for rel in paths:
         try:
@@ -205,7 +213,7 @@ def _parse_chunk(
         lengths = []
         for passage in passages:
             terms = analyzer.terms(passage.text, names)
-            ids.extend(vocab.setdefault(t, len(vocab)) for t in terms)
+            ids += map(vocab.__getitem__, terms)
             lengths.append(len(terms))
         out.append(
             ParsedFile(

@@ -1,0 +1,142 @@
+"""Retrieval quality: CMRC 2018 dev questions, gold paragraphs hidden among the VOA corpus.
+
+Follows the recipe in ../shared/DESIGN.md section 3 and scores `python -m retrieval search`
+with ../shared/bench/qa_eval.py. Besides the questions as written (simplified), it asks the
+same questions in Taiwan's traditional script and vocabulary (OpenCC s2twp) and with
+full-width letters and digits, and runs the naive pipeline as the yardstick.
+
+usage: python benchmarks/quality.py [--shared ../shared] [--limit N] [--no-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import opencc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def full_width(text: str) -> str:
+    """ASCII letters and digits as their full-width forms (what some IMEs type)."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text)
+
+
+def evaluate(shared: Path, questions: Path, cmd: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(shared / "bench" / "qa_eval.py"), str(questions), "--cmd", cmd],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f"qa_eval failed: {result.stdout[-500:]} {result.stderr[-500:]}")
+    return lines[-1]
+
+
+def row(name: str, line: str) -> str:
+    values = dict(re.findall(r"(\S+)=(\S+)", line))
+    cells = [values[k] for k in ("R@1", "R@3", "R@10", "MRR@10", "n", "seconds")]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive pipeline")
+    args = parser.parse_args()
+    shared = args.shared.resolve()
+    work = Path(tempfile.mkdtemp(prefix="quality-"))
+    try:
+        with tarfile.open(shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
+            tar.extractall(work, filter="data")
+        subprocess.run(
+            [
+                sys.executable,
+                str(shared / "bench" / "squad2seeds.py"),
+                str(shared / "datasets" / "cmrc2018" / "cmrc2018_dev.json"),
+                str(work / "cmrc"),
+                str(work / "q.jsonl"),
+                "--prefix",
+                "cmrc",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        pool = work / "pool"
+        pool.mkdir()
+        for path in [*(work / "voa-zh-2020").glob("*.txt"), *(work / "cmrc").glob("*.txt")]:
+            shutil.copy(path, pool / path.name)
+
+        questions = [json.loads(line) for line in (work / "q.jsonl").open(encoding="utf-8")]
+        if args.limit:
+            questions = questions[: args.limit]
+        to_tw = opencc.OpenCC("s2twp")
+        variants = {
+            "simplified (as written)": lambda q: q,
+            "traditional, Taiwan wording (s2twp)": to_tw.convert,
+            "full-width letters and digits": full_width,
+        }
+        files = {}
+        for i, (name, convert) in enumerate(variants.items()):
+            files[name] = work / f"q{i}.jsonl"
+            with files[name].open("w", encoding="utf-8") as out:
+                for q in questions:
+                    out.write(json.dumps({**q, "q": convert(q["q"])}, ensure_ascii=False) + "\n")
+
+        index = work / "index"
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "retrieval",
+                "stats",
+                "--seeds",
+                str(pool),
+                "--index-dir",
+                str(index),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
+        index_seconds = time.perf_counter() - started
+        ours = (
+            f"{sys.executable} -m retrieval search --seeds {pool} --index-dir {index} -k 10 --json"
+        )
+        naive = (
+            f"{sys.executable} {shared / 'bench' / 'naive_search.py'} --seeds {pool} -k 10 --json"
+        )
+
+        n_passages = sum(1 for _ in pool.glob("*.txt"))
+        print(
+            f"CMRC 2018 dev among the VOA corpus ({n_passages} articles); "
+            f"index built in {index_seconds:.1f} s\n"
+        )
+        print("| questions | R@1 | R@3 | R@10 | MRR@10 | n | seconds |")
+        print("|---|---|---|---|---|---|---|")
+        for name, path in files.items():
+            print(row(f"this project, {name}", evaluate(shared, path, ours)), flush=True)
+        if not args.no_baseline:
+            for name, path in files.items():
+                print(row(f"naive pipeline, {name}", evaluate(shared, path, naive)), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Shared fixtures: the seed article, scratch seed directories, and ../shared data."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seeds" / "000_5c35b881f4c27ddf.txt"
+SHARED = ROOT.parent / "shared"
+VOA_TARBALL = SHARED / "corpus" / "voa-zh-2020.tar.xz"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """No test writes an index into the real cache directory."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("SEEDS_DIR", raising=False)
+    monkeypatch.delenv("INDEX_DIR", raising=False)
+    monkeypatch.delenv("ALIASES_FILE", raising=False)
+
+
+@pytest.fixture
+def seed_text() -> str:
+    return SEED.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def seeds_dir(tmp_path: Path) -> Path:
+    """A seeds directory holding a copy of the seed article."""
+    directory = tmp_path / "seeds"
+    directory.mkdir()
+    shutil.copy(SEED, directory / SEED.name)
+    return directory
+
+
+def make_seed(title: str, url: str, paragraphs: list[str], ms: int = 1_700_000_000_000) -> str:
+    """A seed file in the archiver's format."""
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return f"<!--{ms}-->\n[{title}]({url})\n------\n\n{body}\n"
+
+
+@pytest.fixture(scope="session")
+def voa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The VOA corpus from ../shared, extracted once per test session."""
+    if not VOA_TARBALL.exists():
+        pytest.skip("../shared/corpus is not available")
+    out = tmp_path_factory.mktemp("voa")
+    with tarfile.open(VOA_TARBALL) as tar:
+        tar.extractall(out, filter="data")
+    return out / "voa-zh-2020"

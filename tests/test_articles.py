@@ -1,0 +1,210 @@
+"""The seed parser and passage splitting, on the real seed and on every awkward input."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from retrieval.articles import (
+    PASSAGE_MAX_CHARS,
+    SeedFormatError,
+    decode_seed,
+    parse_seed,
+    passages_of,
+    read_seed_file,
+    split_long,
+)
+from tests.conftest import SEED
+
+SEED_URL = (
+    "https://www.voachinese.com/a/trump-ishiba-summit-paves-way-for-future-us-japan-alliance"
+    "/7969986.html"
+)
+
+
+def test_seed_header_date_caption_and_dateline(seed_text: str) -> None:
+    article = parse_seed(seed_text, "000.txt")
+    assert article.title == "石破首访特朗普：巩固美日同盟，打出防卫与贸易“双赢牌”"
+    assert article.url == SEED_URL
+    # the <div><i> RFC 822 date wins over the comment's epoch ms (which is 22:39:02)
+    assert article.published == datetime(2025, 2, 10, 22, 51, 4, tzinfo=UTC)
+    assert (
+        article.caption
+        == "美国总统唐纳德·特朗普在白宫椭圆形办公室会见日本首相石破茂。(2025年2月7日)"
+    )
+    assert article.dateline == "台北"
+    assert len(article.id) == 16
+
+
+def test_seed_paragraphs_and_sections(seed_text: str) -> None:
+    article = parse_seed(seed_text)
+    assert len(article.paragraphs) == 20
+    first = article.paragraphs[0]
+    assert first.section is None
+    assert first.text.startswith("日本首相石破茂2月7日与美国总统唐纳德·特朗普(Donald Trump)")
+    sections = []
+    for paragraph in article.paragraphs:
+        if paragraph.section not in sections:
+            sections.append(paragraph.section)
+    assert sections == [
+        None,
+        "重申美日同盟 地区战略再强化",
+        "会谈过程顺利 日方谨慎应对",
+        "防卫预算议题暂缓 未来或面临挑战",
+        "贸易合作：推动双赢发展",
+        "美日未来合作前景可期",
+    ]
+    assert all("<" not in p.text for p in article.paragraphs)
+    assert article.paragraphs[-1].text.endswith("成功化解了可能的冲突。")
+
+
+def test_seed_without_div_date_uses_comment_ms() -> None:
+    text = "<!--1739228342000-->\n[t](https://x.test/a)\n------\n\n<p>正文内容足够长的一段。</p>"
+    assert parse_seed(text).published == datetime(2025, 2, 10, 22, 59, 2, tzinfo=UTC)
+
+
+def test_entities_decoded_tags_stripped_links_keep_text() -> None:
+    text = (
+        "<!--1700000000000-->\n[A &amp; B](https://x.test/a)\n------\n\n"
+        '<p>美国&amp;日本 &lt;同盟&gt; 见<a href="https://x.test/b">这篇报道</a>。</p>'
+    )
+    article = parse_seed(text)
+    assert article.paragraphs[0].text == "美国&日本 <同盟> 见这篇报道。"
+
+
+def test_yaml_front_matter_and_div_wrapped_body(seed_text: str) -> None:
+    head, body = seed_text.split("------\n", 1)
+    wrapped = f"---\ntitle: x\nlayout: post\n---\n{head}------\n\n<div>\n{body.strip()}\n</div>\n"
+    article = parse_seed(wrapped)
+    assert article.url == SEED_URL
+    assert article.paragraphs == parse_seed(seed_text).paragraphs
+
+
+def test_other_feeds_nested_divs_br_chinese_date_no_p() -> None:
+    text = (
+        "<!--1595030400000-->\n[德国之声 报道](https://www.dw.com/zh/a-1)\n------\n\n"
+        "<div><div>2020年 7月 18日</div><div><div>第一段文字，讲述了事件。<br>第二段文字，"
+        "补充了细节。<br/><br/>第三段文字。</div></div></div>"
+    )
+    article = parse_seed(text)
+    assert article.published == datetime(2020, 7, 18, tzinfo=UTC)
+    assert [p.text for p in article.paragraphs][-3:] == [
+        "第一段文字，讲述了事件。",
+        "第二段文字，补充了细节。",
+        "第三段文字。",
+    ]
+
+
+def test_title_with_brackets_and_url_with_parenthesis() -> None:
+    text = (
+        "<!--1700000000000-->\n[[快讯] 美(日)会谈 [更新]](https://x.test/wiki/Summit_(2025))\n"
+        "------\n\n<p>一段正文内容在这里。</p>"
+    )
+    article = parse_seed(text)
+    assert article.title == "[快讯] 美(日)会谈 [更新]"
+    assert article.url == "https://x.test/wiki/Summit_(2025)"
+
+
+def test_crlf_bom_and_invalid_utf8(seed_text: str) -> None:
+    raw = b"\xef\xbb\xbf" + seed_text.replace("\n", "\r\n").encode("utf-8")
+    article = parse_seed(decode_seed(raw))
+    assert article.title.startswith("石破首访特朗普")
+    assert len(article.paragraphs) == 20
+    broken = seed_text.encode("utf-8").replace("审议官".encode(), b"\xff\xfe")
+    article = parse_seed(decode_seed(broken))
+    assert any("\ufffd" in p.text for p in article.paragraphs)
+
+
+def test_script_and_style_never_kept() -> None:
+    text = (
+        "<!--1700000000000-->\n[t](https://x.test/a)\n------\n\n"
+        "<script>alert('x'); var secret = 1;</script><style>p {color: red}</style>"
+        "<p>可见的正文内容。<script>document.write('隐藏')</script></p>"
+    )
+    article = parse_seed(text)
+    joined = " ".join(p.text for p in article.paragraphs)
+    assert joined == "可见的正文内容。"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "empty file"),
+        (b"   \n\n", "empty file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "binary"),
+        (b"just some notes, not an article\n", "no [title](url) header"),
+        (b"[t](https://x.test/a)\n------\n\n<p>no date anywhere</p>", "no publication date"),
+    ],
+)
+def test_files_that_cannot_be_understood_say_why(raw: bytes, reason: str) -> None:
+    with pytest.raises(SeedFormatError, match=re.escape(reason)):
+        parse_seed(decode_seed(raw))
+
+
+def test_ten_megabyte_file_parses(tmp_path: Path) -> None:
+    paragraph = "<p>" + "美日同盟在安全领域的合作方向包括加强威慑能力。" * 20 + "</p>"
+    head = "<!--1700000000000-->\n[big](https://x.test/big)\n------\n\n"
+    copies = 10 * 1024 * 1024 // len(paragraph.encode()) + 1
+    body = paragraph * copies
+    path = tmp_path / "big.txt"
+    path.write_text(head + body, encoding="utf-8")
+    assert path.stat().st_size > 10 * 1024 * 1024
+    article = read_seed_file(path, "big.txt")
+    assert len(article.paragraphs) == copies
+
+
+def test_unreadable_path_is_a_format_error(tmp_path: Path) -> None:
+    with pytest.raises(SeedFormatError, match="unreadable"):
+        read_seed_file(tmp_path / "missing.txt", "missing.txt")
+
+
+# --- passages ----------------------------------------------------------------------------------
+
+
+def test_passages_of_seed_caption_first_headings_excluded() -> None:
+    article = read_seed_file(SEED, SEED.name)
+    passages = passages_of(article)
+    assert passages[0].text == article.caption
+    assert passages[0].section is None
+    texts = [p.text for p in passages]
+    assert "重申美日同盟 地区战略再强化" not in texts
+    assert passages[2].section == "重申美日同盟 地区战略再强化"
+    assert [p.ordinal for p in passages] == list(range(len(passages)))
+    assert all(p.id == f"{article.id}:{p.ordinal}" for p in passages)
+    # every passage is text the reader sees in the article, unchanged
+    for p in passages[1:]:
+        assert any(p.text in para.text for para in article.paragraphs)
+
+
+def test_long_paragraph_split_at_sentence_ends() -> None:
+    sentence = "美日两国领导人在白宫举行会谈，讨论了防卫与贸易等多项议题。"
+    text = sentence * 30
+    pieces = split_long(text)
+    assert len(pieces) > 1
+    assert "".join(pieces) == text
+    assert all(len(p) <= PASSAGE_MAX_CHARS for p in pieces)
+    assert all(p.endswith("。") for p in pieces)
+
+
+def test_run_on_sentence_is_cut_at_commas() -> None:
+    text = "，".join(["这是一个没有句号的很长的分句"] * 60)
+    pieces = split_long(text)
+    assert "".join(pieces) == text
+    assert all(len(p) <= PASSAGE_MAX_CHARS for p in pieces)
+
+
+def test_tiny_fragments_merge_with_a_neighbour() -> None:
+    text = make_text(["（完）", "这是正常长度的一段正文内容。", "图为。", "另一段正常长度的正文。"])
+    passages = passages_of(parse_seed(text))
+    assert [p.text for p in passages] == [
+        "（完）\n这是正常长度的一段正文内容。\n图为。",
+        "另一段正常长度的正文。",
+    ]
+
+
+def make_text(paragraphs: list[str]) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return f"<!--1700000000000-->\n[t](https://x.test/a)\n------\n\n{body}"

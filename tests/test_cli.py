@@ -1,0 +1,134 @@
+"""`python -m retrieval`, run as users run it: a real process, real stdin and stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, make_seed
+
+HIT_KEYS = {
+    "rank",
+    "score",
+    "text",
+    "section",
+    "title",
+    "url",
+    "published",
+    "article_id",
+    "passage_id",
+}
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "retrieval", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def corpus(seeds_dir: Path) -> Path:
+    (seeds_dir / "mars.txt").write_text(
+        make_seed(
+            "火星探测",
+            "https://x.test/mars",
+            ["中国火星探测器天问一号成功着陆。"],
+            ms=1_800_000_000_000,
+        ),
+        encoding="utf-8",
+    )
+    (seeds_dir / "broken.txt").write_text("not a seed file\n", encoding="utf-8")
+    return seeds_dir
+
+
+def test_search_json_one_line_per_stdin_query_in_order(corpus: Path, tmp_path: Path) -> None:
+    stdin = "天问一号着陆\n\n德地秀士 延伸威慑的可信度\n完全无关的词语组合xyz\n"
+    result = run(
+        "search",
+        "--seeds",
+        str(corpus),
+        "--index-dir",
+        str(tmp_path / "i"),
+        "-k",
+        "2",
+        "--json",
+        stdin=stdin,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["query"] for line in lines] == [
+        "天问一号着陆",
+        "",
+        "德地秀士 延伸威慑的可信度",
+        "完全无关的词语组合xyz",
+    ]
+    assert lines[0]["hits"][0]["title"] == "火星探测"
+    assert lines[1]["hits"] == []
+    assert lines[3]["hits"] == []
+    hit = lines[2]["hits"][0]
+    assert set(hit) == HIT_KEYS
+    assert hit["rank"] == 1 and hit["score"] > 0
+    assert "德地秀士" in hit["text"]
+    assert hit["section"] == "重申美日同盟 地区战略再强化"
+    assert hit["published"] == "2025-02-10T22:51:04+00:00"
+    assert hit["passage_id"].startswith(hit["article_id"] + ":")
+    assert len(lines[2]["hits"]) == 2
+
+
+def test_search_readable_listing_from_arguments(corpus: Path) -> None:
+    result = run("search", "--seeds", str(corpus), "天问一号", "着陆")
+    assert result.returncode == 0
+    assert "? 天问一号 着陆" in result.stdout
+    assert "1. [" in result.stdout and "https://x.test/mars" in result.stdout
+
+
+def test_seeds_dir_from_environment(corpus: Path) -> None:
+    result = run("search", "天问一号", "--json", env={"SEEDS_DIR": str(corpus)})
+    assert json.loads(result.stdout)["hits"][0]["url"] == "https://x.test/mars"
+
+
+def test_latest_json_newest_first(corpus: Path) -> None:
+    result = run("latest", "--seeds", str(corpus), "-n", "5", "--json")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[0]["url"] == "https://x.test/mars"
+    assert len(rows) == 2
+    assert {"title", "url", "published"} <= set(rows[0])
+    assert rows[0]["published"] > rows[1]["published"]
+
+
+def test_stats_lists_skipped_files_with_reasons(corpus: Path) -> None:
+    result = run("stats", "--seeds", str(corpus))
+    assert result.returncode == 0
+    assert "articles: 2" in result.stdout
+    assert "passages: 22" in result.stdout
+    assert "broken.txt: no [title](url) header line" in result.stdout
+    assert "broken.txt" in result.stderr  # the one warning
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "--seeds", "/nonexistent/seeds", "x"], "does not exist"),
+        (["latest", "--seeds", "/etc/hostname"], "is not a directory"),
+        (["search", "-k", "0", "x"], "positive"),
+    ],
+)
+def test_expected_errors_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,252 @@
+"""The Library: search, latest, stats, and a persistent index that keeps up with the seeds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from retrieval import Library
+from retrieval.analysis import Analyzer
+from retrieval.index import load
+from tests.conftest import SEED, make_seed
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "index"
+
+
+def test_search_returns_hits_with_article_and_passage(seeds_dir: Path, index_dir: Path) -> None:
+    library = Library.from_dir(seeds_dir, index_dir)
+    hits = library.search("德地秀士怎么看美日联合声明", k=3)
+    assert hits, "expected a hit"
+    top = hits[0]
+    assert "德地秀士" in top.passage.text
+    assert top.article.title.startswith("石破首访特朗普")
+    assert top.article.url.endswith("/7969986.html")
+    assert top.article.published.tzinfo is not None
+    assert top.passage.section == "重申美日同盟 地区战略再强化"
+    assert top.score > 0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert any(top.passage.text[a:b] == "德地秀士" for a, b in top.spans)
+
+
+def test_traditional_query_with_regional_name_finds_the_passage(
+    seeds_dir: Path, index_dir: Path
+) -> None:
+    library = Library.from_dir(seeds_dir, index_dir)
+    hits = library.search("川普與石破茂會談後的聯合聲明", k=1)
+    assert "联合声明" in hits[0].passage.text
+
+
+def test_english_query_finds_english_names_inside_articles(
+    seeds_dir: Path, index_dir: Path
+) -> None:
+    library = Library.from_dir(seeds_dir, index_dir)
+    assert "Hudson Institute" in library.search("Hudson Institute", k=1)[0].passage.text
+    assert "LNG" in library.search("LNG", k=1)[0].passage.text
+
+
+@pytest.mark.parametrize("query", ["", "   ", "的了吗", "？？？", "😀😀", "xyzzy-nothing"])
+def test_queries_that_match_nothing_return_no_hits(
+    seeds_dir: Path, index_dir: Path, query: str
+) -> None:
+    assert Library.from_dir(seeds_dir, index_dir).search(query) == []
+
+
+def test_ties_break_deterministically(seeds_dir: Path, index_dir: Path) -> None:
+    for i in range(3):  # three articles with identical text: equal scores
+        (seeds_dir / f"dup{i}.txt").write_text(
+            make_seed(
+                f"标题{i}",
+                f"https://x.test/{i}",
+                ["完全相同的一段关于火星探测的文字。"],
+                ms=1_600_000_000_000 + i,
+            ),
+            encoding="utf-8",
+        )
+    library = Library.from_dir(seeds_dir, index_dir)
+    first = [h.article.url for h in library.search("火星探测", k=3)]
+    # newest article first among equals, and the same order every time and after a rebuild
+    assert first == ["https://x.test/2", "https://x.test/1", "https://x.test/0"]
+    shutil.rmtree(index_dir)
+    again = Library.from_dir(seeds_dir, index_dir)
+    assert [h.article.url for h in again.search("火星探测", k=3)] == first
+
+
+def test_latest_is_newest_first_and_stats_count(seeds_dir: Path, index_dir: Path) -> None:
+    (seeds_dir / "old.txt").write_text(
+        make_seed("旧闻", "https://x.test/old", ["很久以前的新闻内容。"], ms=1_500_000_000_000),
+        encoding="utf-8",
+    )
+    (seeds_dir / "sub").mkdir()
+    (seeds_dir / "sub" / "new.txt").write_text(
+        make_seed("新闻", "https://x.test/new", ["刚刚发生的新闻内容。"], ms=1_800_000_000_000),
+        encoding="utf-8",
+    )
+    library = Library.from_dir(seeds_dir, index_dir)
+    assert [a.title for a in library.latest(5)] == [
+        "新闻",
+        "石破首访特朗普：巩固美日同盟，打出防卫与贸易“双赢牌”",
+        "旧闻",
+    ]
+    assert len(library.latest(1)) == 1
+    stats = library.stats()
+    assert stats.articles == 3
+    assert stats.passages == 21 + 2
+    assert stats.newest == library.latest(1)[0].published
+    assert stats.skipped == ()
+
+
+def test_bad_files_are_skipped_with_one_warning_each(
+    seeds_dir: Path, index_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (seeds_dir / "empty.txt").write_bytes(b"")
+    (seeds_dir / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    (seeds_dir / "notes.md").write_text("no header here\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        library = Library.from_dir(seeds_dir, index_dir)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    assert any("empty.txt" in w and "empty file" in w for w in warnings)
+    assert any("binary.txt" in w and "binary" in w for w in warnings)
+    assert {s.path for s in library.stats().skipped} == {"empty.txt", "binary.txt", "notes.md"}
+    assert library.stats().articles == 1  # everything else is still indexed
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        Library.from_dir(seeds_dir, index_dir)  # unchanged files: no second warning
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_same_url_twice_indexed_once_newest_wins(seeds_dir: Path, index_dir: Path) -> None:
+    url = "https://x.test/same"
+    (seeds_dir / "a.txt").write_text(
+        make_seed("旧版本", url, ["初版的报道内容。"], ms=1_600_000_000_000), encoding="utf-8"
+    )
+    (seeds_dir / "b.txt").write_text(
+        make_seed("新版本", url, ["更新后的报道内容。"], ms=1_600_000_900_000), encoding="utf-8"
+    )
+    library = Library.from_dir(seeds_dir, index_dir)
+    assert library.stats().articles == 2
+    assert [a.title for a in library.latest(5)].count("新版本") == 1
+    assert "旧版本" not in [a.title for a in library.latest(5)]
+    assert library.search("初版") == []
+    # the winner disappears: the other copy comes back
+    (seeds_dir / "b.txt").unlink()
+    library.refresh()
+    assert "旧版本" in [a.title for a in library.latest(5)]
+
+
+def test_missing_or_unusable_seeds_dir_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Library.from_dir(tmp_path / "nope", tmp_path / "i")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        Library.from_dir(tmp_path / "file", tmp_path / "i")
+
+
+# --- the persistent, incremental index ---------------------------------------------------------
+
+
+def test_restart_loads_the_saved_index_without_parsing(seeds_dir: Path, index_dir: Path) -> None:
+    Library.from_dir(seeds_dir, index_dir)
+    # Same size and mtime but other words: a re-parse would find them, a loaded index does not.
+    seed = seeds_dir / SEED.name
+    st = seed.stat()
+    text = seed.read_text(encoding="utf-8").replace("德地秀士", "某某某某")
+    seed.write_text(text, encoding="utf-8")
+    os.utime(seed, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert seed.stat().st_size == st.st_size
+    library = Library.from_dir(seeds_dir, index_dir)
+    assert library.search("德地秀士")
+    assert not library.refresh()
+
+
+def test_added_changed_and_deleted_files_are_picked_up(seeds_dir: Path, index_dir: Path) -> None:
+    library = Library.from_dir(seeds_dir, index_dir)
+    added = seeds_dir / "mars.txt"
+    added.write_text(
+        make_seed("火星", "https://x.test/mars", ["火星探测器成功着陆。"]), encoding="utf-8"
+    )
+    assert library.refresh()
+    assert library.search("火星探测器")[0].article.title == "火星"
+    added.write_text(
+        make_seed("月球", "https://x.test/mars", ["月球车开始巡视。"]), encoding="utf-8"
+    )
+    assert library.refresh()
+    assert library.search("火星探测器") == []
+    assert library.search("月球车")[0].article.title == "月球"
+    assert library.search("德地秀士"), "the unchanged seed is still there"
+    added.unlink()
+    assert library.refresh()
+    assert library.search("月球车") == []
+    assert library.stats().articles == 1
+    # a fresh process sees the same thing from disk
+    assert Library.from_dir(seeds_dir, index_dir).stats().articles == 1
+
+
+def test_incremental_scores_equal_a_fresh_build(seeds_dir: Path, tmp_path: Path) -> None:
+    library = Library.from_dir(seeds_dir, tmp_path / "a")
+    for i in range(4):
+        (seeds_dir / f"n{i}.txt").write_text(
+            make_seed(
+                f"T{i}", f"https://x.test/{i}", [f"美日同盟第{i}次防卫合作会谈。", "石破茂表示。"]
+            ),
+            encoding="utf-8",
+        )
+        library.refresh()
+    (seeds_dir / "n1.txt").unlink()
+    library.refresh()
+    fresh = Library.from_dir(seeds_dir, tmp_path / "b")
+    for query in ("美日同盟 防卫", "石破茂", "会谈"):
+        ours = [(h.passage.id, round(h.score, 9)) for h in library.search(query, k=10)]
+        theirs = [(h.passage.id, round(h.score, 9)) for h in fresh.search(query, k=10)]
+        assert ours == theirs
+
+
+def test_analyzer_change_rebuilds(seeds_dir: Path, index_dir: Path, tmp_path: Path) -> None:
+    Library.from_dir(seeds_dir, index_dir)
+    extra = tmp_path / "aliases.tsv"
+    extra.write_text("谢博士\t谢文生\n", encoding="utf-8")
+    library = Library.from_dir(seeds_dir, index_dir, analyzer=Analyzer.default(extra))
+    assert "谢文生" in library.search("谢博士的看法", k=1)[0].passage.text
+    saved = load(index_dir)
+    assert saved is not None and saved.fingerprint == library.analyzer.fingerprint
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncate-array", "drop-manifest", "garbage-pointer", "bad-terms"]
+)
+def test_corrupt_index_is_rebuilt_not_served(
+    seeds_dir: Path, index_dir: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    Library.from_dir(seeds_dir, index_dir)
+    gen = index_dir / (index_dir / "CURRENT").read_text().strip()
+    if damage == "truncate-array":
+        path = gen / "indices.npy"
+        path.write_bytes(path.read_bytes()[:-40])
+    elif damage == "drop-manifest":
+        (gen / "manifest.json").unlink()
+    elif damage == "garbage-pointer":
+        (index_dir / "CURRENT").write_text("gen-does-not-exist")
+    else:
+        (gen / "terms.txt").write_text("a\nb", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        library = Library.from_dir(seeds_dir, index_dir)
+    assert any("rebuilding" in r.getMessage() for r in caplog.records)
+    assert "德地秀士" in library.search("德地秀士", k=1)[0].passage.text
+    assert load(index_dir) is not None
+
+
+def test_half_written_generation_is_ignored(seeds_dir: Path, index_dir: Path) -> None:
+    Library.from_dir(seeds_dir, index_dir)
+    # a save killed before its manifest and before CURRENT moved: leftovers, never read
+    (index_dir / "gen-crashed").mkdir()
+    (index_dir / "gen-crashed" / "indptr.npy").write_bytes(b"junk")
+    library = Library.from_dir(seeds_dir, index_dir)
+    assert library.search("德地秀士")
+    assert not library.refresh()

@@ -1,0 +1,76 @@
+"""The BM25 engine gives rank_bm25.BM25Okapi's scores exactly, touching only query postings."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25Okapi
+
+from retrieval.analysis import Analyzer
+from retrieval.articles import passages_of, read_seed_file
+from retrieval.scoring import build_postings, doc_norms, okapi_idf, score_terms, top_k
+from tests.conftest import SEED
+
+
+def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
+    """Our engine's score for every doc (0 where no query term occurs)."""
+    vocab: dict[str, int] = {}
+    ids = np.array([vocab.setdefault(t, len(vocab)) for doc in corpus for t in doc], np.int32)
+    lengths = np.array([len(doc) for doc in corpus], np.int64)
+    postings = build_postings(ids, lengths, len(vocab))
+    idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
+    docs, scores = score_terms(
+        postings, idf, doc_norms(postings.doc_len), [vocab.get(t, -1) for t in query]
+    )
+    full = np.zeros(len(corpus))
+    full[docs] = scores
+    return full
+
+
+def seed_corpus() -> list[list[str]]:
+    analyzer = Analyzer.default()
+    return [analyzer.terms(p.text) for p in passages_of(read_seed_file(SEED, SEED.name))]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["石破茂 特朗普 防卫", "美日同盟", "液化天然气 LNG 阿拉斯加", "德地秀士认为", "不存在的词"],
+)
+def test_scores_equal_rank_bm25_on_seed_passages(query: str) -> None:
+    corpus = seed_corpus()
+    terms = Analyzer.default().query_terms(query)
+    expected = BM25Okapi(corpus).get_scores(terms)
+    assert np.abs(engine_scores(corpus, terms) - expected).max() <= 1e-9
+
+
+def test_scores_equal_rank_bm25_with_negative_idf_and_repeats() -> None:
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(40)]
+    # "common" is in most docs (negative idf → epsilon floor); queries repeat a term
+    corpus = [
+        ["common"] * rng.randint(0, 3) + rng.choices(words, k=rng.randint(1, 30))
+        for _ in range(300)
+    ]
+    corpus.append([])  # an empty doc is legal and scores 0
+    reference = BM25Okapi(corpus)
+    for query in (["common"], ["w1", "w1", "w2"], ["w3", "common", "unknown"], ["w39"] * 3):
+        diff = np.abs(engine_scores(corpus, query) - reference.get_scores(query)).max()
+        assert diff <= 1e-9, query
+
+
+def test_top_k_orders_by_score_then_tiebreak_and_drops_zero_scores() -> None:
+    docs = np.array([0, 1, 2, 3, 4])
+    scores = np.array([1.0, 3.0, 3.0, 0.0, 2.0])
+    tiebreak = np.array([0, 9, 5, 1, 2])
+    assert top_k(docs, scores, 10, tiebreak) == [(2, 3.0), (1, 3.0), (4, 2.0), (0, 1.0)]
+    assert top_k(docs, scores, 2, tiebreak) == [(2, 3.0), (1, 3.0)]
+    assert top_k(docs, np.zeros(5), 3, tiebreak) == []
+
+
+def test_no_query_term_in_the_index_touches_nothing() -> None:
+    postings = build_postings(np.array([0, 1, 1], np.int32), np.array([2, 1]), 2)
+    idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), 2)
+    docs, scores = score_terms(postings, idf, doc_norms(postings.doc_len), [-1, 7])
+    assert docs.size == 0 and scores.size == 0
