@@ -24,7 +24,9 @@ import opencc
 import rjieba
 
 # Bump when the analysis changes in a way that alters index terms: saved indexes rebuild.
-ANALYZER_VERSION = 3
+ANALYZER_VERSION = 4
+# Each passage is indexed with its article's title terms this many times.
+TITLE_WEIGHT = 2
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # 中文名(English Name): the gloss tells us the Chinese run before it is one name.
@@ -108,7 +110,9 @@ class Analyzer:
     @cached_property
     def fingerprint(self) -> str:
         """Changes whenever the terms this analyzer produces could change."""
-        h = hashlib.sha256(f"v{ANALYZER_VERSION}|rjieba-{version('rjieba')}".encode())
+        h = hashlib.sha256(
+            f"v{ANALYZER_VERSION}|t{TITLE_WEIGHT}|rjieba-{version('rjieba')}".encode()
+        )
         for k, v in sorted(self.aliases.items()):
             h.update(f"a|{k}|{v}\n".encode())
         for w in sorted(self.stopwords):

@@ -25,7 +25,7 @@ class Postings:
 
     indptr: np.ndarray  # int64, len = n_terms + 1
     indices: np.ndarray  # int32 doc numbers, ascending within a term
-    tf: np.ndarray  # float32 term frequencies
+    tf: np.ndarray  # uint16 term frequencies
     doc_len: np.ndarray  # float64 token count of each doc
 
     @property
@@ -58,7 +58,9 @@ def score_terms(
     k1: float = K1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores of every doc that holds at least one query term: (doc numbers, scores)."""
-    counts = Counter(t for t in term_ids if 0 <= t < idf.shape[0] and idf[t] != 0)
+    # every term that occurs counts, even with idf 0 or below (tiny collections): a passage
+    # holding a query term is a match; only passages holding none are never returned
+    counts = Counter(t for t in term_ids if 0 <= t < idf.shape[0])
     if not counts:
         return np.empty(0, np.int64), np.empty(0, np.float64)
     scores = np.zeros(postings.n_docs, dtype=np.float64)
@@ -76,9 +78,7 @@ def score_terms(
 def top_k(
     docs: np.ndarray, scores: np.ndarray, k: int, tiebreak: np.ndarray
 ) -> list[tuple[int, float]]:
-    """The k best (doc, score) pairs with a positive score; ties go to the lower tiebreak rank."""
-    keep = scores > 0
-    docs, scores = docs[keep], scores[keep]
+    """The k best (doc, score) pairs; ties go to the lower tiebreak rank."""
     if k <= 0 or docs.size == 0:
         return []
     if docs.size > k:
@@ -88,26 +88,3 @@ def top_k(
         docs, scores = docs[tied], scores[tied]
     order = np.lexsort((tiebreak[docs], -scores))[:k]
     return [(int(docs[i]), float(scores[i])) for i in order]
-
-
-def build_postings(term_ids: np.ndarray, doc_lengths: np.ndarray, n_terms: int) -> Postings:
-    """Postings from all docs' term ids laid end to end (doc i owns doc_lengths[i] of them)."""
-    from scipy import sparse
-
-    rows = np.repeat(np.arange(doc_lengths.shape[0], dtype=np.int32), doc_lengths)
-    ones = np.ones(term_ids.shape[0], dtype=np.float32)
-    shape = (doc_lengths.shape[0], n_terms)
-    matrix = sparse.csc_matrix((ones, (rows, term_ids.astype(np.int32))), shape=shape)
-    return postings_from_csc(matrix, doc_lengths.astype(np.float64))
-
-
-def postings_from_csc(matrix, doc_len: np.ndarray) -> Postings:
-    """Wrap a scipy CSC matrix (docs x terms, tf values) as Postings."""
-    matrix.sum_duplicates()
-    matrix.sort_indices()
-    return Postings(
-        np.asarray(matrix.indptr, dtype=np.int64),
-        np.asarray(matrix.indices, dtype=np.int32),
-        np.asarray(matrix.data, dtype=np.float32),
-        np.asarray(doc_len, dtype=np.float64),
-    )

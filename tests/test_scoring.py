@@ -7,11 +7,21 @@ import random
 import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
+from scipy import sparse
 
 from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_seed_file
-from retrieval.scoring import build_postings, doc_norms, okapi_idf, score_terms, top_k
+from retrieval.scoring import Postings, doc_norms, okapi_idf, score_terms, top_k
 from tests.conftest import SEED
+
+
+def build_postings(ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> Postings:
+    """Postings built independently of the index code: scipy sums the repeated (doc, term)."""
+    rows = np.repeat(np.arange(lengths.shape[0]), lengths)
+    ones = np.ones(ids.shape[0], np.uint16)
+    csc = sparse.csc_matrix((ones, (rows, ids)), shape=(lengths.shape[0], n_terms))
+    csc.sum_duplicates()
+    return Postings(csc.indptr, csc.indices, csc.data, lengths.astype(np.float64))
 
 
 def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
@@ -60,13 +70,26 @@ def test_scores_equal_rank_bm25_with_negative_idf_and_repeats() -> None:
         assert diff <= 1e-9, query
 
 
-def test_top_k_orders_by_score_then_tiebreak_and_drops_zero_scores() -> None:
+def test_top_k_orders_by_score_then_tiebreak() -> None:
     docs = np.array([0, 1, 2, 3, 4])
-    scores = np.array([1.0, 3.0, 3.0, 0.0, 2.0])
+    scores = np.array([1.0, 3.0, 3.0, -0.5, 2.0])
     tiebreak = np.array([0, 9, 5, 1, 2])
-    assert top_k(docs, scores, 10, tiebreak) == [(2, 3.0), (1, 3.0), (4, 2.0), (0, 1.0)]
+    assert top_k(docs, scores, 10, tiebreak) == [(2, 3.0), (1, 3.0), (4, 2.0), (0, 1.0), (3, -0.5)]
     assert top_k(docs, scores, 2, tiebreak) == [(2, 3.0), (1, 3.0)]
-    assert top_k(docs, np.zeros(5), 3, tiebreak) == []
+    assert top_k(docs[:0], scores[:0], 3, tiebreak) == []
+
+
+def test_a_term_with_zero_idf_still_matches() -> None:
+    # "common" is in exactly half the docs: idf = ln(2.5 / 2.5) = 0, yet those docs hold it
+    corpus = [["common", "a"], ["common", "b"], ["c"], ["d"]]
+    vocab = {"common": 0, "a": 1, "b": 2, "c": 3, "d": 4}
+    ids = np.array([vocab[t] for doc in corpus for t in doc], np.int32)
+    postings = build_postings(ids, np.array([len(d) for d in corpus]), len(vocab))
+    idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
+    assert idf[0] == 0.0
+    docs, scores = score_terms(postings, idf, doc_norms(postings.doc_len), [0])
+    assert docs.tolist() == [0, 1]
+    assert scores.tolist() == [0.0, 0.0] == BM25Okapi(corpus).get_scores(["common"])[:2].tolist()
 
 
 def test_no_query_term_in_the_index_touches_nothing() -> None:
