@@ -516,7 +516,11 @@ def run_ingest(urls: Sequence[str], seeds_dir: Path) -> int:
     if not urls:
         print("ingest: no feed URLs given", file=sys.stderr)
         return 2
-    reports = ingest_feeds(urls, seeds_dir)
+    try:
+        reports = ingest_feeds(urls, seeds_dir)
+    except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
+        print(f"ingest: cannot read seeds directory: {exc}", file=sys.stderr)
+        return 2
     for report in reports:
         for note in report.notes:
             print(f"{report.url}: {note}", file=sys.stderr)
