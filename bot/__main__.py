@@ -1,0 +1,70 @@
+"""`python -m bot` runs the Telegram bot; `python -m bot --console` answers in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from dotenv import load_dotenv
+
+from .logs import configure_logging
+from .settings import Settings, SettingsError
+
+logger = logging.getLogger("bot")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="answer questions typed in the terminal (no token needed)",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=("zh-Hans", "zh-Hant", "en"),
+        default="zh-Hans",
+        help="language of the bot's own words in --console mode",
+    )
+    parser.add_argument("--env-file", default=".env", help="settings file to read (default: .env)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()  # first, so even settings errors go through the token filter
+    # Real environment variables win over the file.
+    load_dotenv(args.env_file, override=False)
+    try:
+        settings = Settings.from_env(os.environ, require_token=not args.console)
+    except SettingsError as exc:
+        logger.error("%s", exc)
+        return 2
+    configure_logging(settings.log_level, secrets=[settings.token or ""])
+
+    # Imported late: the retrieval stack (jieba, numpy…) is slow to import and not needed
+    # to report a settings error.
+    from retrieval import Library
+
+    try:
+        library = Library.from_dir(settings.seeds_dir, index_dir=settings.index_dir)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        logger.error("SEEDS_DIR: %s is not a readable directory (%s)", settings.seeds_dir, exc)
+        return 2
+
+    if args.console:
+        from .console import run_console
+
+        return run_console(library, args.lang, settings.results_per_page, sys.stdin, sys.stdout)
+
+    from .app import build_application, run
+
+    run(build_application(settings, library), settings)
+    logger.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Build the Application (every handler registered in one block) and run it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, NetworkError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseRateLimiter,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from retrieval import Library
+
+from .handlers import BotHandlers
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Only what the bot handles: Telegram then never sends edited messages or channel posts.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
+NETWORK_RETRIES = 3
+NETWORK_RETRY_DELAY = 0.5  # seconds, doubled on each retry
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """AIORateLimiter (flood limits, waits out 429 retry_after) that also retries requests
+    which failed on the network. BadRequest is a NetworkError subclass in PTB but is final."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict | list[dict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict | list[dict]:
+        delay = NETWORK_RETRY_DELAY
+        for attempt in range(NETWORK_RETRIES + 1):
+            try:
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, data, rate_limit_args
+                )
+            except BadRequest:
+                raise
+            except NetworkError as exc:
+                # getUpdates has its own retry loop in the Updater.
+                if attempt == NETWORK_RETRIES or endpoint == "getUpdates":
+                    raise
+                logger.warning("%s failed (%s); retrying in %.1f s", endpoint, exc, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+
+def build_application(
+    settings: Settings, library: Library, rate_limiter: BaseRateLimiter | None = None
+) -> Application:
+    """The bot, wired to `library`, talking to settings.api_root. `rate_limiter` defaults to
+    Telegram's flood limits with retries; the load benchmark passes an unlimited one."""
+    h = BotHandlers(library, settings)
+    application = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+            )
+        )
+        .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
+        # Many chats at once; retrieval runs in threads so the loop stays free.
+        .concurrent_updates(True)
+        .post_init(h.post_init)
+        .build()
+    )
+
+    new_message = filters.UpdateType.MESSAGE  # not edited messages, not channel posts
+    private = filters.ChatType.PRIVATE & new_message
+    groups = filters.ChatType.GROUPS & new_message
+    application.add_handlers(
+        [
+            CommandHandler(["start", "help"], h.help, filters=new_message),
+            CommandHandler("latest", h.latest, filters=new_message),
+            CommandHandler("ask", h.ask, filters=new_message),
+            CommandHandler("about", h.about, filters=new_message),
+            CommandHandler("reload", h.reload, filters=new_message),
+            MessageHandler(private & filters.COMMAND, h.unknown_command),
+            MessageHandler(private & filters.TEXT, h.private_text),
+            MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
+            # Stickers, photos, voice… in private chats; service messages are left alone.
+            MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text),
+            CallbackQueryHandler(h.page_button),
+            InlineQueryHandler(h.inline),
+        ]
+    )
+    application.add_error_handler(h.on_error)
+
+    if settings.reload_seconds > 0:
+        application.job_queue.run_repeating(
+            h.refresh_library,
+            interval=settings.reload_seconds,
+            first=settings.reload_seconds,
+            name="refresh-library",
+        )
+    return application
+
+
+def webhook_kwargs(settings: Settings) -> dict[str, Any]:
+    """Arguments for Updater.start_webhook / Application.run_webhook."""
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": settings.webhook_path,
+        "webhook_url": settings.webhook_url,
+        # PTB's webhook server answers 403 to requests without this header value.
+        "secret_token": settings.webhook_secret,
+        "allowed_updates": ALLOWED_UPDATES,
+    }
+
+
+def run(application: Application, settings: Settings) -> None:
+    """Long polling, or a webhook server when WEBHOOK_URL is set; SIGINT/SIGTERM stop it."""
+    if settings.webhook_url:
+        logger.info(
+            "webhook server on %s:%s/%s",
+            settings.webhook_listen,
+            settings.webhook_port,
+            settings.webhook_path,
+        )
+        application.run_webhook(**webhook_kwargs(settings))
+    else:
+        logger.info("long polling %s", settings.api_root)
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)

@@ -1,0 +1,372 @@
+"""Thin async handlers: parse the update, run a reply function in a thread, send the result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ContextTypes
+
+from retrieval import Library
+
+from . import replies
+from .i18n import Lang, pick_language, t
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PAGE_STORE_SIZE = 5000  # page state for the newest answers; older buttons answer "expired"
+TEXT_ONLY_HINT_SECONDS = 600  # at most one "send text" hint per chat per 10 minutes
+_CALLBACK_RE = re.compile(r"p:([A-Za-z0-9_-]{1,16}):(\d{1,2})")
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+@dataclass(slots=True)
+class PageState:
+    """What a "next page" button needs; callback data only carries its short key."""
+
+    question: str
+    chat_id: int
+    user_id: int | None
+    message_id: int | None = None
+
+
+class PageStore:
+    """Bounded LRU of page states, keyed by a short random key (callback data ≤ 64 bytes)."""
+
+    def __init__(self, size: int = PAGE_STORE_SIZE) -> None:
+        self._items: OrderedDict[str, PageState] = OrderedDict()
+        self._size = size
+
+    def add(self, state: PageState) -> str:
+        key = secrets.token_urlsafe(6)
+        self._items[key] = state
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> PageState | None:
+        state = self._items.get(key)
+        if state is not None:
+            self._items.move_to_end(key)
+        return state
+
+
+def user_lang(update: Update) -> Lang:
+    user = update.effective_user
+    return pick_language(user.language_code if user else None)
+
+
+def reply_args(message: Message) -> dict:
+    """Thread the reply to the asker's message, still sending if that message was deleted."""
+    return {
+        "reply_parameters": ReplyParameters(
+            message_id=message.message_id, allow_sending_without_reply=True
+        )
+    }
+
+
+def text_after_command(message: Message) -> str:
+    """The text after "/cmd" or "/cmd@bot" (keeps the question's own line breaks readable)."""
+    parts = (message.text or "").split(maxsplit=1)
+    return parts[1] if len(parts) > 1 else ""
+
+
+def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bool, str]:
+    """(mentioned?, text without the mentions of this bot). Entity offsets are UTF-16 units."""
+    text = message.text or ""
+    encoded = text.encode("utf-16-le")
+    mentioned = False
+    cuts: list[tuple[int, int]] = []
+    for entity in message.entities:
+        piece = encoded[2 * entity.offset : 2 * (entity.offset + entity.length)].decode("utf-16-le")
+        ours = (entity.type == MessageEntity.MENTION and piece[1:].lower() == username.lower()) or (
+            entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot_id
+        )
+        if ours:
+            mentioned = True
+            cuts.append((2 * entity.offset, 2 * (entity.offset + entity.length)))
+    for start, end in sorted(cuts, reverse=True):
+        encoded = encoded[:start] + " ".encode("utf-16-le") + encoded[end:]
+    return mentioned, encoded.decode("utf-16-le")
+
+
+class BotHandlers:
+    """The bot's handlers, sharing the library, the settings and the page store."""
+
+    def __init__(self, library: Library, settings: Settings) -> None:
+        self.library = library
+        self.settings = settings
+        self.pages = PageStore()
+
+    # ---- questions ----------------------------------------------------------------------
+
+    async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, raw: str) -> None:
+        """Answer `raw` as a question, threaded to the asker's message."""
+        message = update.effective_message
+        lang = user_lang(update)
+        question = replies.clean_question(raw)
+        logger.debug("question in chat %s: %r", message.chat_id, question)
+        if not question:
+            example = await asyncio.to_thread(replies.usage_example, self.library, lang)
+            await message.reply_text(t(lang, "ask_usage", example=example), **reply_args(message))
+            return
+        per_page = self.settings.results_per_page
+        result = await asyncio.to_thread(
+            replies.answer, self.library, question, lang, per_page=per_page
+        )
+        state = key = None
+        if result.has_more:
+            user = update.effective_user
+            state = PageState(question, message.chat_id, user.id if user else None)
+            key = self.pages.add(state)
+        sent = await message.reply_text(
+            result.html,
+            reply_markup=self._keyboard(key, 0, result.has_more, lang),
+            **reply_args(message),
+        )
+        if state is not None:
+            state.message_id = sent.message_id
+
+    def _keyboard(
+        self, key: str | None, page: int, has_more: bool, lang: Lang
+    ) -> InlineKeyboardMarkup | None:
+        if key is None:
+            return None
+        buttons = []
+        if page > 0:
+            buttons.append(
+                InlineKeyboardButton(t(lang, "prev_page"), callback_data=f"p:{key}:{page - 1}")
+            )
+        if has_more:
+            buttons.append(
+                InlineKeyboardButton(t(lang, "next_page"), callback_data=f"p:{key}:{page + 1}")
+            )
+        return InlineKeyboardMarkup([buttons]) if buttons else None
+
+    async def private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Private chat: any text message is a question."""
+        await self._answer(update, context, update.effective_message.text)
+
+    async def ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/ask <question> in any chat."""
+        await self._answer(update, context, text_after_command(update.effective_message))
+
+    async def group_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Groups: answer replies to the bot and @mentions of it; ignore everything else."""
+        message = update.effective_message
+        bot = context.bot
+        mentioned, text = strip_bot_mentions(message, bot.id, bot.username)
+        replied = message.reply_to_message
+        to_bot = (
+            replied is not None and replied.from_user is not None and replied.from_user.id == bot.id
+        )
+        if not (mentioned or to_bot):
+            return
+        if not replies.clean_question(text):
+            lang = user_lang(update)
+            await message.reply_text(
+                t(lang, "mention_usage", bot=bot.username), **reply_args(message)
+            )
+            return
+        await self._answer(update, context, text)
+
+    async def page_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A "next/previous page" button: edit the answer in place."""
+        query = update.callback_query
+        lang = user_lang(update)
+        match = _CALLBACK_RE.fullmatch(query.data or "")
+        state = self.pages.get(match.group(1)) if match else None
+        message = query.message
+        if (
+            state is None
+            or message is None
+            or state.chat_id != message.chat.id
+            or state.message_id != message.message_id
+        ):
+            await query.answer(t(lang, "stale_button"), show_alert=False)
+            return
+        if state.user_id is not None and query.from_user.id != state.user_id:
+            await query.answer(t(lang, "foreign_button"))
+            return
+        page = int(match.group(2))
+        result = await asyncio.to_thread(
+            replies.answer,
+            self.library,
+            state.question,
+            lang,
+            page=page,
+            per_page=self.settings.results_per_page,
+        )
+        if not result.found:  # the library changed since; this page no longer exists
+            await query.answer(t(lang, "stale_button"))
+            return
+        await query.answer()
+        try:
+            await query.edit_message_text(
+                result.html,
+                reply_markup=self._keyboard(match.group(1), result.page, result.has_more, lang),
+            )
+        except BadRequest as exc:
+            # A double tap asks for the page already shown; Telegram calls that an error.
+            if "not modified" not in str(exc).lower():
+                raise
+
+    # ---- commands -----------------------------------------------------------------------
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/start and /help: what the bot does, with example questions from its articles."""
+        message = update.effective_message
+        text = await asyncio.to_thread(
+            replies.help_text, self.library, user_lang(update), context.bot.username
+        )
+        await message.reply_text(text, **reply_args(message))
+
+    async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/latest [n]: the newest articles."""
+        message = update.effective_message
+        text = await asyncio.to_thread(
+            replies.latest, self.library, text_after_command(message), user_lang(update)
+        )
+        await message.reply_text(text, **reply_args(message))
+
+    async def about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/about: how many articles and passages, the newest date."""
+        message = update.effective_message
+        admin = self._is_admin(update)
+        text = await asyncio.to_thread(replies.about, self.library, user_lang(update), admin=admin)
+        await message.reply_text(text, **reply_args(message))
+
+    async def reload(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/reload (admins only): rescan the seeds directory now."""
+        message = update.effective_message
+        lang = user_lang(update)
+        if not self._is_admin(update):
+            await message.reply_text(t(lang, "admin_only"), **reply_args(message))
+            return
+        changed = await asyncio.to_thread(self.library.refresh)
+        result = t(lang, "reload_changed" if changed else "reload_unchanged")
+        await message.reply_text(t(lang, "reload_done", result=result), **reply_args(message))
+
+    async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Private chat: a command the bot does not have."""
+        message = update.effective_message
+        await message.reply_text(t(user_lang(update), "unknown_command"), **reply_args(message))
+
+    async def non_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Private chat: stickers, photos, voice…: one gentle hint now and then, never a flood."""
+        now = time.monotonic()
+        last = context.chat_data.get("text_only_hint_at") if context.chat_data is not None else None
+        if last is not None and now - last < TEXT_ONLY_HINT_SECONDS:
+            return
+        if context.chat_data is not None:
+            context.chat_data["text_only_hint_at"] = now
+        message = update.effective_message
+        await message.reply_text(t(user_lang(update), "text_only"), **reply_args(message))
+
+    def _is_admin(self, update: Update) -> bool:
+        user = update.effective_user
+        return user is not None and user.id in self.settings.admin_user_ids
+
+    # ---- inline -------------------------------------------------------------------------
+
+    async def inline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """@bot question: passages as shareable results; an empty query lists the newest."""
+        query = update.inline_query
+        lang = pick_language(query.from_user.language_code)
+        items = await asyncio.to_thread(replies.inline_items, self.library, query.query)
+        results = [
+            InlineQueryResultArticle(
+                id=item.id,
+                title=item.title,
+                description=item.description,
+                url=item.url,
+                input_message_content=InputTextMessageContent(
+                    item.html, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+                ),
+            )
+            for item in items
+        ]
+        button = None
+        if not results:
+            button = InlineQueryResultsButton(
+                text=t(lang, "inline_no_results"), start_parameter="help"
+            )
+        # Short cache: the archive grows while the bot runs.
+        await query.answer(results, cache_time=30, button=button)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def post_init(self, application: Application) -> None:
+        """Register the command list; a failure there must not keep the bot from starting."""
+
+        async def register(language_code: str | None, lang: Lang) -> None:
+            names = ("ask", "latest", "about", "help")
+            commands = [BotCommand(name, t(lang, f"cmd_{name}")) for name in names]
+            try:
+                await application.bot.set_my_commands(commands, language_code=language_code)
+            except TelegramError as exc:
+                logger.warning("setMyCommands failed (%s); the command menu may be outdated", exc)
+
+        # Both at once: with network retries, a flaky start costs one back-off, not two.
+        await asyncio.gather(register(None, "zh-Hans"), register("en", "en"))
+        stats = await asyncio.to_thread(self.library.stats)
+        logger.info(
+            "@%s ready: %d articles, %d passages",
+            application.bot.username,
+            stats.articles,
+            stats.passages,
+        )
+
+    async def refresh_library(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """JobQueue: pick up new seed files without a restart."""
+        try:
+            changed = await asyncio.to_thread(self.library.refresh)
+        except Exception:
+            logger.exception("refreshing the library failed; keeping the previous snapshot")
+            return
+        if changed:
+            stats = await asyncio.to_thread(self.library.stats)
+            logger.info(
+                "library refreshed: %d articles, %d passages", stats.articles, stats.passages
+            )
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log any handler error and tell the user, where there is someone to tell."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        logger.error("error while handling update %s", update_id, exc_info=context.error)
+        if not isinstance(update, Update):
+            return
+        logger.debug("the update was: %s", update.to_dict())
+        lang = user_lang(update)
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(t(lang, "error"))
+            elif (
+                update.effective_message is not None
+                and update.effective_chat.type != ChatType.CHANNEL
+            ):
+                message = update.effective_message
+                await message.reply_text(t(lang, "error"), **reply_args(message))
+        except TelegramError as exc:
+            logger.warning("could not tell the user about the error: %s", exc)

@@ -1,0 +1,201 @@
+"""The bot's own words in simplified Chinese, traditional Chinese and English.
+
+Templates are trusted Telegram HTML; every {placeholder} must be filled with escaped text
+(render.py does that). Passages from the articles are never translated.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh-Hans", "zh-Hant", "en"]
+DEFAULT_LANG: Lang = "zh-Hans"
+
+# Telegram sends the client's IETF tag (e.g. "zh-hans", "zh-TW", "en-GB") or nothing.
+_TRADITIONAL = ("zh-tw", "zh-hk", "zh-mo", "zh-hant")
+
+
+def pick_language(language_code: str | None) -> Lang:
+    """The language for the bot's own words, from a Telegram user's language_code."""
+    if not language_code:
+        return DEFAULT_LANG
+    code = language_code.strip().lower().replace("_", "-")
+    if code == "en" or code.startswith("en-"):
+        return "en"
+    if any(code == t or code.startswith(t + "-") for t in _TRADITIONAL):
+        return "zh-Hant"
+    return DEFAULT_LANG
+
+
+_STRINGS: dict[str, dict[Lang, str]] = {
+    "help": {
+        "zh-Hans": (
+            "👋 我是新闻问答机器人。直接向我提问，我会从 {articles} 篇新闻文章里找出最相关的段落，"
+            "并附上原文链接和日期。\n\n"
+            "<b>可以这样问：</b>\n{examples}\n\n"
+            "<b>命令</b>\n"
+            "/ask 问题 — 提问（群组里用 /ask@{bot}）\n"
+            "/latest [n] — 最新的 n 篇文章\n"
+            "/about — 收录了多少文章\n"
+            "/help — 这份说明\n\n"
+            "在群组里：用 /ask@{bot} 提问，或回复我的消息追问。"
+            "在任何聊天里输入 @{bot} 加问题，可以直接分享答案。"
+        ),
+        "zh-Hant": (
+            "👋 我是新聞問答機器人。直接向我提問，我會從 {articles} 篇新聞文章裡找出最相關的段落，"
+            "並附上原文連結和日期。\n\n"
+            "<b>可以這樣問：</b>\n{examples}\n\n"
+            "<b>指令</b>\n"
+            "/ask 問題 — 提問（群組裡用 /ask@{bot}）\n"
+            "/latest [n] — 最新的 n 篇文章\n"
+            "/about — 收錄了多少文章\n"
+            "/help — 這份說明\n\n"
+            "在群組裡：用 /ask@{bot} 提問，或回覆我的訊息追問。"
+            "在任何聊天裡輸入 @{bot} 加問題，可以直接分享答案。"
+        ),
+        "en": (
+            "👋 I answer questions about the news. Ask me anything and I will find the most "
+            "relevant passages in {articles} news articles (mostly in Chinese), with a link to "
+            "the source and its date.\n\n"
+            "<b>Try asking:</b>\n{examples}\n\n"
+            "<b>Commands</b>\n"
+            "/ask question — ask (in groups: /ask@{bot})\n"
+            "/latest [n] — the n newest articles\n"
+            "/about — what the archive holds\n"
+            "/help — this message\n\n"
+            "In groups, use /ask@{bot} or reply to one of my messages. "
+            "In any chat, type @{bot} and a question to share an answer."
+        ),
+    },
+    "no_examples": {
+        "zh-Hans": "（还没有收录任何文章）",
+        "zh-Hant": "（還沒有收錄任何文章）",
+        "en": "(no articles yet)",
+    },
+    # Example questions are built from headings of the articles the bot holds.
+    "example_question": {
+        "zh-Hans": "{topic}是怎么回事？",
+        "zh-Hant": "{topic}是怎麼回事？",
+        "en": "{topic}是怎么回事？",
+    },
+    "results_header": {
+        "zh-Hans": "🔎 关于「{question}」的相关段落（第 {page} 页）：",
+        "zh-Hant": "🔎 關於「{question}」的相關段落（第 {page} 頁）：",
+        "en": "🔎 Passages about “{question}” (page {page}):",
+    },
+    "no_results": {
+        "zh-Hans": (
+            "没有找到与「{question}」相关的内容。换个说法试试，或者用 /latest 看看最新的文章。"
+        ),
+        "zh-Hant": (
+            "沒有找到與「{question}」相關的內容。換個說法試試，或者用 /latest 看看最新的文章。"
+        ),
+        "en": (
+            "Nothing found for “{question}”. Try rephrasing (the articles are mostly in "
+            "Chinese), or see the newest articles with /latest."
+        ),
+    },
+    "next_page": {"zh-Hans": "下一页 ›", "zh-Hant": "下一頁 ›", "en": "Next ›"},
+    "prev_page": {"zh-Hans": "‹ 上一页", "zh-Hant": "‹ 上一頁", "en": "‹ Previous"},
+    "ask_usage": {
+        "zh-Hans": "用法：/ask 你的问题，例如 /ask {example}",
+        "zh-Hant": "用法：/ask 你的問題，例如 /ask {example}",
+        "en": "Usage: /ask your question, for example /ask {example}",
+    },
+    "mention_usage": {
+        "zh-Hans": "在 @{bot} 后面写上你的问题，我就会回答。",
+        "zh-Hant": "在 @{bot} 後面寫上你的問題，我就會回答。",
+        "en": "Write your question after @{bot} and I will answer.",
+    },
+    "latest_usage": {
+        "zh-Hans": "用法：/latest [n]，n 是 1 到 {max} 之间的数字。",
+        "zh-Hant": "用法：/latest [n]，n 是 1 到 {max} 之間的數字。",
+        "en": "Usage: /latest [n], where n is a number from 1 to {max}.",
+    },
+    "latest_header": {
+        "zh-Hans": "🗞 最新的 {n} 篇文章：",
+        "zh-Hant": "🗞 最新的 {n} 篇文章：",
+        "en": "🗞 The {n} newest articles:",
+    },
+    "latest_empty": {
+        "zh-Hans": "还没有收录任何文章。",
+        "zh-Hant": "還沒有收錄任何文章。",
+        "en": "There are no articles yet.",
+    },
+    "about": {
+        "zh-Hans": "📚 收录了 {articles} 篇文章、{passages} 个段落，最新文章日期：{newest}。",
+        "zh-Hant": "📚 收錄了 {articles} 篇文章、{passages} 個段落，最新文章日期：{newest}。",
+        "en": "📚 {articles} articles, {passages} passages; newest article: {newest}.",
+    },
+    "about_skipped": {
+        "zh-Hans": "⚠️ 无法读取的文件 {count} 个：",
+        "zh-Hant": "⚠️ 無法讀取的檔案 {count} 個：",
+        "en": "⚠️ {count} files could not be read:",
+    },
+    "none": {"zh-Hans": "无", "zh-Hant": "無", "en": "none"},
+    "error": {
+        "zh-Hans": "😵 出了点问题，没能处理这条消息。请稍后再试。",
+        "zh-Hant": "😵 出了點問題，沒能處理這則訊息。請稍後再試。",
+        "en": "😵 Something went wrong while handling that. Please try again later.",
+    },
+    "stale_button": {
+        "zh-Hans": "这个按钮已经过期了，请重新提问。",
+        "zh-Hant": "這個按鈕已經過期了，請重新提問。",
+        "en": "This button has expired. Please ask again.",
+    },
+    "foreign_button": {
+        "zh-Hans": "只有提问的人可以翻页，你也可以自己问一次。",
+        "zh-Hant": "只有提問的人可以翻頁，你也可以自己問一次。",
+        "en": "Only the person who asked can turn the pages. Feel free to ask yourself.",
+    },
+    "text_only": {
+        "zh-Hans": "我只能读懂文字问题。请用文字提问，或发送 /help 查看用法。",
+        "zh-Hant": "我只能讀懂文字問題。請用文字提問，或傳送 /help 查看用法。",
+        "en": "I can only read text questions. Type a question, or send /help.",
+    },
+    "unknown_command": {
+        "zh-Hans": "我不认识这个命令。发送 /help 查看用法，或者直接提问。",
+        "zh-Hant": "我不認識這個指令。傳送 /help 查看用法，或者直接提問。",
+        "en": "I don't know that command. Send /help, or just ask a question.",
+    },
+    "inline_no_results": {
+        "zh-Hans": "没有找到相关内容 · 打开机器人",
+        "zh-Hant": "沒有找到相關內容 · 開啟機器人",
+        "en": "Nothing found · open the bot",
+    },
+    "reload_done": {
+        "zh-Hans": "已重新扫描文章目录：{result}。",
+        "zh-Hant": "已重新掃描文章目錄：{result}。",
+        "en": "Rescanned the articles: {result}.",
+    },
+    "reload_changed": {"zh-Hans": "有更新", "zh-Hant": "有更新", "en": "changes loaded"},
+    "reload_unchanged": {"zh-Hans": "没有变化", "zh-Hant": "沒有變化", "en": "no changes"},
+    "admin_only": {
+        "zh-Hans": "这个命令只有管理员可以用。",
+        "zh-Hant": "這個指令只有管理員可以用。",
+        "en": "Only admins can use this command.",
+    },
+    # setMyCommands descriptions (plain text, 1-256 characters).
+    "cmd_ask": {"zh-Hans": "提问", "zh-Hant": "提問", "en": "Ask a question"},
+    "cmd_latest": {"zh-Hans": "最新文章", "zh-Hant": "最新文章", "en": "Newest articles"},
+    "cmd_about": {"zh-Hans": "收录情况", "zh-Hant": "收錄情況", "en": "What the archive holds"},
+    "cmd_help": {"zh-Hans": "使用说明", "zh-Hant": "使用說明", "en": "How to use this bot"},
+}
+
+
+def t(lang: Lang, key: str, **params: object) -> str:
+    """The string `key` in `lang`, with params filled in (callers escape them for HTML)."""
+    template = _STRINGS[key].get(lang) or _STRINGS[key][DEFAULT_LANG]
+    return template.format(**params) if params else template
+
+
+def string_keys() -> list[str]:
+    return list(_STRINGS)
+
+
+def translations(key: str) -> dict[Lang, str]:
+    return dict(_STRINGS[key])
+
+
+def languages() -> tuple[Lang, ...]:
+    return ("zh-Hans", "zh-Hant", "en")

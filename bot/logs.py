@@ -1,0 +1,60 @@
+"""Logging setup: configured first thing, with the bot token redacted from every record."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+# "bot123456:ABC-..." in Bot API URLs, and a bare "123456:ABC-..." token anywhere.
+_TOKEN_RE = re.compile(r"(?:bot)?\d{3,}:[A-Za-z0-9_-]{20,}")
+REDACTED = "<redacted token>"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries that are chatty at INFO: httpx logs every request URL (token included).
+QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "apscheduler": logging.WARNING}
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _TOKEN_RE.sub(REDACTED, text)
+
+
+class RedactTokenFilter(logging.Filter):
+    """Rewrites each record (message, arguments, traceback) without the bot token.
+
+    Attached to handlers, not loggers, so it sees records propagated from every library."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage(), self.secrets)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
+        return True
+
+
+def configure_logging(
+    level: int | str = logging.INFO, secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> None:
+    """Log to stderr (or `stream`) at `level`, redacting tokens; replaces earlier setup."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactTokenFilter(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name, quiet_level in QUIET.items():
+        logging.getLogger(name).setLevel(max(quiet_level, logging.getLogger().level))

@@ -1,0 +1,148 @@
+"""Replies composed from the library: the same functions serve Telegram and the console.
+
+They call the library, which can block for milliseconds, so the Telegram handlers run them
+with asyncio.to_thread; the console calls them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrieval import Library
+
+from . import render
+from .i18n import Lang, t
+
+LATEST_DEFAULT = 5
+LATEST_MAX = 20
+MAX_PAGES = 10
+INLINE_MAX_RESULTS = 10
+# Retrieval cost grows with query length; 1,000 characters is far more than any real question.
+MAX_QUERY_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One page of answers to a question."""
+
+    html: str
+    found: bool  # False: the "nothing found" reply
+    has_more: bool  # a next page exists
+    page: int
+
+
+def clean_question(text: str | None) -> str:
+    """Whitespace-normalised question, capped for retrieval."""
+    return " ".join((text or "").split())[:MAX_QUERY_CHARS]
+
+
+def answer(
+    library: Library, question: str, lang: Lang, *, page: int = 0, per_page: int = 3
+) -> Answer:
+    """Page `page` (0-based) of the answers to `question`."""
+    page = max(0, min(page, MAX_PAGES - 1))
+    # One hit more than this page needs tells whether a next page exists.
+    hits = library.search(question, k=(page + 1) * per_page + 1)
+    page_hits = hits[page * per_page : (page + 1) * per_page]
+    if not page_hits:
+        return Answer(
+            render.render_no_results(question, lang), found=False, has_more=False, page=page
+        )
+    has_more = len(hits) > (page + 1) * per_page and page + 1 < MAX_PAGES
+    html = render.render_answer(
+        page_hits, question=question, lang=lang, page=page, per_page=per_page
+    )
+    return Answer(html, found=True, has_more=has_more, page=page)
+
+
+def parse_latest_count(arg: str | None) -> int | None:
+    """n from "/latest n": default when absent, capped to LATEST_MAX; None when not a number."""
+    if arg is None or not arg.strip():
+        return LATEST_DEFAULT
+    try:
+        n = int(arg.strip())
+    except ValueError:
+        return None
+    return max(1, min(n, LATEST_MAX))
+
+
+def latest(library: Library, arg: str | None, lang: Lang) -> str:
+    n = parse_latest_count(arg)
+    if n is None:
+        return t(lang, "latest_usage", max=LATEST_MAX)
+    return render.render_latest(library.latest(n), lang)
+
+
+def about(library: Library, lang: Lang, *, admin: bool = False) -> str:
+    return render.render_about(library.stats(), lang, show_skipped=admin)
+
+
+def example_questions(library: Library, lang: Lang, limit: int = 3) -> list[str]:
+    """Example questions built from the articles the bot has, kept only if they find something."""
+    questions = []
+    for topic in render.example_topics(library.latest(10), limit=limit):
+        question = t(lang, "example_question", topic=topic)
+        if library.search(question, k=1):
+            questions.append(question)
+        if len(questions) >= limit:
+            break
+    return questions
+
+
+def help_text(library: Library, lang: Lang, bot_username: str) -> str:
+    return render.render_help(
+        lang,
+        examples=example_questions(library, lang),
+        articles=library.stats().articles,
+        bot_username=bot_username,
+    )
+
+
+def usage_example(library: Library, lang: Lang) -> str:
+    examples = example_questions(library, lang, limit=1)
+    return examples[0] if examples else "……"
+
+
+@dataclass(frozen=True, slots=True)
+class InlineItem:
+    """One inline result, before it becomes a Telegram object."""
+
+    id: str
+    title: str
+    description: str
+    html: str
+    url: str
+
+
+def inline_items(library: Library, query: str) -> list[InlineItem]:
+    """Up to 10 passages for a query, or the newest articles for an empty one."""
+    query = clean_question(query)
+    if not query:
+        return [
+            InlineItem(
+                id=f"a{i}",
+                title=render.shorten(a.title, 100),
+                description=render.shorten(
+                    f"{render.fmt_date(a.published)} {a.first_sentence}", 120
+                ),
+                html=render.render_inline_article(a),
+                url=a.url,
+            )
+            for i, a in enumerate(library.latest(INLINE_MAX_RESULTS))
+        ]
+    items = []
+    for i, hit in enumerate(library.search(query, k=INLINE_MAX_RESULTS)):
+        title = hit.article.title
+        if hit.passage.section:
+            title = f"{title} · {hit.passage.section}"
+        items.append(
+            InlineItem(
+                # Result ids must be unique within one answer and ≤ 64 bytes.
+                id=f"p{i}",
+                title=render.shorten(title, 100),
+                description=render.inline_description(hit),
+                html=render.render_inline_message(hit),
+                url=hit.article.url,
+            )
+        )
+    return items

@@ -1,0 +1,181 @@
+"""The bot's settings: one frozen dataclass read from the environment (and .env, via __main__)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_API_ROOT = "https://api.telegram.org"
+
+# A bot token looks like 123456789:AAE...; checking the shape catches copy-paste accidents
+# (quotes, spaces, a missing half) before Telegram answers with a puzzling 401/404.
+_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+# Telegram's own rule for secret_token in setWebhook.
+_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+NO_TOKEN_MESSAGE = (
+    "TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather in Telegram "
+    "(send /newbot, follow the prompts, copy the token it gives you), then put "
+    "TELEGRAM_BOT_TOKEN=<token> in a .env file in the current directory or export it "
+    "in the environment. To try the bot without a token: python -m bot --console"
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; str(error) is one line that names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the bot can be configured with. See .env.example for the documentation."""
+
+    token: str | None = None
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path | None = None
+    api_root: str = DEFAULT_API_ROOT
+    results_per_page: int = 3
+    admin_user_ids: frozenset[int] = frozenset()
+    log_level: str = "INFO"
+    reload_seconds: float = 30.0
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: str | None = None
+
+    def __repr__(self) -> str:
+        # The token must never reach a log line, not even through a repr in a traceback.
+        return f"Settings(seeds_dir={self.seeds_dir!s}, api_root={self.api_root}, ...)"
+
+    @property
+    def base_url(self) -> str:
+        """What ApplicationBuilder.base_url wants: the API root followed by /bot."""
+        return f"{self.api_root}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"{self.api_root}/file/bot"
+
+    @property
+    def webhook_path(self) -> str:
+        """The path the webhook server listens on: the path part of WEBHOOK_URL."""
+        return urlsplit(self.webhook_url or "").path.lstrip("/")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, require_token: bool = True) -> Settings:
+        """Read the settings; raise SettingsError naming the first bad one."""
+
+        def get(name: str) -> str | None:
+            value = environ.get(name, "").strip()
+            return value or None
+
+        token = get("TELEGRAM_BOT_TOKEN")
+        if token is None and require_token:
+            raise SettingsError(NO_TOKEN_MESSAGE)
+        if token is not None and not _TOKEN_RE.match(token):
+            # Never echo the value: it may be a real token with a typo.
+            raise SettingsError(
+                "TELEGRAM_BOT_TOKEN does not look like a bot token "
+                "(expected digits, a colon, then the secret, as @BotFather shows it)"
+            )
+
+        webhook_url = get("WEBHOOK_URL")
+        webhook_secret = get("WEBHOOK_SECRET")
+        if webhook_url is not None:
+            parts = urlsplit(webhook_url)
+            if parts.scheme != "https" or not parts.netloc:
+                raise SettingsError(f"WEBHOOK_URL must be an https:// URL got {webhook_url!r}")
+            if webhook_secret is None:
+                raise SettingsError(
+                    "WEBHOOK_SECRET is required when WEBHOOK_URL is set "
+                    "(1-256 characters: letters, digits, _ and -)"
+                )
+        if webhook_secret is not None and not _SECRET_RE.match(webhook_secret):
+            raise SettingsError(
+                "WEBHOOK_SECRET must be 1-256 characters of letters, digits, _ and -"
+            )
+
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            raise SettingsError(
+                f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
+            )
+
+        index_dir = get("INDEX_DIR")
+        return cls(
+            token=token,
+            seeds_dir=Path(get("SEEDS_DIR") or "seeds"),
+            index_dir=Path(index_dir) if index_dir else None,
+            api_root=_api_root(get("TELEGRAM_API_BASE_URL")),
+            results_per_page=_int(get, "RESULTS_PER_PAGE", 3, low=1, high=10),
+            admin_user_ids=_id_list(get("ADMIN_USER_IDS")),
+            log_level=log_level,
+            reload_seconds=_number(get, "RELOAD_SECONDS", 30.0, low=0.0, high=86400.0),
+            webhook_url=webhook_url,
+            webhook_listen=get("WEBHOOK_LISTEN") or "0.0.0.0",
+            webhook_port=_int(get, "WEBHOOK_PORT", 8443, low=1, high=65535),
+            webhook_secret=webhook_secret,
+        )
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelName(self.log_level)
+
+
+def _api_root(value: str | None) -> str:
+    if value is None:
+        return DEFAULT_API_ROOT
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(
+            f"TELEGRAM_API_BASE_URL must be a URL like http://localhost:8081, got {value!r}"
+        )
+    root = value.rstrip("/")
+    # Accept the URL with PTB's "/bot" suffix too, as people copy it from PTB's docs.
+    return root.removesuffix("/bot")
+
+
+def _int(get, name: str, default: int, *, low: int, high: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _number(get, name: str, default: float, *, low: float, high: float) -> float:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
+    return value
+
+
+def _id_list(raw: str | None) -> frozenset[int]:
+    if raw is None:
+        return frozenset()
+    ids = set()
+    for part in re.split(r"[,\s]+", raw):
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise SettingsError(
+                f"ADMIN_USER_IDS must be numeric user ids separated by commas, got {part!r}"
+            ) from None
+    return frozenset(ids)

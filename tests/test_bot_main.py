@@ -1,0 +1,178 @@
+"""Settings, and `python -m bot` / `python -m bot --console` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bot_harness import REPO, SEED_TITLE, SEED_URL, TYPHOON, write_seeds
+from fake_bot_api import TOKEN, FakeBotApi
+
+from bot.settings import DEFAULT_API_ROOT, Settings, SettingsError
+
+pytest_plugins = ["bot_fixtures"]
+
+
+def test_defaults():
+    settings = Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN})
+    assert settings.seeds_dir == Path("seeds")
+    assert settings.index_dir is None
+    assert settings.api_root == DEFAULT_API_ROOT
+    assert settings.base_url == "https://api.telegram.org/bot"
+    assert (settings.results_per_page, settings.reload_seconds) == (3, 30.0)
+    assert settings.admin_user_ids == frozenset()
+    assert settings.log_level == "INFO"
+    assert settings.webhook_url is None
+    assert TOKEN not in repr(settings)
+
+
+def test_values_are_read():
+    settings = Settings.from_env(
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "SEEDS_DIR": "/data/seeds",
+            "INDEX_DIR": "/cache/idx",
+            "TELEGRAM_API_BASE_URL": "http://localhost:8081/bot/",
+            "RESULTS_PER_PAGE": "5",
+            "ADMIN_USER_IDS": "1, 2 3",
+            "LOG_LEVEL": "debug",
+            "RELOAD_SECONDS": "0",
+            "WEBHOOK_URL": "https://bot.example.org/hook",
+            "WEBHOOK_PORT": "8080",
+            "WEBHOOK_SECRET": "abc_DEF-1",
+        }
+    )
+    assert settings.api_root == "http://localhost:8081"
+    assert settings.base_url == "http://localhost:8081/bot"
+    assert settings.index_dir == Path("/cache/idx")
+    assert settings.admin_user_ids == {1, 2, 3}
+    assert (settings.log_level, settings.reload_seconds) == ("DEBUG", 0.0)
+    assert (settings.webhook_path, settings.webhook_port) == ("hook", 8080)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RESULTS_PER_PAGE", "zero"),
+        ("RESULTS_PER_PAGE", "0"),
+        ("RESULTS_PER_PAGE", "50"),
+        ("ADMIN_USER_IDS", "12,bob"),
+        ("LOG_LEVEL", "LOUD"),
+        ("RELOAD_SECONDS", "-1"),
+        ("TELEGRAM_API_BASE_URL", "localhost:8081"),
+        ("WEBHOOK_URL", "http://insecure.example.org/hook"),
+        ("WEBHOOK_PORT", "70000"),
+        ("WEBHOOK_SECRET", "has spaces"),
+    ],
+)
+def test_an_invalid_value_is_reported_on_one_line_naming_the_setting(name, value):
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_SECRET": "s", name: value}
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env)
+    assert str(error.value).startswith(name)
+    assert "\n" not in str(error.value)
+
+
+def test_webhook_needs_a_secret():
+    with pytest.raises(SettingsError, match=r"^WEBHOOK_SECRET"):
+        Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_URL": "https://x.org/h"})
+
+
+def test_a_malformed_token_is_rejected_without_echoing_it():
+    bad = "123456789:short"
+    with pytest.raises(SettingsError, match=r"^TELEGRAM_BOT_TOKEN") as error:
+        Settings.from_env({"TELEGRAM_BOT_TOKEN": bad})
+    assert bad not in str(error.value)
+
+
+def _run_bot(args, cwd, env, **kw):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEBHOOK_"))}
+    environ.update(env, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kw,
+    )
+
+
+def test_without_a_token_it_exits_2_and_says_how_to_get_one(tmp_path):
+    result = _run_bot([], tmp_path, {})
+    assert result.returncode == 2
+    assert "BotFather" in result.stderr and ".env" in result.stderr
+    assert result.stdout == ""
+
+
+def test_settings_come_from_a_dotenv_file_and_errors_exit_2(tmp_path):
+    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nRESULTS_PER_PAGE=many\n")
+    result = _run_bot([], tmp_path, {})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "RESULTS_PER_PAGE" in line and TOKEN not in result.stderr
+    result = _run_bot([], tmp_path, {"RESULTS_PER_PAGE": "2", "SEEDS_DIR": "missing"})
+    assert result.returncode == 2 and "SEEDS_DIR" in result.stderr
+
+
+def test_console_mode_answers_questions_without_a_token(tmp_path):
+    seeds = write_seeds(tmp_path / "seeds", TYPHOON)
+    stdin = "石破茂访问白宫\n/latest 2\n🙂\n/about\n"
+    result = _run_bot(
+        ["--console"], tmp_path, {"SEEDS_DIR": str(seeds), "INDEX_DIR": str(tmp_path / "i")},
+        input=stdin,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert SEED_TITLE in out and f"voachinese.com ({SEED_URL})" in out
+    assert out.index(TYPHOON["title"], out.index("🗞")) < out.index(SEED_TITLE, out.index("🗞"))
+    assert "没有找到" in out and "2 篇文章" in out
+    assert "<b>" not in out and "&amp;" not in out
+
+
+def test_python_m_bot_polls_registers_commands_and_stops_cleanly_on_sigterm(tmp_path):
+    seeds = write_seeds(tmp_path / "seeds")
+    with FakeBotApi() as fake:
+        env = {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": fake.api_root,
+            "SEEDS_DIR": str(seeds),
+            "INDEX_DIR": str(tmp_path / "index"),
+            "LOG_LEVEL": "DEBUG",  # even debug logs must not contain the token
+        }
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+        environ.update(env, PYTHONPATH=str(REPO))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=tmp_path,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not fake.calls_to("getUpdates"):
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            user = fake.user(9001)
+            question = fake.send_text(fake.private_chat(user), user, "石破茂访问白宫")
+            while not fake.replies_to(question):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, stderr
+    assert fake.calls_to("setMyCommands")
+    assert TOKEN not in stderr and TOKEN.split(":")[1] not in stderr
+    assert "stopped" in stderr

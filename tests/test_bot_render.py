@@ -1,0 +1,118 @@
+"""Pure rendering and language picking: escaping, bold spans, the 4,096 limit, plain text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fake_bot_api import telegram_html_problems
+
+from bot import i18n, render
+from bot.i18n import pick_language
+from retrieval import Article, Hit, Paragraph, Passage
+
+
+def _article(title="标题 <新闻> & “引号”", url="https://www.voachinese.com/a/x?a=1&b=2", day=1):
+    return Article(
+        id=f"a{day}",
+        title=title,
+        url=url,
+        published=datetime(2025, 2, day, 12, tzinfo=UTC),
+        paragraphs=(Paragraph("第一句话很长很长很长很长。第二句。", None),),
+    )
+
+
+def _hit(text, spans=(), section=None, article=None):
+    article = article or _article()
+    passage = Passage(id=f"{article.id}:0", article_id=article.id, ordinal=0, text=text,
+                      section=section)  # fmt: skip
+    return Hit(score=1.0, passage=passage, article=article, spans=tuple(spans))
+
+
+def test_everything_is_escaped_and_spans_are_bold():
+    hit = _hit("a<b>c & d", spans=[(0, 1), (8, 9)], section="小节 <1>")
+    html = render.render_answer([hit], question="<i>问</i>", lang="zh-Hans")
+    assert "<b>a</b>&lt;b&gt;c &amp; <b>d</b>" in html
+    assert "<b>1. 标题 &lt;新闻&gt; &amp; “引号”</b> · <b>小节 &lt;1&gt;</b>" in html
+    assert '<a href="https://www.voachinese.com/a/x?a=1&amp;b=2">voachinese.com</a>' in html
+    assert "2025-02-01" in html and "「&lt;i&gt;问&lt;/i&gt;」" in html
+    assert telegram_html_problems(html) == []
+
+
+def test_numbering_continues_across_pages():
+    html = render.render_answer([_hit("x"), _hit("y")], question="q", lang="en", page=2, per_page=2)
+    assert "<b>5. " in html and "<b>6. " in html and "(page 3)" in html
+
+
+def test_long_passages_are_shortened_to_fit_4096_utf16_units_keeping_the_match():
+    filler = "很长的段落🚄" * 900  # 5,400 code points, 6,300 UTF-16 units
+    hits = [
+        _hit(filler + "关键词" + filler, spans=[(len(filler), len(filler) + 3)]) for _ in range(5)
+    ]
+    html = render.render_answer(hits, question="关键词" * 2000, lang="zh-Hans")
+    assert telegram_html_problems(html) == []
+    assert render.visible_len(html) <= 4096
+    assert html.count("<b>关键词</b>") == 5  # every passage kept, its match in view
+    assert html.count("…") >= 10
+
+
+def test_a_cut_never_splits_a_surrogate_pair_or_a_tag():
+    text = "🙂" * 3000
+    html = render.render_answer([_hit(text, spans=[(100, 2000)])], question="🙂", lang="en")
+    assert telegram_html_problems(html) == []
+    assert "\ufffd" not in html
+
+
+def test_excerpt_windows_around_the_first_match():
+    text = "甲" * 100 + "目标" + "乙" * 100
+    window, spans = render.excerpt(text, [(100, 102)], 40)
+    assert window.startswith("…") and window.endswith("…")
+    assert window[spans[0][0] : spans[0][1]] == "目标"
+    assert render.utf16_len(window) <= 40
+
+
+def test_latest_renders_date_linked_title_and_first_sentence():
+    articles = [_article("新", day=3), _article("旧", day=1)]
+    html = render.render_latest(articles, "zh-Hans")
+    assert html.index("新") < html.index("旧")
+    assert "<b>2025-02-03</b> <a href=" in html and "第一句话很长很长很长很长。" in html
+    assert "第二句" not in html
+    assert render.render_latest([], "en") == "There are no articles yet."
+
+
+def test_plain_text_for_the_console():
+    html = render.render_answer([_hit("a & b", spans=[(0, 1)])], question="q", lang="en")
+    plain = render.to_plain(html, bold=("[", "]"))
+    assert "[a] & b" in plain and "voachinese.com (https://www.voachinese.com/a/x?a=1&b=2)" in plain
+    assert "<" not in plain.replace("<新闻>", "")
+
+
+@pytest.mark.parametrize(
+    ("code", "lang"),
+    [
+        (None, "zh-Hans"),
+        ("", "zh-Hans"),
+        ("zh-hans", "zh-Hans"),
+        ("zh", "zh-Hans"),
+        ("zh-CN", "zh-Hans"),
+        ("zh-TW", "zh-Hant"),
+        ("zh-hk", "zh-Hant"),
+        ("zh-Hant", "zh-Hant"),
+        ("zh_Hant_TW", "zh-Hant"),
+        ("en", "en"),
+        ("en-GB", "en"),
+        ("ja", "zh-Hans"),
+    ],
+)
+def test_pick_language(code, lang):
+    assert pick_language(code) == lang
+
+
+def test_every_string_exists_in_every_language_and_is_valid_html():
+    for key in i18n.string_keys():
+        assert set(i18n.translations(key)) == set(i18n.languages()), key
+        for lang in i18n.languages():
+            text = i18n.t(lang, key, question="q", page=1, example="e", bot="B", max=20, n=3,
+                          articles=1, passages=2, newest="d", count=1, result="r", topic="t",
+                          examples="x")  # fmt: skip
+            assert telegram_html_problems(text) == [], (key, lang)
