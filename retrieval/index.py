@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -30,7 +31,7 @@ from retrieval.scoring import Postings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 SEED_SUFFIXES = (".txt", ".md")
 PARALLEL_FROM_FILES = 400  # below this, worker start-up costs more than it saves
 
@@ -100,7 +101,7 @@ class IndexData:
     def article(self, number: int) -> Article:
         a = self.arrays
         lo, hi = a["article_json_offsets"][number], a["article_json_offsets"][number + 1]
-        return article_from_json(bytes(a["article_json"][lo:hi]).decode("utf-8"))
+        return article_from_json(zlib.decompress(a["article_json"][lo:hi]).decode("utf-8"))
 
 
 # --- (de)serialising articles ------------------------------------------------------------------
@@ -207,7 +208,8 @@ def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary
         rel,
         url=article.url,
         published_ms=int(article.published.timestamp() * 1000),
-        article_json=article_to_json(article).encode("utf-8"),
+        # compressed: article texts are the largest part of an index (half the size)
+        article_json=zlib.compress(article_to_json(article).encode("utf-8"), 1),
         doc_len=doc_len,
         doc_nnz=np.bincount(unique >> 32, minlength=len(passages)).astype(np.int64),
         term_ids=(unique & 0xFFFFFFFF).astype(np.int32),
@@ -320,96 +322,138 @@ def _assemble(
     fresh: list[ParsedFile],
     vocab: dict[str, int],
 ) -> IndexData:
-    """A new generation: the kept files' rows copied from `old`, then the fresh files'.
+    """A new generation: the kept files' passages taken from `old`, then the fresh files'.
 
-    Memory matters at a million passages: every output array is allocated once at its final
-    size and each fresh file is dropped from `fresh` as soon as it has been copied.
+    Memory matters at a million passages: postings go straight into their term-major arrays
+    (no doc-major copy beside them), and each fresh file is released once it is copied.
     """
+    n_terms = len(vocab)
     names = set(old.names) if old else set()
-    n_kept_docs = 0
-    kept_csr = None
-    kept_json = np.empty(0, np.uint8)
-    oa = old.arrays if old is not None else {}
+    kept_blocks: list[_RowBlock] = []
     numbers = np.array([records[p].article for p in kept], dtype=np.int64)
     if old is not None and kept:
+        oa = old.arrays
         starts, ends = oa["article_doc_start"][numbers], oa["article_doc_start"][numbers + 1]
         rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        n_kept_docs = int(rows.shape[0])
         shape = (old.n_docs, len(old.terms))
-        kept_csr = sparse.csc_matrix((oa["tf"], oa["indices"], oa["indptr"]), shape=shape)
-        kept_csr = kept_csr.tocsr()[rows]
-        kept_csr.resize((n_kept_docs, len(vocab)))  # the vocabulary only grows
+        old_rows = sparse.csc_matrix((oa["tf"], oa["indices"], oa["indptr"]), shape=shape).tocsr()
+        for lo in range(0, rows.shape[0], 50_000):  # bounded temporaries for the scatter
+            part = old_rows[rows[lo : lo + 50_000]]
+            kept_blocks.append(_RowBlock(np.diff(part.indptr), part.indices, part.data))
+        del old_rows
         kept_json = _gather_bytes(oa["article_json"], oa["article_json_offsets"], numbers)
+        kept_doc_len, kept_ordinal = oa["doc_len"][rows], oa["doc_ordinal"][rows]
+        kept_json_lengths = np.diff(oa["article_json_offsets"])[numbers]
+        kept_published = oa["article_published_ms"][numbers]
+        kept_counts = ends - starts
     else:
-        rows = np.empty(0, np.int64)
+        kept_json = np.empty(0, np.uint8)
+        kept_doc_len, kept_ordinal = np.empty(0), np.empty(0, np.int32)
+        kept_json_lengths = kept_published = kept_counts = np.empty(0, np.int64)
 
-    n_docs = n_kept_docs + sum(f.n_docs for f in fresh)
+    blocks = [*kept_blocks, *(_RowBlock(f.doc_nnz, f.term_ids, f.tf) for f in fresh)]
+    postings = _TermMajor(blocks, n_terms)
+    del blocks
+    for block in kept_blocks:
+        postings.add(block)
+    del kept_blocks
+
     n_articles = len(kept) + len(fresh)
-    nnz_kept = kept_csr.nnz if kept_csr is not None else 0
-    nnz = nnz_kept + sum(int(f.term_ids.shape[0]) for f in fresh)
     json_bytes = kept_json.shape[0] + sum(len(f.article_json) for f in fresh)
-
-    doc_len = np.empty(n_docs, np.float64)
-    doc_ordinal = np.empty(n_docs, np.int32)
-    doc_nnz = np.empty(n_docs, np.int64)
-    indices = np.empty(nnz, np.int32)
-    tf = np.empty(nnz, np.uint16)
     article_json = np.empty(json_bytes, np.uint8)
-    json_lengths = np.empty(n_articles, np.int64)
-    published = np.empty(n_articles, np.int64)
-    doc_counts = np.empty(n_articles, np.int64)
-
-    if kept_csr is not None:
-        doc_len[:n_kept_docs] = oa["doc_len"][rows]
-        doc_ordinal[:n_kept_docs] = oa["doc_ordinal"][rows]
-        doc_nnz[:n_kept_docs] = np.diff(kept_csr.indptr)
-        indices[:nnz_kept] = kept_csr.indices
-        tf[:nnz_kept] = kept_csr.data
-        del kept_csr
-        article_json[: kept_json.shape[0]] = kept_json
-        json_lengths[: len(kept)] = np.diff(oa["article_json_offsets"])[numbers]
-        published[: len(kept)] = oa["article_published_ms"][numbers]
-        doc_counts[: len(kept)] = np.diff(oa["article_doc_start"])[numbers]
-
-    doc, at, byte, article = n_kept_docs, nnz_kept, kept_json.shape[0], len(kept)
-    fresh_paths = []
+    article_json[: kept_json.shape[0]] = kept_json
+    json_lengths = np.concatenate([kept_json_lengths, np.zeros(len(fresh), np.int64)])
+    published = np.concatenate([kept_published, np.zeros(len(fresh), np.int64)])
+    doc_counts = np.concatenate([kept_counts, np.zeros(len(fresh), np.int64)])
+    doc_len_parts, ordinal_parts = [kept_doc_len], [kept_ordinal]
+    byte, article, fresh_paths = kept_json.shape[0], len(kept), []
     for i in range(len(fresh)):
         f = fresh[i]
         fresh[i] = None  # type: ignore[call-overload]  # release it once copied
-        d, n, b = f.n_docs, f.term_ids.shape[0], len(f.article_json)
-        doc_len[doc : doc + d] = f.doc_len
-        doc_ordinal[doc : doc + d] = np.arange(d)
-        doc_nnz[doc : doc + d] = f.doc_nnz
-        indices[at : at + n] = f.term_ids
-        tf[at : at + n] = f.tf
-        article_json[byte : byte + b] = np.frombuffer(f.article_json, np.uint8)
-        json_lengths[article], published[article], doc_counts[article] = b, f.published_ms, d
+        postings.add(_RowBlock(f.doc_nnz, f.term_ids, f.tf))
+        size = len(f.article_json)
+        article_json[byte : byte + size] = np.frombuffer(f.article_json, np.uint8)
+        json_lengths[article], published[article], doc_counts[article] = (
+            size,
+            f.published_ms,
+            f.n_docs,
+        )
+        doc_len_parts.append(f.doc_len)
+        ordinal_parts.append(np.arange(f.n_docs, dtype=np.int32))
         names.update(f.names)
         fresh_paths.append(f.path)
-        doc, at, byte, article = doc + d, at + n, byte + b, article + 1
+        byte, article = byte + size, article + 1
 
-    csc = sparse.csr_matrix((tf, indices, _offsets(doc_nnz)), shape=(n_docs, len(vocab)))
-    del tf, indices
-    csc = csc.tocsc()  # term-major: a query reads one contiguous slice per term
+    assert postings.complete(), "every block's postings were placed"
     new_records = {p: replace(r, article=None) for p, r in records.items()}
     for number, path in enumerate([*kept, *fresh_paths]):
         new_records[path] = replace(records[path], article=number)
-    terms = [""] * len(vocab)
+    terms = [""] * n_terms
     for term, i in vocab.items():
         terms[i] = term
     arrays = {
-        "indptr": csc.indptr.astype(np.int64),
-        "indices": csc.indices.astype(np.int32, copy=False),
-        "tf": csc.data.astype(np.uint16, copy=False),
-        "doc_len": doc_len,
+        "indptr": postings.indptr,
+        "indices": postings.indices,
+        "tf": postings.tf,
+        "doc_len": np.concatenate(doc_len_parts).astype(np.float64),
         "doc_article": np.repeat(np.arange(n_articles, dtype=np.int32), doc_counts),
-        "doc_ordinal": doc_ordinal,
+        "doc_ordinal": np.concatenate(ordinal_parts).astype(np.int32),
         "article_json": article_json,
         "article_json_offsets": _offsets(json_lengths),
         "article_doc_start": _offsets(doc_counts),
         "article_published_ms": published,
     }
     return IndexData(fingerprint, new_records, arrays, vocab, terms, frozenset(names))
+
+
+@dataclass(frozen=True)
+class _RowBlock:
+    """Consecutive passages in doc-major (CSR) form: passage i owns doc_nnz[i] postings."""
+
+    doc_nnz: np.ndarray
+    term_ids: np.ndarray
+    tf: np.ndarray
+
+
+class _TermMajor:
+    """Scatters doc-major blocks, added in doc order, into term-major (CSC) arrays.
+
+    The constructor sizes every term's slice from all the blocks' document frequencies;
+    `add` then places one block's postings, so the output is the only full-size copy.
+    """
+
+    def __init__(self, blocks: list[_RowBlock], n_terms: int) -> None:
+        df = np.zeros(n_terms, np.int64)
+        for block in blocks:
+            unique, counts = np.unique(block.term_ids, return_counts=True)
+            df[unique] += counts
+        self.indptr = _offsets(df)
+        nnz = int(self.indptr[-1])
+        self.indices = np.empty(nnz, np.int32)
+        self.tf = np.empty(nnz, np.uint16)
+        self._cursor = self.indptr[:-1].copy()
+        self._next_doc = 0
+
+    def complete(self) -> bool:
+        return bool(np.array_equal(self._cursor, self.indptr[1:]))
+
+    def add(self, block: _RowBlock) -> None:
+        n_docs = block.doc_nnz.shape[0]
+        docs = np.repeat(
+            np.arange(self._next_doc, self._next_doc + n_docs, dtype=np.int32), block.doc_nnz
+        )
+        self._next_doc += n_docs
+        if not block.term_ids.size:
+            return
+        order = np.argsort(block.term_ids, kind="stable")  # stable: docs stay ascending
+        terms = block.term_ids[order]
+        first = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
+        sizes = np.diff(np.r_[first, terms.shape[0]])
+        rank = np.arange(terms.shape[0]) - np.repeat(first, sizes)
+        where = self._cursor[terms] + rank
+        self.indices[where] = docs[order]
+        self.tf[where] = block.tf[order]
+        self._cursor[terms[first]] += sizes
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:

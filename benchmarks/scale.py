@@ -1,0 +1,212 @@
+"""Retrieval at scale: build, warm start, query latency and memory, against rank_bm25.
+
+For the VOA corpus (65k paragraphs) and a 1,000,000-passage corpus made by
+../shared/bench/make_big_corpus.py, it measures, each in a fresh process:
+  cold build   `python -m retrieval stats` on an empty index directory
+  warm start   `python -m retrieval search` with the saved index, until its first answer
+  queries      p50 / p99 of Library.search(k=10) over sampled queries, in-process
+  peak RSS     of the largest process of the build, and of the query process
+and, on the VOA corpus, rank_bm25.BM25Okapi.get_scores + top 10 on the same token lists,
+as a ratio (checking that both rank the same passages first).
+
+usage: python benchmarks/scale.py [--shared ../shared] [--passages 1000000] [--skip-big]
+       [--big-dir DIR]  (reuse an existing big corpus directory)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, str]:
+    """Run a command; wall seconds, peak RSS in MB of its largest process, stdout."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        out = proc.stdout.read() if proc.stdout else b""
+        # wait4's usage covers this child and the children it reaped (the build's workers);
+        # ru_maxrss is then the largest of them, in KiB
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode()[-800:]}")
+    return seconds, usage.ru_maxrss / 1024, out.decode()
+
+
+def sample_queries(seeds: Path, n: int, seed: int = 1) -> list[str]:
+    """Queries cut from the corpus's own sentences: 6-14 characters from a random passage."""
+    rng = random.Random(seed)
+    files = sorted(seeds.glob("*.txt"))
+    queries = []
+    while len(queries) < n:
+        text = files[rng.randrange(len(files))].read_text(encoding="utf-8")
+        paragraphs = re.findall(r"<p>([^<]{20,})</p>", text)
+        if paragraphs:
+            p = rng.choice(paragraphs)
+            start = rng.randrange(0, len(p) - 14)
+            queries.append(p[start : start + rng.randint(6, 14)])
+    return queries
+
+
+def child_queries(seeds: str, index: str, queries_file: str, reference: bool) -> None:
+    """In a fresh process: query latency (and rank_bm25's, if asked), printed as JSON."""
+    import numpy as np
+
+    from retrieval import Library
+
+    queries = json.loads(Path(queries_file).read_text(encoding="utf-8"))
+    library = Library.from_dir(seeds, index)
+    library.search(queries[0], k=10)  # first touch of the memory-mapped arrays
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        library.search(q, k=10)
+        times.append(time.perf_counter() - t)
+    result = {
+        "p50_ms": 1000 * float(np.percentile(times, 50)),
+        "p99_ms": 1000 * float(np.percentile(times, 99)),
+    }
+    if reference:
+        from rank_bm25 import BM25Okapi
+
+        from retrieval.articles import passages_of
+
+        data = library._current.data
+        analyzer = library.analyzer
+        corpus = []
+        for number in range(data.n_articles):
+            article = data.article(number)
+            names = analyzer.glossed_names(
+                "\n".join([article.caption or "", *(p.text for p in article.paragraphs)])
+            )
+            title = analyzer.terms(article.title, names) * 2
+            corpus += [analyzer.terms(p.text, names) + title for p in passages_of(article)]
+        bm25 = BM25Okapi(corpus)
+        ref_times, same_top = [], 0
+        sample = queries[:50]
+        for q in sample:
+            terms = analyzer.query_terms(q, data.names)
+            t = time.perf_counter()
+            scores = bm25.get_scores(terms)
+            top = np.argsort(-scores, kind="stable")[:10]
+            ref_times.append(time.perf_counter() - t)
+            ours = library.search(q, k=1)
+            best = float(scores[top[0]])
+            same_top += bool(ours) and abs(ours[0].score - best) < 1e-6
+        result["rank_bm25_p50_ms"] = 1000 * float(np.percentile(ref_times, 50))
+        result["same_top_score"] = f"{same_top}/{len(sample)}"
+    print(json.dumps(result))
+
+
+def measure(name: str, seeds: Path, work: Path, n_queries: int, reference: bool) -> str:
+    index = work / f"index-{name}"
+    shutil.rmtree(index, ignore_errors=True)
+    cli = [sys.executable, "-m", "retrieval"]
+    build_s, build_rss, stats = run_measured(
+        [*cli, "stats", "--seeds", str(seeds), "--index-dir", str(index)]
+    )
+    passages = re.search(r"passages: (\d+)", stats).group(1)
+    warm = []
+    for _ in range(3):
+        seconds, _, _ = run_measured(
+            [
+                *cli,
+                "search",
+                "--seeds",
+                str(seeds),
+                "--index-dir",
+                str(index),
+                "-k",
+                "5",
+                "美国 总统 选举",
+            ]
+        )
+        warm.append(seconds)
+    queries_file = work / f"queries-{name}.json"
+    queries_file.write_text(json.dumps(sample_queries(seeds, n_queries)), encoding="utf-8")
+    _, query_rss, out = run_measured(
+        [sys.executable, __file__, "--child", str(seeds), str(index), str(queries_file)]
+        + (["--reference"] if reference else [])
+    )
+    q = json.loads(out.strip().splitlines()[-1])
+    row = (
+        f"| {name} | {int(passages):,} | {build_s:.1f} s | {sorted(warm)[1]:.2f} s | "
+        f"{q['p50_ms']:.2f} ms | {q['p99_ms']:.2f} ms | {build_rss:,.0f} MB | "
+        f"{query_rss:,.0f} MB |"
+    )
+    if reference:
+        ratio = q["rank_bm25_p50_ms"] / q["p50_ms"]
+        row += (
+            f"\n\nrank_bm25 on the same {int(passages):,} passages: p50 "
+            f"{q['rank_bm25_p50_ms']:.0f} ms a query, {ratio:,.0f}x slower; "
+            f"same top score on {q['same_top_score']} queries"
+        )
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--passages", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--big-dir", type=Path, help="an existing big corpus to reuse")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_queries(*args.child, reference=args.reference)
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="scale-"))
+    try:
+        with tarfile.open(args.shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
+            tar.extractall(work, filter="data")
+        print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
+        print(
+            "| corpus | passages | cold build | warm start | query p50 | query p99 "
+            "| peak RSS build | peak RSS queries |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        rows = [measure("VOA 2020", work / "voa-zh-2020", work, args.queries, reference=True)]
+        print(rows[0].split("\n")[0], flush=True)
+        if not args.skip_big:
+            big = args.big_dir
+            if big is None:
+                big = work / "big"
+                subprocess.run(
+                    [
+                        sys.executable,
+                        str(args.shared / "bench" / "make_big_corpus.py"),
+                        str(args.shared / "corpus" / "voa-zh-2020.tar.xz"),
+                        str(big),
+                        "--passages",
+                        str(args.passages),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+            rows.append(measure("synthetic", big, work, args.queries, reference=False))
+            print(rows[1], flush=True)
+        print(rows[0].split("\n", 1)[1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
