@@ -203,12 +203,16 @@ class Analyzer:
     def highlight_spans(self, terms: Iterable[str], text: str) -> tuple[tuple[int, int], ...]:
         """Where the text shows one of the terms (or an alias of it), as [start, end) spans."""
         # Map each normalised character back to the original character it came from.
-        pieces = [unicodedata.normalize("NFKC", ch).lower() for ch in text]
-        flat = "".join(pieces)
+        flat = unicodedata.normalize("NFKC", text).lower()
+        if len(flat) == len(text):  # the common case: character i came from character i
+            origin = range(len(text))
+        else:
+            pieces = [unicodedata.normalize("NFKC", ch).lower() for ch in text]
+            flat = "".join(pieces)
+            origin = [i for i, piece in enumerate(pieces) for _ in piece]
         converted = self._t2s.convert(flat)
         if len(converted) == len(flat):
             flat = converted
-        origin = [i for i, piece in enumerate(pieces) for _ in piece]
         wanted = {t for t in terms if len(t) >= 2}
         for term in list(wanted):
             wanted.update(self._variants.get(term, ()))

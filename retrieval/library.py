@@ -141,12 +141,12 @@ class Library:
         docs, scores = score_terms(data.postings, snap.idf, snap.norms, term_ids)
         hits = []
         for doc, score in top_k(docs, scores, k, snap.tiebreak):
-            passage = data.passage(doc)
+            passage, article = data.passage(doc)
             hits.append(
                 Hit(
                     score=score,
                     passage=passage,
-                    article=data.article(data.article_of(doc)),
+                    article=article,
                     spans=self.analyzer.highlight_spans(terms, passage.text),
                 )
             )
