@@ -59,9 +59,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_console(library, args.lang, settings.results_per_page, sys.stdin, sys.stdout)
 
-    from .app import build_application, run
+    import sqlite3
 
-    run(build_application(settings, library), settings)
+    from .app import build_application, run
+    from .subscriptions import SubscriptionStore
+
+    try:
+        subscriptions = SubscriptionStore(settings.subscriptions_db)
+    except sqlite3.Error as exc:
+        logger.error("SUBSCRIPTIONS_DB: cannot open %s (%s)", settings.subscriptions_db, exc)
+        return 2
+    run(build_application(settings, library, subscriptions=subscriptions), settings)
     logger.info("stopped")
     return 0
 

@@ -25,8 +25,10 @@ from telegram.ext import (
 
 from retrieval import Library
 
+from .feeds import NewsFeeds
 from .handlers import BotHandlers
 from .settings import Settings
+from .subscriptions import SubscriptionStore
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +70,19 @@ class RetryingRateLimiter(AIORateLimiter):
 
 
 def build_application(
-    settings: Settings, library: Library, rate_limiter: BaseRateLimiter | None = None
+    settings: Settings,
+    library: Library,
+    rate_limiter: BaseRateLimiter | None = None,
+    subscriptions: SubscriptionStore | None = None,
 ) -> Application:
     """The bot, wired to `library`, talking to settings.api_root. `rate_limiter` defaults to
-    Telegram's flood limits with retries; the load benchmark passes an unlimited one."""
-    h = BotHandlers(library, settings)
+    Telegram's flood limits with retries; the load benchmark passes an unlimited one.
+    `subscriptions` defaults to the store at settings.subscriptions_db."""
+    store = (
+        subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
+    )
+    feeds = NewsFeeds(library, settings, store)
+    h = BotHandlers(library, settings, feeds)
     application = (
         ApplicationBuilder()
         .token(settings.token)
@@ -100,6 +110,8 @@ def build_application(
             CommandHandler("ask", h.ask, filters=new_message),
             CommandHandler("about", h.about, filters=new_message),
             CommandHandler("reload", h.reload, filters=new_message),
+            CommandHandler("subscribe", h.subscribe, filters=new_message),
+            CommandHandler("unsubscribe", h.unsubscribe, filters=new_message),
             MessageHandler(private & filters.COMMAND, h.unknown_command),
             MessageHandler(private & filters.TEXT, h.private_text),
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
@@ -117,6 +129,13 @@ def build_application(
             interval=settings.reload_seconds,
             first=settings.reload_seconds,
             name="refresh-library",
+        )
+    if settings.feed_urls:
+        application.job_queue.run_repeating(
+            feeds.ingest,
+            interval=settings.feed_interval_minutes * 60,
+            first=0,  # fetch right after start, then on the schedule
+            name="ingest-feeds",
         )
     return application
 

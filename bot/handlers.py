@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from telegram import (
     BotCommand,
+    ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
@@ -30,6 +31,7 @@ from telegram.ext import Application, ContextTypes
 from retrieval import Library
 
 from . import replies
+from .feeds import NewsFeeds
 from .i18n import Lang, pick_language, t
 from .settings import Settings
 
@@ -112,11 +114,12 @@ def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bo
 
 
 class BotHandlers:
-    """The bot's handlers, sharing the library, the settings and the page store."""
+    """The bot's handlers, sharing the library, the settings, the page store and the feeds."""
 
-    def __init__(self, library: Library, settings: Settings) -> None:
+    def __init__(self, library: Library, settings: Settings, feeds: NewsFeeds) -> None:
         self.library = library
         self.settings = settings
+        self.feeds = feeds
         self.pages = PageStore()
 
     # ---- questions ----------------------------------------------------------------------
@@ -264,9 +267,50 @@ class BotHandlers:
         if not self._is_admin(update):
             await message.reply_text(t(lang, "admin_only"), **reply_args(message))
             return
-        changed = await asyncio.to_thread(self.library.refresh)
+        changed = await self.feeds.refresh(context.application)
         result = t(lang, "reload_changed" if changed else "reload_unchanged")
         await message.reply_text(t(lang, "reload_done", result=result), **reply_args(message))
+
+    async def subscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/subscribe: push each new article to this chat (in groups: administrators only)."""
+        await self._change_subscription(update, context, subscribe=True)
+
+    async def unsubscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/unsubscribe: stop pushing new articles to this chat."""
+        await self._change_subscription(update, context, subscribe=False)
+
+    async def _change_subscription(
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE, *, subscribe: bool
+    ) -> None:
+        message = update.effective_message
+        lang = user_lang(update)
+        if not await self._may_manage_chat(update, context):
+            await message.reply_text(t(lang, "subscription_admins_only"), **reply_args(message))
+            return
+        store = self.feeds.store
+        if subscribe:
+            done = await asyncio.to_thread(store.subscribe, message.chat_id)
+            key = "subscribed" if done else "already_subscribed"
+        else:
+            done = await asyncio.to_thread(store.unsubscribe, message.chat_id)
+            key = "unsubscribed" if done else "not_subscribed"
+        logger.info("chat %s %s", message.chat_id, key.replace("_", " "))
+        await message.reply_text(t(lang, key), **reply_args(message))
+
+    async def _may_manage_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+        """Anyone in a private chat; in groups, the group's administrators."""
+        chat = update.effective_chat
+        if chat.type == ChatType.PRIVATE:
+            return True
+        # Anonymous administrators post as the group itself.
+        sender_chat = update.effective_message.sender_chat
+        if sender_chat is not None and sender_chat.id == chat.id:
+            return True
+        user = update.effective_user
+        if user is None:
+            return False
+        member = await context.bot.get_chat_member(chat.id, user.id)
+        return member.status in (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: a command the bot does not have."""
@@ -321,7 +365,7 @@ class BotHandlers:
         """Register the command list; a failure there must not keep the bot from starting."""
 
         async def register(language_code: str | None, lang: Lang) -> None:
-            names = ("ask", "latest", "about", "help")
+            names = ("ask", "latest", "about", "subscribe", "unsubscribe", "help")
             commands = [BotCommand(name, t(lang, f"cmd_{name}")) for name in names]
             try:
                 await application.bot.set_my_commands(commands, language_code=language_code)
@@ -330,6 +374,7 @@ class BotHandlers:
 
         # Both at once: with network retries, a flaky start costs one back-off, not two.
         await asyncio.gather(register(None, "zh-Hans"), register("en", "en"))
+        await self.feeds.start(application)
         stats = await asyncio.to_thread(self.library.stats)
         logger.info(
             "@%s ready: %d articles, %d passages",
@@ -339,17 +384,11 @@ class BotHandlers:
         )
 
     async def refresh_library(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """JobQueue: pick up new seed files without a restart."""
+        """JobQueue: pick up new seed files without a restart (and push the new articles)."""
         try:
-            changed = await asyncio.to_thread(self.library.refresh)
+            await self.feeds.refresh(context.application)
         except Exception:
             logger.exception("refreshing the library failed; keeping the previous snapshot")
-            return
-        if changed:
-            stats = await asyncio.to_thread(self.library.stats)
-            logger.info(
-                "library refreshed: %d articles, %d passages", stats.articles, stats.passages
-            )
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log any handler error and tell the user, where there is someone to tell."""

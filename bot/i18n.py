@@ -37,6 +37,8 @@ _STRINGS: dict[str, dict[Lang, str]] = {
             "/ask 问题 — 提问（群组里用 /ask@{bot}）\n"
             "/latest [n] — 最新的 n 篇文章\n"
             "/about — 收录了多少文章\n"
+            "/subscribe — 有新文章时发到这个聊天（群组里仅限管理员）\n"
+            "/unsubscribe — 停止推送新文章\n"
             "/help — 这份说明\n\n"
             "在群组里：用 /ask@{bot} 提问，或回复我的消息追问。"
             "在任何聊天里输入 @{bot} 加问题，可以直接分享答案。"
@@ -49,6 +51,8 @@ _STRINGS: dict[str, dict[Lang, str]] = {
             "/ask 問題 — 提問（群組裡用 /ask@{bot}）\n"
             "/latest [n] — 最新的 n 篇文章\n"
             "/about — 收錄了多少文章\n"
+            "/subscribe — 有新文章時發到這個聊天（群組裡僅限管理員）\n"
+            "/unsubscribe — 停止推送新文章\n"
             "/help — 這份說明\n\n"
             "在群組裡：用 /ask@{bot} 提問，或回覆我的訊息追問。"
             "在任何聊天裡輸入 @{bot} 加問題，可以直接分享答案。"
@@ -62,6 +66,8 @@ _STRINGS: dict[str, dict[Lang, str]] = {
             "/ask question — ask (in groups: /ask@{bot})\n"
             "/latest [n] — the n newest articles\n"
             "/about — what the archive holds\n"
+            "/subscribe — get each new article in this chat (in groups: admins only)\n"
+            "/unsubscribe — stop the new articles\n"
             "/help — this message\n\n"
             "In groups, use /ask@{bot} or reply to one of my messages. "
             "In any chat, type @{bot} and a question to share an answer."
@@ -175,10 +181,45 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "這個指令只有管理員可以用。",
         "en": "Only admins can use this command.",
     },
+    "subscribed": {
+        "zh-Hans": "✅ 已订阅：有新文章时我会发到这里。发送 /unsubscribe 可以退订。",
+        "zh-Hant": "✅ 已訂閱：有新文章時我會發到這裡。傳送 /unsubscribe 可以退訂。",
+        "en": "✅ Subscribed: I will post each new article here. Send /unsubscribe to stop.",
+    },
+    "already_subscribed": {
+        "zh-Hans": "这个聊天已经订阅了。发送 /unsubscribe 可以退订。",
+        "zh-Hant": "這個聊天已經訂閱了。傳送 /unsubscribe 可以退訂。",
+        "en": "This chat is already subscribed. Send /unsubscribe to stop.",
+    },
+    "unsubscribed": {
+        "zh-Hans": "已退订，不会再推送新文章。随时可以用 /subscribe 重新订阅。",
+        "zh-Hant": "已退訂，不會再推送新文章。隨時可以用 /subscribe 重新訂閱。",
+        "en": "Unsubscribed: no more new articles here. Send /subscribe to start again.",
+    },
+    "not_subscribed": {
+        "zh-Hans": "这个聊天没有订阅。发送 /subscribe 可以订阅新文章。",
+        "zh-Hant": "這個聊天沒有訂閱。傳送 /subscribe 可以訂閱新文章。",
+        "en": "This chat is not subscribed. Send /subscribe to get new articles.",
+    },
+    "subscription_admins_only": {
+        "zh-Hans": "抱歉，只有群组管理员可以更改这个群组的订阅。",
+        "zh-Hant": "抱歉，只有群組管理員可以更改這個群組的訂閱。",
+        "en": "Sorry, only the group's administrators can change its subscription.",
+    },
     # setMyCommands descriptions (plain text, 1-256 characters).
     "cmd_ask": {"zh-Hans": "提问", "zh-Hant": "提問", "en": "Ask a question"},
     "cmd_latest": {"zh-Hans": "最新文章", "zh-Hant": "最新文章", "en": "Newest articles"},
     "cmd_about": {"zh-Hans": "收录情况", "zh-Hant": "收錄情況", "en": "What the archive holds"},
+    "cmd_subscribe": {
+        "zh-Hans": "订阅新文章",
+        "zh-Hant": "訂閱新文章",
+        "en": "Get new articles as they arrive",
+    },
+    "cmd_unsubscribe": {
+        "zh-Hans": "退订新文章",
+        "zh-Hant": "退訂新文章",
+        "en": "Stop new articles",
+    },
     "cmd_help": {"zh-Hans": "使用说明", "zh-Hant": "使用說明", "en": "How to use this bot"},
 }
 

@@ -243,6 +243,28 @@ def render_inline_article(article: Article) -> str:
     )
 
 
+def first_paragraph(article: Article) -> str:
+    """The article's first non-empty paragraph, whitespace-normalised (else its caption)."""
+    for paragraph in article.paragraphs:
+        text = " ".join(paragraph.text.split())
+        if text:
+            return text
+    return " ".join((article.caption or "").split())
+
+
+def render_new_article(article: Article) -> str:
+    """A new article pushed to subscribers: date, linked title, first paragraph."""
+    lead = first_paragraph(article)
+    title = shorten(article.title, TITLE_CHARS)
+    line = f"🆕 <b>{fmt_date(article.published)}</b> {link(article.url, title)}"
+
+    def render(cap: int | None) -> str:
+        text = lead if cap is None else shorten(lead, cap)
+        return f"{line}\n\n{esc(text)}" if text else line
+
+    return _fit_blocks(render, [utf16_len(lead)], TELEGRAM_LIMIT)
+
+
 def render_about(stats: LibraryStats, lang: Lang, *, show_skipped: bool = False) -> str:
     newest = fmt_date(stats.newest) if stats.newest else t(lang, "none")
     text = t(lang, "about", articles=stats.articles, passages=stats.passages, newest=newest)

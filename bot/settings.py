@@ -46,6 +46,9 @@ class Settings:
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
     webhook_secret: str | None = None
+    feed_urls: tuple[str, ...] = ()
+    feed_interval_minutes: float = 30.0
+    subscriptions_db: Path = Path("subscriptions.sqlite3")
 
     def __repr__(self) -> str:
         # The token must never reach a log line, not even through a repr in a traceback.
@@ -119,6 +122,9 @@ class Settings:
             webhook_listen=get("WEBHOOK_LISTEN") or "0.0.0.0",
             webhook_port=_int(get, "WEBHOOK_PORT", 8443, low=1, high=65535),
             webhook_secret=webhook_secret,
+            feed_urls=_url_list(get("FEED_URLS")),
+            feed_interval_minutes=_interval_minutes(get),
+            subscriptions_db=Path(get("SUBSCRIPTIONS_DB") or "subscriptions.sqlite3"),
         )
 
     @property
@@ -152,16 +158,27 @@ def _int(get, name: str, default: int, *, low: int, high: int) -> int:
     return value
 
 
-def _number(get, name: str, default: float, *, low: float, high: float) -> float:
+def _number(
+    get, name: str, default: float, *, low: float, high: float, unit: str = "seconds"
+) -> float:
     raw = get(name)
     if raw is None:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise SettingsError(f"{name} must be a number of {unit}, got {raw!r}") from None
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
+    return value
+
+
+def _interval_minutes(get) -> float:
+    value = _number(get, "FEED_INTERVAL_MINUTES", 30.0, low=0.0, high=10080.0, unit="minutes")
+    if value <= 0:  # fractions are fine (tests poll every few seconds); zero is not
+        raise SettingsError(
+            f"FEED_INTERVAL_MINUTES must be more than 0, got {get('FEED_INTERVAL_MINUTES')}"
+        )
     return value
 
 
@@ -179,3 +196,20 @@ def _id_list(raw: str | None) -> frozenset[int]:
                 f"ADMIN_USER_IDS must be numeric user ids separated by commas, got {part!r}"
             ) from None
     return frozenset(ids)
+
+
+def _url_list(raw: str | None) -> tuple[str, ...]:
+    """Feed URLs separated by commas or whitespace, duplicates dropped, order kept."""
+    if raw is None:
+        return ()
+    urls: dict[str, None] = {}
+    for part in re.split(r"[,\s]+", raw):
+        if not part:
+            continue
+        parts = urlsplit(part)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(
+                f"FEED_URLS must be http(s) URLs separated by commas or spaces, got {part!r}"
+            )
+        urls[part] = None
+    return tuple(urls)

@@ -4,6 +4,7 @@ against the fake Bot API server exactly as run_polling would run it (minus signa
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -94,7 +95,20 @@ def bot_settings(fake: FakeBotApi, **env: str) -> Settings:
 async def running_bot(
     fake: FakeBotApi, library, *, webhook: bool = False, rate_limiter=None, **env: str
 ) -> AsyncIterator[Application]:
-    """The real Application, started the way run_polling/run_webhook start it."""
+    """The real Application, started the way run_polling/run_webhook start it. Subscriptions
+    live in a throwaway database unless SUBSCRIPTIONS_DB is given; SEEDS_DIR is the library's
+    (never the repository's seeds/, which a feed ingest would write into)."""
+    env.setdefault("SEEDS_DIR", str(library.seeds_dir))
+    with tempfile.TemporaryDirectory(prefix="bot-subscriptions-") as scratch:
+        env.setdefault("SUBSCRIPTIONS_DB", str(Path(scratch) / "subscriptions.sqlite3"))
+        async with _started(fake, library, webhook, rate_limiter, env) as application:
+            yield application
+
+
+@asynccontextmanager
+async def _started(
+    fake: FakeBotApi, library, webhook: bool, rate_limiter, env: dict[str, str]
+) -> AsyncIterator[Application]:
     settings = bot_settings(fake, **env)
     application = build_application(settings, library, rate_limiter)
     async with application:  # initialize() … shutdown()

@@ -4,7 +4,9 @@ It runs a ThreadingHTTPServer in a background thread, so it is independent of th
 event loop. It records every call, serves queued updates through getUpdates (honouring
 offset, limit and the long-poll timeout), keeps the messages the bot sent (edits included),
 checks every HTML text the way Telegram would (allowed tags, entities, 4,096 UTF-16 units),
-and can be told to fail a method: a 429 with retry_after, a 5xx, a 400.
+and can be told to fail a method: a 429 with retry_after, a 5xx, a 400. It answers
+getChatMember with a status the test sets, and can refuse every sendMessage to a chat the way
+Telegram does once a user blocked the bot (403) or a chat was deleted (400).
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class _Failure:
     status: int
     description: str
     retry_after: int | None = None
+    migrate_to_chat_id: int | None = None
 
 
 @dataclass
@@ -134,6 +137,8 @@ class FakeBotApi:
         self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) → message
         self.chats: dict[int, dict] = {}
         self.update_handed_out_at: dict[int, float] = {}  # update id → first getUpdates
+        self.member_status: dict[tuple[int, int], str] = {}  # (chat id, user id) → status
+        self._unreachable: dict[int, _Failure] = {}  # chat id → how sendMessage fails
         self._closing = False
         self._server: ThreadingHTTPServer | None = None
 
@@ -199,6 +204,31 @@ class FakeBotApi:
         with self._lock:
             for _ in range(times):
                 self._failures[method].append(_Failure(status, desc, retry_after))
+
+    def block(
+        self,
+        chat_id: int,
+        *,
+        status: int = 403,
+        description: str | None = None,
+        migrate_to: int | None = None,
+    ) -> None:
+        """Every later sendMessage to `chat_id` fails: 403 as for a user who blocked the bot,
+        status=400 for a chat that no longer exists, or (migrate_to) a group that became a
+        supergroup with a new id."""
+        if migrate_to is not None:
+            status, description = 400, "Bad Request: group chat was upgraded to a supergroup chat"
+        desc = description or {
+            403: "Forbidden: bot was blocked by the user",
+            400: "Bad Request: chat not found",
+        }.get(status, "Error")
+        with self._lock:
+            self._unreachable[chat_id] = _Failure(status, desc, migrate_to_chat_id=migrate_to)
+
+    def set_member_status(self, chat: dict, user: dict, status: str) -> None:
+        """What getChatMember says of `user` in `chat`: "creator", "administrator", "member"…"""
+        with self._lock:
+            self.member_status[(chat["id"], user["id"])] = status
 
     def push_update(self, payload: dict) -> int:
         """Queue an update ({"message": …}, {"callback_query": …}, …); returns its update_id."""
@@ -364,11 +394,10 @@ class FakeBotApi:
             result = handler(params)
         except _ApiError as exc:
             call.status = exc.status
-            return _reply(
-                request,
-                exc.status,
-                {"ok": False, "error_code": exc.status, "description": exc.description},
-            )
+            payload = {"ok": False, "error_code": exc.status, "description": exc.description}
+            if exc.parameters:
+                payload["parameters"] = exc.parameters
+            return _reply(request, exc.status, payload)
         _reply(request, 200, {"ok": True, "result": result})
 
     def _bot_user(self) -> dict:
@@ -442,6 +471,13 @@ class FakeBotApi:
 
     def _api_sendMessage(self, params: dict) -> dict:
         chat_id = int(params["chat_id"])
+        with self._lock:
+            unreachable = self._unreachable.get(chat_id)
+        if unreachable is not None:
+            parameters = None
+            if unreachable.migrate_to_chat_id is not None:
+                parameters = {"migrate_to_chat_id": unreachable.migrate_to_chat_id}
+            raise _ApiError(unreachable.status, unreachable.description, parameters)
         self._check_html("sendMessage", params.get("text", ""), params.get("parse_mode"))
         message = self._bot_message(chat_id, params)
         with self._lock:
@@ -480,6 +516,28 @@ class FakeBotApi:
                 raise _ApiError(400, "Bad Request: RESULT_ID_INVALID")
         return True
 
+    def _api_getChatMember(self, params: dict) -> dict:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        with self._lock:
+            status = self.member_status.get((chat_id, user_id), "member")
+        member: dict[str, Any] = {
+            "status": status,
+            "user": {"id": user_id, "is_bot": False, "first_name": "Member"},
+        }
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            rights = (
+                "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                "can_restrict_members", "can_promote_members", "can_change_info",
+                "can_invite_users", "can_post_stories", "can_edit_stories", "can_delete_stories",
+            )  # fmt: skip
+            member.update({"can_be_edited": False, "is_anonymous": False})
+            member.update(dict.fromkeys(rights, True))
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
+
     def _api_setMyCommands(self, params: dict) -> bool:
         return True
 
@@ -502,9 +560,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, description: str) -> None:
+    def __init__(self, status: int, description: str, parameters: dict | None = None) -> None:
         super().__init__(description)
-        self.status, self.description = status, description
+        self.status, self.description, self.parameters = status, description, parameters
 
 
 def _plain_problems(text: str) -> list[str]:

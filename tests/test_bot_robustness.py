@@ -115,7 +115,9 @@ async def test_set_my_commands_is_called_and_a_failure_is_not_fatal(fake_api, bo
 async def test_the_command_list_is_registered_in_chinese_and_english(bot, fake_api):
     calls = fake_api.calls_to("setMyCommands")
     by_language = {c.params.get("language_code"): c.params["commands"] for c in calls}
-    assert {c["command"] for c in by_language[None]} == {"ask", "latest", "about", "help"}
+    assert {c["command"] for c in by_language[None]} == {
+        "ask", "latest", "about", "subscribe", "unsubscribe", "help",
+    }  # fmt: skip
     assert by_language["en"][0]["description"] == "Ask a question"
 
 

@@ -1,0 +1,361 @@
+"""Feeds in the bot: scheduled ingest, /subscribe and /unsubscribe, and new-article pushes.
+
+The real Application talks to the fake Bot API server; feeds come from a second loopback
+HTTP server serving tests/fixtures/feeds/bot_news.xml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from bot_harness import RAIL, REPO, SEED_TITLE, TYPHOON, running_bot, seed_text, write_seeds
+from fake_bot_api import TOKEN, telegram_html_problems
+
+from bot.render import render_new_article
+from bot.settings import Settings, SettingsError
+from bot.subscriptions import SubscriptionStore
+from retrieval import Library
+
+pytest_plugins = ["bot_fixtures"]
+
+FEEDS = Path(__file__).parent / "fixtures" / "feeds"
+VOLCANO_TITLE = "冰岛雷克雅内斯半岛火山再度喷发 <蓝湖> & 渔村居民撤离"
+VOLCANO_URL = "https://www.voachinese.com/a/iceland-volcano-eruption/7980001.html"
+ICEBERG_TITLE = "南极冰架崩解 科学家追踪巨型冰山漂移"
+# Messages of anonymous group administrators come from this bot user, sent as the group.
+ANONYMOUS_ADMIN = {
+    "id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"
+}  # fmt: skip
+QUAKE = {
+    "title": "智利北部发生规模七级地震 沿海发布海啸警报",
+    "url": "https://www.voachinese.com/a/chile-earthquake/7990001.html",
+    "published": datetime(2025, 3, 6, 4, 0, tzinfo=UTC),
+    "paragraphs": ["智利北部周四凌晨发生规模七级地震，当局一度对沿海地区发布海啸警报。"],
+}
+FLOOD = {
+    "title": "巴西南部洪水肆虐 数万人被迫离家",
+    "url": "https://www.voachinese.com/a/brazil-floods/7990002.html",
+    "published": datetime(2025, 3, 7, 4, 0, tzinfo=UTC),
+    "paragraphs": ["巴西南部连日暴雨引发洪水，数万名居民被迫离开家园。"],
+}
+
+
+# ---- the loopback feed server ----------------------------------------------------------
+
+
+class _FeedHandler(BaseHTTPRequestHandler):
+    server: _FeedServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        file = FEEDS / self.path.rpartition("/")[2]
+        status, body = (200, file.read_bytes()) if file.is_file() else (404, b"not found")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/rss+xml" if status == 200 else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _FeedServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _FeedHandler)
+        self.requests: list[str] = []
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpx honours proxy variables; loopback requests must never leave the machine.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def feed_server() -> Iterator[_FeedServer]:
+    server = _FeedServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    return write_seeds(tmp_path / "seeds", TYPHOON)
+
+
+@pytest.fixture
+def library(seeds: Path, tmp_path: Path) -> Library:
+    return Library.from_dir(seeds, index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "subscriptions.sqlite3"
+
+
+def _add_seed(seeds: Path, article: dict, name: str) -> None:
+    text = seed_text(article["title"], article["url"], article["published"], article["paragraphs"])
+    (seeds / name).write_text(text, encoding="utf-8")
+
+
+def _pushes(fake_api, chat_id: int) -> list[str]:
+    """The pushed articles (not replies) a chat received, as HTML."""
+    return [
+        c.params["text"]
+        for c in fake_api.calls_to("sendMessage")
+        if int(c.params["chat_id"]) == chat_id and "reply_parameters" not in c.params
+    ]
+
+
+def _attempts(fake_api, chat_id: int) -> int:
+    return sum(int(c.params["chat_id"]) == chat_id for c in fake_api.calls_to("sendMessage", False))
+
+
+async def _say(fake_api, chat: dict, user: dict, text: str, **extra) -> str:
+    message = fake_api.make_message(chat, user, text, **extra)
+    fake_api.push_update({"message": message})
+    return (await fake_api.wait_for_reply(message)).params["text"]
+
+
+# ---- settings ---------------------------------------------------------------------------
+
+
+def test_feed_settings_are_read_with_sensible_defaults():
+    settings = Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN})
+    assert settings.feed_urls == ()
+    assert settings.feed_interval_minutes == 30.0
+    assert settings.subscriptions_db == Path("subscriptions.sqlite3")
+    settings = Settings.from_env(
+        {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "FEED_URLS": "https://a.example/rss, http://b.example/atom.xml\nhttps://a.example/rss",
+            "FEED_INTERVAL_MINUTES": "0.5",
+            "SUBSCRIPTIONS_DB": "/var/lib/bot/subs.sqlite3",
+        }
+    )
+    assert settings.feed_urls == ("https://a.example/rss", "http://b.example/atom.xml")
+    assert settings.feed_interval_minutes == 0.5
+    assert settings.subscriptions_db == Path("/var/lib/bot/subs.sqlite3")
+
+
+def _run_bot(cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "FEED_"))}
+    environ.update(TELEGRAM_BOT_TOKEN=TOKEN, PYTHONPATH=str(REPO), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=cwd, env=environ, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FEED_URLS", "ftp://files.example/feed.xml"),
+        ("FEED_URLS", "https://ok.example/rss, www.no-scheme.example/rss"),
+        ("FEED_INTERVAL_MINUTES", "0"),
+        ("FEED_INTERVAL_MINUTES", "-5"),
+        ("FEED_INTERVAL_MINUTES", "soon"),
+    ],
+)
+def test_invalid_feed_settings_exit_2_with_one_line_naming_the_setting(tmp_path, name, value):
+    with pytest.raises(SettingsError, match=rf"^{name}"):
+        Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, name: value})
+    result = _run_bot(tmp_path, **{name: value})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert name in line and TOKEN not in line
+    assert not (tmp_path / "subscriptions.sqlite3").exists()
+
+
+def test_an_unusable_subscriptions_db_exits_2_with_one_line(tmp_path):
+    seeds = write_seeds(tmp_path / "seeds")
+    result = _run_bot(
+        tmp_path,
+        SEEDS_DIR=str(seeds),
+        INDEX_DIR=str(tmp_path / "index"),
+        SUBSCRIPTIONS_DB=str(tmp_path / "no-such-dir" / "subscriptions.sqlite3"),
+    )
+    assert result.returncode == 2
+    [error] = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert "SUBSCRIPTIONS_DB" in error and "no-such-dir" in error
+
+
+# ---- rendering --------------------------------------------------------------------------
+
+
+def test_a_pushed_article_shows_date_linked_title_and_first_paragraph_escaped(bot_library):
+    [typhoon] = [a for a in bot_library.latest(3) if a.title == TYPHOON["title"]]
+    html = render_new_article(typhoon)
+    assert html.startswith("🆕 <b>2025-03-01</b> ")
+    assert f'<a href="{TYPHOON["url"]}">{TYPHOON["title"]}</a>' in html
+    assert TYPHOON["paragraphs"][0] in html and TYPHOON["paragraphs"][1] not in html
+    assert telegram_html_problems(html) == []
+    [rail] = [a for a in bot_library.latest(3) if a.title == RAIL["title"]]
+    long = render_new_article(rail)  # a first paragraph far over 4,096 characters
+    assert telegram_html_problems(long) == [] and long.endswith("…")
+
+
+# ---- /subscribe and /unsubscribe ----------------------------------------------------------
+
+
+async def test_subscribe_and_unsubscribe_in_a_private_chat(bot, fake_api):
+    user = fake_api.user(6001, "en")
+    chat = fake_api.private_chat(user)
+    assert "Subscribed" in await _say(fake_api, chat, user, "/subscribe")
+    assert "already subscribed" in await _say(fake_api, chat, user, "/subscribe")
+    assert "Unsubscribed" in await _say(fake_api, chat, user, "/unsubscribe")
+    assert "not subscribed" in await _say(fake_api, chat, user, "/unsubscribe")
+    chinese = fake_api.user(6002, "zh-hans")
+    assert "已订阅" in await _say(fake_api, fake_api.private_chat(chinese), chinese, "/subscribe")
+    assert fake_api.calls_to("getChatMember") == []  # private chats need no check
+
+
+async def test_in_groups_only_administrators_change_the_subscription(fake_api, bot_library, db):
+    group = fake_api.group_chat()
+    member, admin, owner = (fake_api.user(i, "en") for i in (7001, 7002, 7003))
+    fake_api.set_member_status(group, admin, "administrator")
+    fake_api.set_member_status(group, owner, "creator")
+    store = SubscriptionStore(db)
+    async with running_bot(fake_api, bot_library, SUBSCRIPTIONS_DB=str(db)):
+        refusal = await _say(fake_api, group, member, "/subscribe@ThisBot")
+        assert "only the group's administrators" in refusal
+        assert store.chats() == []
+        assert "Subscribed" in await _say(fake_api, group, admin, "/subscribe@ThisBot")
+        assert store.chats() == [group["id"]]
+        refusal = await _say(fake_api, group, member, "/unsubscribe@ThisBot")
+        assert "only the group's administrators" in refusal
+        assert "Unsubscribed" in await _say(fake_api, group, owner, "/unsubscribe@ThisBot")
+        checks = len(fake_api.calls_to("getChatMember"))
+        # An anonymous administrator writes as the group itself: no getChatMember needed.
+        reply = await _say(fake_api, group, ANONYMOUS_ADMIN, "/subscribe", sender_chat=group)
+        assert "已订阅" in reply
+        assert len(fake_api.calls_to("getChatMember")) == checks
+    assert store.chats() == [group["id"]]
+
+
+# ---- ingest and pushes --------------------------------------------------------------------
+
+
+async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pushed_once(
+    fake_api, feed_server, library, seeds, db, caplog
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    store = SubscriptionStore(db)
+    reader, group = fake_api.user(8001, "zh-hans"), fake_api.group_chat(-100777)
+    store.subscribe(reader["id"])
+    store.subscribe(group["id"])
+    feed, missing = feed_server.url("/feeds/bot_news.xml"), feed_server.url("/feeds/gone.xml")
+    env = {"FEED_URLS": f"{feed} {missing}", "FEED_INTERVAL_MINUTES": "0.005"}  # 0.3 s
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db), **env):
+        await fake_api.wait_for(lambda: len(_pushes(fake_api, group["id"])) == 2)
+        # Later runs of the job find nothing new and push nothing.
+        await fake_api.wait_for(lambda: feed_server.requests.count("/feeds/bot_news.xml") >= 4)
+        await fake_api.settle()
+        chat = fake_api.private_chat(reader)
+        answer = await _say(fake_api, chat, reader, "冰岛火山喷发了吗？")
+        assert "冰岛雷克雅内斯半岛火山再度喷发 &lt;蓝湖&gt; &amp; 渔村居民撤离" in answer
+        latest = await _say(fake_api, chat, reader, "/latest 3")
+        assert latest.index("冰岛") < latest.index(ICEBERG_TITLE) < latest.index(TYPHOON["title"])
+
+    for chat_id in (reader["id"], group["id"]):
+        pushes = _pushes(fake_api, chat_id)
+        # Oldest first, so the chat ends with the newest; the backlog (typhoon, the seed
+        # article, which the feed also lists) is not pushed.
+        assert len(pushes) == 2
+        assert f'<a href="{VOLCANO_URL}">' in pushes[1] and "&lt;蓝湖&gt; &amp;" in pushes[1]
+        assert ICEBERG_TITLE in pushes[0] and "巨型冰山从南极冰架崩解" in pushes[0]
+        assert not any(TYPHOON["title"] in p or SEED_TITLE in p for p in pushes)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.endswith("bot_news.xml: 2 new, 0 updated, 1 skipped") for m in messages)
+    failed = [r for r in caplog.records if "gone.xml: failed: HTTP 404" in r.getMessage()]
+    assert failed and all(r.levelno == logging.WARNING for r in failed)
+    assert len(list(seeds.glob("2025*.txt"))) == 2
+
+
+async def test_the_first_start_does_not_push_the_backlog_but_later_files_are_pushed(
+    fake_api, library, seeds, db
+):
+    store = SubscriptionStore(db)
+    reader = fake_api.user(8101)
+    store.subscribe(reader["id"])
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db), RELOAD_SECONDS="0.2"):
+        await asyncio.sleep(0.6)  # a few rescans and the start-up check
+        assert _pushes(fake_api, reader["id"]) == []
+        # Not from a feed: a file dropped into SEEDS_DIR, found by the rescan job.
+        _add_seed(seeds, QUAKE, "300_quake.txt")
+        await fake_api.wait_for(lambda: _pushes(fake_api, reader["id"]))
+        await asyncio.sleep(0.6)
+    [push] = _pushes(fake_api, reader["id"])
+    assert QUAKE["title"] in push and QUAKE["url"] in push
+
+
+async def test_a_chat_that_blocked_the_bot_is_unsubscribed_after_one_failed_send(
+    fake_api, library, seeds, db, caplog
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    store = SubscriptionStore(db)
+    blocked, deleted, muted, fine, old_group = 8201, 8202, -100300, 8204, -300
+    for chat_id in (blocked, deleted, muted, fine, old_group):
+        store.subscribe(chat_id)
+    fake_api.block(blocked)  # 403 bot was blocked by the user
+    fake_api.block(deleted, status=400)  # 400 chat not found
+    fake_api.block(muted, status=400, description="Bad Request: not enough rights to send")
+    fake_api.block(old_group, migrate_to=-100301)
+    admin = fake_api.user(8299, "en")
+    env = {"SUBSCRIPTIONS_DB": str(db), "ADMIN_USER_IDS": str(admin["id"])}
+    async with running_bot(fake_api, library, **env):
+        _add_seed(seeds, QUAKE, "300_quake.txt")
+        _add_seed(seeds, FLOOD, "301_flood.txt")
+        # /reload is a refresh too: it pushes what it found.
+        chat = fake_api.private_chat(admin)
+        assert "changes loaded" in await _say(fake_api, chat, admin, "/reload")
+        await fake_api.wait_for(lambda: len(_pushes(fake_api, fine)) == 2)
+        await fake_api.wait_for(lambda: len(_pushes(fake_api, -100301)) == 2)
+        await fake_api.settle()
+    assert _attempts(fake_api, blocked) == 1 and _attempts(fake_api, deleted) == 1
+    assert _attempts(fake_api, muted) == 2  # another error: logged, still subscribed
+    assert _attempts(fake_api, old_group) == 1  # the group's new id takes over
+    assert sorted(store.chats()) == sorted([muted, fine, -100301])
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert f"chat {blocked} unsubscribed: Forbidden: bot was blocked by the user" in infos
+    assert f"chat {deleted} unsubscribed: Chat not found" in infos
+
+
+async def test_subscriptions_survive_a_restart(fake_api, seeds, tmp_path, db):
+    user = fake_api.user(8301, "en")
+    chat = fake_api.private_chat(user)
+    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+        assert "Subscribed" in await _say(fake_api, chat, user, "/subscribe")
+    # While the bot is down, an article arrives; the next start loads and pushes it.
+    _add_seed(seeds, FLOOD, "301_flood.txt")
+    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+        await fake_api.wait_for(lambda: _pushes(fake_api, chat["id"]))
+        assert "already subscribed" in await _say(fake_api, chat, user, "/subscribe")
+    [push] = _pushes(fake_api, chat["id"])
+    assert FLOOD["title"] in push
+    # A third start pushes nothing again.
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+        await asyncio.sleep(0.3)
+    assert len(_pushes(fake_api, chat["id"])) == 1

@@ -1,0 +1,76 @@
+"""The subscription store on its own: subscribed chats and announced articles in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bot.subscriptions import SubscriptionStore
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "subscriptions.sqlite3"
+
+
+def test_subscribe_and_unsubscribe_say_whether_anything_changed(db):
+    store = SubscriptionStore(db)
+    assert store.subscribe(42) is True
+    assert store.subscribe(42) is False  # already subscribed
+    assert store.subscribe(-1001) is True
+    assert sorted(store.chats()) == [-1001, 42]
+    assert store.is_subscribed(42)
+    assert store.unsubscribe(42) is True
+    assert store.unsubscribe(42) is False
+    assert store.chats() == [-1001]
+    assert not store.is_subscribed(42)
+
+
+def test_everything_survives_reopening_the_file(db):
+    store = SubscriptionStore(db)
+    store.subscribe(7)
+    store.claim_new(["a", "b"])
+    reopened = SubscriptionStore(db)
+    assert reopened.chats() == [7]
+    assert reopened.claim_new(["a", "b", "c"]) == {"c"}
+
+
+def test_each_article_is_claimed_once(db):
+    store = SubscriptionStore(db)
+    assert store.claim_new(["a", "b", "a"]) == {"a", "b"}
+    assert store.claim_new(["b", "c"]) == {"c"}
+    assert store.claim_new(["a", "b", "c"]) == set()
+
+
+def test_concurrent_claims_never_hand_out_an_article_twice(db):
+    store = SubscriptionStore(db)
+    ids = [f"article-{i}" for i in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: store.claim_new(ids), range(8)))
+    assert sorted(i for batch in claimed for i in batch) == sorted(ids)
+
+
+def test_the_baseline_is_taken_on_the_first_start_only(db):
+    store = SubscriptionStore(db)
+    assert store.baseline(["old-1", "old-2"]) == 2
+    assert store.claim_new(["old-1", "old-2", "new"]) == {"new"}
+    # Not the first start any more: the baseline records nothing, so "later" stays new.
+    assert store.baseline(["later"]) == 0
+    assert store.claim_new(["later"]) == {"later"}
+
+
+def test_a_migrated_group_keeps_its_subscription(db):
+    store = SubscriptionStore(db)
+    store.subscribe(-55)
+    store.subscribe(-1009)
+    store.move(-55, -1009)  # the new id was subscribed too: one row remains
+    store.move(-1009, -1000055)
+    assert store.chats() == [-1000055]
+
+
+def test_an_unusable_path_fails_when_opened(tmp_path):
+    with pytest.raises(sqlite3.Error):
+        SubscriptionStore(tmp_path / "missing-dir" / "subscriptions.sqlite3")
