@@ -40,7 +40,7 @@ class NewsFeeds:
     async def start(self, application: Application) -> None:
         """First start: the existing articles count as announced. Every start: push what
         arrived while the bot was down (once the application runs, from a job)."""
-        ids = await asyncio.to_thread(self._article_ids)
+        ids = await asyncio.to_thread(self.library.article_ids)
         recorded = await asyncio.to_thread(self.store.baseline, ids)
         if recorded:
             logger.info("first start: %d existing articles will not be pushed", recorded)
@@ -96,17 +96,16 @@ class NewsFeeds:
         if articles:
             application.create_task(self._push(application, articles), name="push-new-articles")
 
-    def _article_ids(self) -> list[str]:
-        return [a.id for a in self.library.latest(self.library.stats().articles)]
-
     def _claim_new(self) -> list[Article]:
         """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest)."""
-        articles = self.library.latest(self.library.stats().articles)  # newest first
-        new_ids = self.store.claim_new(a.id for a in articles)
-        new = [a for a in articles if a.id in new_ids]
-        if len(new) > PUSH_MAX_ARTICLES:
-            logger.info("%d new articles; pushing only the %d newest", len(new), PUSH_MAX_ARTICLES)
-            new = new[:PUSH_MAX_ARTICLES]
+        ids = self.library.article_ids()  # newest first
+        new_ids = self.store.claim_new(ids)
+        new_ordered = [i for i in ids if i in new_ids]
+        if len(new_ordered) > PUSH_MAX_ARTICLES:
+            logger.info(
+                "%d new articles; pushing only the %d newest", len(new_ordered), PUSH_MAX_ARTICLES
+            )
+        new = [a for i in new_ordered[:PUSH_MAX_ARTICLES] if (a := self.library.article(i))]
         # Oldest first, so each chat ends with the newest article, as a news feed reads.
         return new[::-1]
 

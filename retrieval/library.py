@@ -13,6 +13,7 @@ import numpy as np
 
 from retrieval import index as idx
 from retrieval.analysis import Analyzer
+from retrieval.articles import article_id
 from retrieval.models import Article, Hit, LibraryStats, SkippedFile
 from retrieval.scoring import doc_norms, okapi_idf, score_terms, top_k
 
@@ -35,6 +36,7 @@ class _Snapshot:
     norms: np.ndarray
     tiebreak: np.ndarray  # rank of each passage in (newest article first, then article order)
     newest_first: np.ndarray  # article numbers, newest first
+    article_numbers: dict[str, int]  # article id → article number
 
     @classmethod
     def of(cls, data: idx.IndexData) -> _Snapshot:
@@ -50,6 +52,12 @@ class _Snapshot:
             norms=doc_norms(data.arrays["doc_len"]),
             tiebreak=tiebreak,
             newest_first=np.lexsort((np.arange(published.shape[0]), -published)),
+            # from the file records: no article has to be decoded for it
+            article_numbers={
+                article_id(r.url): r.article
+                for r in data.files.values()
+                if r.article is not None and r.url is not None
+            },
         )
 
 
@@ -156,6 +164,20 @@ class Library:
         """The n newest articles, newest first."""
         snap = self._current
         return [snap.data.article(int(a)) for a in snap.newest_first[: max(n, 0)]]
+
+    def article_ids(self) -> list[str]:
+        """Every article's id, newest first; cheap (nothing is decoded)."""
+        snap = self._current
+        ids = [""] * snap.data.n_articles
+        for aid, number in snap.article_numbers.items():
+            ids[number] = aid
+        return [ids[int(n)] for n in snap.newest_first]
+
+    def article(self, aid: str) -> Article | None:
+        """The article with this id, if the library has it."""
+        snap = self._current
+        number = snap.article_numbers.get(aid)
+        return None if number is None else snap.data.article(number)
 
     def stats(self) -> LibraryStats:
         """How many articles and passages, the newest date, and the files that were skipped."""

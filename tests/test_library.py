@@ -102,6 +102,18 @@ def test_latest_is_newest_first_and_stats_count(seeds_dir: Path, index_dir: Path
     assert stats.skipped == ()
 
 
+def test_article_ids_newest_first_and_lookup(seeds_dir: Path, index_dir: Path) -> None:
+    (seeds_dir / "new.txt").write_text(
+        make_seed("新闻", "https://x.test/new", ["刚刚发生的新闻内容。"], ms=1_800_000_000_000),
+        encoding="utf-8",
+    )
+    library = Library.from_dir(seeds_dir, index_dir)
+    ids = library.article_ids()
+    assert ids == [a.id for a in library.latest(10)]
+    assert library.article(ids[0]).title == "新闻"
+    assert library.article("0000000000000000") is None
+
+
 def test_bad_files_are_skipped_with_one_warning_each(
     seeds_dir: Path, index_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
