@@ -82,7 +82,7 @@ def child_queries(seeds: str, index: str, queries_file: str, reference: bool) ->
         ids = [
             data.vocab[t] for t in library.analyzer.query_terms(q, data.names) if t in data.vocab
         ]
-        docs, scores = score_terms(data.postings, snap.idf, snap.norms, ids)
+        docs, scores = score_terms(data.postings, snap.idf, ids)
         return top_k(docs, scores, 10, snap.tiebreak)
 
     def timed(fn, items) -> list[float]:

@@ -27,11 +27,11 @@ from scipy import sparse
 from retrieval.analysis import TITLE_WEIGHT, Analyzer
 from retrieval.articles import SeedFormatError, passages_of, read_seed_file
 from retrieval.models import Article, Paragraph, Passage
-from retrieval.scoring import Postings
+from retrieval.scoring import Postings, tf_weights
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 SEED_SUFFIXES = (".txt", ".md")
 PARALLEL_FROM_FILES = 400  # below this, worker start-up costs more than it saves
 
@@ -39,6 +39,7 @@ _ARRAYS = (
     "indptr",
     "indices",
     "tf",
+    "weight",
     "doc_len",
     "doc_article",
     "doc_ordinal",
@@ -79,7 +80,14 @@ class IndexData:
     @property
     def postings(self) -> Postings:
         a = self.arrays
-        return Postings(a["indptr"], a["indices"], a["tf"], a["doc_len"])
+        return Postings(a["indptr"], a["indices"], a["weight"], self.n_docs)
+
+    def with_weights(self) -> IndexData:
+        """This generation with its posting weights computed in memory (when unsaved)."""
+        a = self.arrays
+        chunks = list(tf_weights(a["indices"], a["tf"], a["doc_len"]))
+        weight = np.concatenate(chunks) if chunks else np.empty(0, np.float64)
+        return replace(self, arrays={**a, "weight": weight})
 
     @property
     def n_docs(self) -> int:
@@ -88,12 +96,6 @@ class IndexData:
     @property
     def n_articles(self) -> int:
         return int(self.arrays["article_published_ms"].shape[0])
-
-    def passage(self, doc: int) -> tuple[Passage, Article]:
-        """A passage and its article. Passages are not stored twice: they are re-cut from
-        the stored article (cheap, and only for the few passages a reply shows)."""
-        article = self.article(self.article_of(doc))
-        return passages_of(article)[int(self.arrays["doc_ordinal"][doc])], article
 
     def article_of(self, doc: int) -> int:
         return int(self.arrays["doc_article"][doc])
@@ -492,8 +494,20 @@ def save(index_dir: Path, data: IndexData) -> Path:
     gen = Path(tempfile.mkdtemp(prefix=f"gen-{time.strftime('%Y%m%d%H%M%S')}-", dir=index_dir))
     sizes = {}
     for name, array in data.arrays.items():
+        if name == "weight":
+            continue  # derived: written below from the arrays it depends on
         np.save(gen / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         sizes[name] = [str(array.dtype), list(array.shape)]
+    # Posting weights depend on every passage's length (through avgdl), so each generation
+    # stores its own, streamed to the file chunk by chunk rather than held in memory.
+    a = data.arrays
+    shape = (int(a["indices"].shape[0]),)
+    with open(gen / "weight.npy", "wb") as fh:
+        header = {"descr": np.dtype(np.float64).str, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(fh, header)
+        for chunk in tf_weights(a["indices"], a["tf"], a["doc_len"]):
+            fh.write(chunk.tobytes())
+    sizes["weight"] = ["float64", list(shape)]
     (gen / "terms.txt").write_text("\n".join(data.terms), encoding="utf-8")
     meta = {
         "files": {p: asdict(r) for p, r in data.files.items()},
@@ -585,7 +599,11 @@ def _check_consistent(a: dict[str, np.ndarray], n_terms: int) -> None:
     n_articles = a["article_published_ms"].shape[0]
     checks: Iterable[tuple[bool, str]] = (
         (a["indptr"].shape[0] == n_terms + 1, "indptr length"),
-        (int(a["indptr"][-1]) == a["indices"].shape[0] == a["tf"].shape[0], "postings length"),
+        (
+            int(a["indptr"][-1]) == a["indices"].shape[0] == a["tf"].shape[0]
+            and a["weight"].shape[0] == a["tf"].shape[0],
+            "postings length",
+        ),
         (a["doc_ordinal"].shape[0] == a["doc_article"].shape[0] == n_docs, "passage arrays"),
         (a["article_doc_start"].shape[0] == n_articles + 1, "article starts"),
         (int(a["article_doc_start"][-1]) == n_docs, "article passage count"),

@@ -6,16 +6,18 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from retrieval import index as idx
 from retrieval.analysis import Analyzer
-from retrieval.articles import article_id
-from retrieval.models import Article, Hit, LibraryStats, SkippedFile
-from retrieval.scoring import doc_norms, okapi_idf, score_terms, top_k
+from retrieval.articles import article_id, passages_of
+from retrieval.models import Article, Hit, LibraryStats, Passage, SkippedFile
+from retrieval.scoring import okapi_idf, score_terms, top_k
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,11 @@ class _Snapshot:
 
     data: idx.IndexData
     idf: np.ndarray
-    norms: np.ndarray
     tiebreak: np.ndarray  # rank of each passage in (newest article first, then article order)
     newest_first: np.ndarray  # article numbers, newest first
     article_numbers: dict[str, int]  # article id → article number
+    # decoded articles and their passages: replies often show several passages of one article
+    cut: Callable[[int], tuple[Article, list[Passage]]]
 
     @classmethod
     def of(cls, data: idx.IndexData) -> _Snapshot:
@@ -49,9 +52,9 @@ class _Snapshot:
         return cls(
             data=data,
             idf=okapi_idf(df.astype(np.float64), data.n_docs),
-            norms=doc_norms(data.arrays["doc_len"]),
             tiebreak=tiebreak,
             newest_first=np.lexsort((np.arange(published.shape[0]), -published)),
+            cut=lru_cache(maxsize=1024)(lambda n: (a := data.article(n), passages_of(a))),
             # from the file records: no article has to be decoded for it
             article_numbers={
                 article_id(r.url): r.article
@@ -119,10 +122,15 @@ class Library:
                 return False
             try:
                 idx.save(self.index_dir, data)
-            except OSError as exc:  # a read-only cache still leaves a working library
+                saved = idx.load(self.index_dir)  # serve the memory-mapped copy
+            except (OSError, idx.IndexCorrupt) as exc:
+                # a read-only or full cache still leaves a working library
                 log.warning("could not save the index in %s: %s", self.index_dir, exc)
-            self._snapshot = _Snapshot.of(data)
-            log.info("index: %d articles, %d passages", data.n_articles, data.n_docs)
+                saved = None
+            if saved is None or saved.fingerprint != data.fingerprint:
+                saved = data.with_weights()
+            self._snapshot = _Snapshot.of(saved)
+            log.info("index: %d articles, %d passages", saved.n_articles, saved.n_docs)
             return True
 
     def _load_saved(self) -> idx.IndexData | None:
@@ -146,10 +154,11 @@ class Library:
         data = snap.data
         terms = self.analyzer.query_terms(query, data.names)
         term_ids = [data.vocab[t] for t in terms if t in data.vocab]
-        docs, scores = score_terms(data.postings, snap.idf, snap.norms, term_ids)
+        docs, scores = score_terms(data.postings, snap.idf, term_ids)
         hits = []
         for doc, score in top_k(docs, scores, k, snap.tiebreak):
-            passage, article = data.passage(doc)
+            article, passages = snap.cut(data.article_of(doc))
+            passage = passages[int(data.arrays["doc_ordinal"][doc])]
             hits.append(
                 Hit(
                     score=score,
@@ -163,7 +172,7 @@ class Library:
     def latest(self, n: int = 5) -> list[Article]:
         """The n newest articles, newest first."""
         snap = self._current
-        return [snap.data.article(int(a)) for a in snap.newest_first[: max(n, 0)]]
+        return [snap.cut(int(a))[0] for a in snap.newest_first[: max(n, 0)]]
 
     def article_ids(self) -> list[str]:
         """Every article's id, newest first; cheap (nothing is decoded)."""
@@ -177,7 +186,7 @@ class Library:
         """The article with this id, if the library has it."""
         snap = self._current
         number = snap.article_numbers.get(aid)
-        return None if number is None else snap.data.article(number)
+        return None if number is None else snap.cut(number)[0]
 
     def stats(self) -> LibraryStats:
         """How many articles and passages, the newest date, and the files that were skipped."""

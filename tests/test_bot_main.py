@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -111,6 +113,40 @@ def test_without_a_token_it_exits_2_and_says_how_to_get_one(tmp_path):
     assert result.stdout == ""
 
 
+def test_without_a_token_at_a_terminal_it_says_how_and_lets_you_try_it(tmp_path):
+    """The README's run command on a fresh machine: no token, a person at a terminal."""
+    seeds = write_seeds(tmp_path / "seeds", TYPHOON)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEBHOOK_"))}
+    environ.update(PYTHONPATH=str(REPO), SEEDS_DIR=str(seeds), INDEX_DIR=str(tmp_path / "i"))
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env=environ,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"> " not in seen and time.monotonic() < deadline and proc.poll() is None:
+        if select.select([controller], [], [], 1)[0]:
+            seen += os.read(controller, 65536)
+    os.write(controller, "石破茂访问白宫\n/quit\n".encode())
+    while time.monotonic() < deadline and proc.poll() is None:
+        if select.select([controller], [], [], 1)[0]:
+            try:
+                seen += os.read(controller, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+    assert proc.wait(timeout=30) == 0
+    os.close(controller)
+    text = seen.decode("utf-8", errors="replace")
+    assert "BotFather" in text
+    assert SEED_TITLE in text
+
+
 def test_settings_come_from_a_dotenv_file_and_errors_exit_2(tmp_path):
     (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nRESULTS_PER_PAGE=many\n")
     result = _run_bot([], tmp_path, {})
@@ -125,9 +161,11 @@ def test_console_mode_answers_questions_without_a_token(tmp_path):
     seeds = write_seeds(tmp_path / "seeds", TYPHOON)
     stdin = "石破茂访问白宫\n/latest 2\n🙂\n/about\n"
     result = _run_bot(
-        ["--console"], tmp_path, {"SEEDS_DIR": str(seeds), "INDEX_DIR": str(tmp_path / "i")},
+        ["--console"],
+        tmp_path,
+        {"SEEDS_DIR": str(seeds), "INDEX_DIR": str(tmp_path / "i")},
         input=stdin,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert SEED_TITLE in out and f"voachinese.com ({SEED_URL})" in out

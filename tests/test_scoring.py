@@ -11,7 +11,7 @@ from scipy import sparse
 
 from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_seed_file
-from retrieval.scoring import Postings, doc_norms, okapi_idf, score_terms, top_k
+from retrieval.scoring import Postings, okapi_idf, score_terms, tf_weights, top_k
 from tests.conftest import SEED
 
 
@@ -21,7 +21,8 @@ def build_postings(ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> Postin
     ones = np.ones(ids.shape[0], np.uint16)
     csc = sparse.csc_matrix((ones, (rows, ids)), shape=(lengths.shape[0], n_terms))
     csc.sum_duplicates()
-    return Postings(csc.indptr, csc.indices, csc.data, lengths.astype(np.float64))
+    weight = np.concatenate([np.empty(0), *tf_weights(csc.indices, csc.data, lengths)])
+    return Postings(csc.indptr, csc.indices, weight, lengths.shape[0])
 
 
 def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
@@ -31,9 +32,7 @@ def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
     lengths = np.array([len(doc) for doc in corpus], np.int64)
     postings = build_postings(ids, lengths, len(vocab))
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
-    docs, scores = score_terms(
-        postings, idf, doc_norms(postings.doc_len), [vocab.get(t, -1) for t in query]
-    )
+    docs, scores = score_terms(postings, idf, [vocab.get(t, -1) for t in query])
     full = np.zeros(len(corpus))
     full[docs] = scores
     return full
@@ -87,7 +86,7 @@ def test_a_term_with_zero_idf_still_matches() -> None:
     postings = build_postings(ids, np.array([len(d) for d in corpus]), len(vocab))
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
     assert idf[0] == 0.0
-    docs, scores = score_terms(postings, idf, doc_norms(postings.doc_len), [0])
+    docs, scores = score_terms(postings, idf, [0])
     assert docs.tolist() == [0, 1]
     assert scores.tolist() == [0.0, 0.0] == BM25Okapi(corpus).get_scores(["common"])[:2].tolist()
 
@@ -95,5 +94,5 @@ def test_a_term_with_zero_idf_still_matches() -> None:
 def test_no_query_term_in_the_index_touches_nothing() -> None:
     postings = build_postings(np.array([0, 1, 1], np.int32), np.array([2, 1]), 2)
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), 2)
-    docs, scores = score_terms(postings, idf, doc_norms(postings.doc_len), [-1, 7])
+    docs, scores = score_terms(postings, idf, [-1, 7])
     assert docs.size == 0 and scores.size == 0
