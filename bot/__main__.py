@@ -10,7 +10,7 @@ import sys
 from dotenv import load_dotenv
 
 from .logs import configure_logging
-from .settings import Settings, SettingsError
+from .settings import NO_TOKEN_MESSAGE, Settings, SettingsError
 
 logger = logging.getLogger("bot")
 
@@ -37,6 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()  # first, so even settings errors go through the token filter
     # Real environment variables win over the file.
     load_dotenv(args.env_file, override=False)
+    if (
+        not args.console
+        and not os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+        and sys.stdin.isatty()
+        and sys.stdout.isatty()
+    ):
+        # A person at a terminal without a token: say how to get one, then let them try the
+        # bot right here. Without a terminal (services, scripts) it is an error: exit 2.
+        logger.warning("%s", NO_TOKEN_MESSAGE)
+        logger.warning("no token, so answering here in the terminal (Ctrl-D to quit)")
+        args.console = True
     try:
         settings = Settings.from_env(os.environ, require_token=not args.console)
     except SettingsError as exc:
