@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,24 @@ def test_added_changed_and_deleted_files_are_picked_up(seeds_dir: Path, index_di
     assert library.stats().articles == 1
     # a fresh process sees the same thing from disk
     assert Library.from_dir(seeds_dir, index_dir).stats().articles == 1
+
+
+def test_answering_never_waits_for_a_reload(seeds_dir: Path, index_dir: Path) -> None:
+    library = Library.from_dir(seeds_dir, index_dir)
+    (seeds_dir / "mars.txt").write_text(
+        make_seed("火星", "https://x.test/mars", ["火星探测器成功着陆。"]), encoding="utf-8"
+    )
+    done = threading.Event()
+    with library._refresh_lock:  # a reload is in progress (holding the lock it takes)...
+        reload = threading.Thread(target=lambda: (library.refresh(), done.set()))
+        reload.start()
+        # ...and questions are still answered, from the snapshot before it
+        assert library.search("德地秀士")
+        assert library.search("火星探测器") == []
+        assert not done.is_set()
+    reload.join(timeout=60)
+    assert done.is_set()
+    assert library.search("火星探测器")[0].article.title == "火星"
 
 
 def test_incremental_scores_equal_a_fresh_build(seeds_dir: Path, tmp_path: Path) -> None:
