@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -250,7 +251,7 @@ def test_analyzer_change_rebuilds(seeds_dir: Path, index_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "damage", ["truncate-array", "drop-manifest", "garbage-pointer", "bad-terms"]
+    "damage", ["truncate-array", "drop-manifest", "garbage-pointer", "bad-terms", "old-format"]
 )
 def test_corrupt_index_is_rebuilt_not_served(
     seeds_dir: Path, index_dir: Path, damage: str, caplog: pytest.LogCaptureFixture
@@ -264,8 +265,11 @@ def test_corrupt_index_is_rebuilt_not_served(
         (gen / "manifest.json").unlink()
     elif damage == "garbage-pointer":
         (index_dir / "CURRENT").write_text("gen-does-not-exist")
-    else:
+    elif damage == "bad-terms":
         (gen / "terms.txt").write_text("a\nb", encoding="utf-8")
+    else:  # an index written by an older version of the format
+        manifest = json.loads((gen / "manifest.json").read_text())
+        (gen / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
     with caplog.at_level(logging.WARNING):
         library = Library.from_dir(seeds_dir, index_dir)
     assert any("rebuilding" in r.getMessage() for r in caplog.records)
