@@ -61,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         library = Library.from_dir(settings.seeds_dir, index_dir=settings.index_dir)
-    except (FileNotFoundError, NotADirectoryError) as exc:
+    except OSError as exc:
         logger.error("SEEDS_DIR: %s is not a readable directory (%s)", settings.seeds_dir, exc)
+        return 2
+    except ValueError as exc:  # names ALIASES_FILE
+        logger.error("%s", exc)
         return 2
 
     if args.console:

@@ -93,7 +93,10 @@ class Library:
         analyzer: Analyzer | None = None,
         workers: int | None = None,
     ) -> Library:
-        """Open the library of a seeds directory: load its saved index, bring it up to date."""
+        """Open the library of a seeds directory: load its saved index, bring it up to date.
+
+        Raises OSError for a missing or unreadable seeds directory, ValueError for an
+        unusable ALIASES_FILE (both with a one-line message)."""
         seeds = Path(seeds_dir)
         if not seeds.exists():
             raise FileNotFoundError(f"seeds directory {seeds} does not exist")
@@ -102,7 +105,11 @@ class Library:
         if not os.access(seeds, os.R_OK | os.X_OK):
             raise PermissionError(f"seeds directory {seeds} is not readable")
         if analyzer is None:
-            analyzer = Analyzer.default(os.environ.get("ALIASES_FILE") or None)
+            aliases = os.environ.get("ALIASES_FILE") or None
+            try:
+                analyzer = Analyzer.default(aliases)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"ALIASES_FILE {aliases}: {exc}") from exc
         library = cls(
             seeds, Path(index_dir) if index_dir else default_index_dir(seeds), analyzer, workers
         )

@@ -132,3 +132,15 @@ def test_expected_errors_exit_2_with_one_line(args: list[str], message: str) -> 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content", [None, "只有一列\n"])
+def test_unusable_alias_file_exits_2_naming_it(seeds_dir: Path, tmp_path: Path, content) -> None:
+    aliases = tmp_path / "aliases.tsv"
+    if content is not None:
+        aliases.write_text(content, encoding="utf-8")
+    result = run("search", "--seeds", str(seeds_dir), "x", env={"ALIASES_FILE": str(aliases)})
+    assert result.returncode == 2
+    assert "ALIASES_FILE" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
