@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from retrieval.library import Library, default_index_dir
+from retrieval.library import Library
 from retrieval.models import Article, Hit
 
 log = logging.getLogger("retrieval")
@@ -146,6 +146,3 @@ def _print_stats(library: Library, args: argparse.Namespace) -> None:
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:
         print(f"  {skipped.path}: {skipped.reason}")
-
-
-__all__ = ["default_index_dir", "hit_json", "main"]
