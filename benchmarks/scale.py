@@ -80,7 +80,7 @@ def child_queries(seeds: str, index: str, queries_file: str, reference: bool) ->
     def engine(q: str) -> list[tuple[int, float]]:
         """Scoring and top 10 alone: the part rank_bm25 does."""
         ids = [
-            data.vocab[t] for t in library.analyzer.query_terms(q, data.names) if t in data.vocab
+            data.vocab[t] for t in library.analyzer.query_terms(q, data.names, snap.glosses) if t in data.vocab
         ]
         docs, scores = score_terms(data.postings, snap.idf, ids)
         return top_k(docs, scores, 10, snap.tiebreak)
@@ -114,7 +114,7 @@ def child_queries(seeds: str, index: str, queries_file: str, reference: bool) ->
     sample = queries[:50]
 
     def reference_top(q: str) -> np.ndarray:
-        scores = bm25.get_scores(library.analyzer.query_terms(q, data.names))
+        scores = bm25.get_scores(library.analyzer.query_terms(q, data.names, snap.glosses))
         return scores[np.argsort(-scores, kind="stable")[:10]]
 
     ours = timed(engine, sample)

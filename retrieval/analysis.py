@@ -13,18 +13,19 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
+from types import MappingProxyType
 
 import opencc
 import rjieba
 
 # Bump when the analysis changes in a way that alters index terms: saved indexes rebuild.
-ANALYZER_VERSION = 4
+ANALYZER_VERSION = 5
 # Each passage is indexed with its article's title terms this many times.
 TITLE_WEIGHT = 2
 
@@ -35,6 +36,7 @@ _GLOSSED_NAME = re.compile(
 )
 _HAN_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+(?:[.'\-]\w+)*")
+_LATIN = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
 
 
 def _data_lines(text: str) -> Iterable[str]:
@@ -125,13 +127,15 @@ class Analyzer:
         """NFKC, lower case, traditional → simplified: the form every match is made on."""
         return self._t2s.convert(unicodedata.normalize("NFKC", text).lower())
 
-    def glossed_names(self, text: str) -> set[str]:
-        """Chinese names that the text glosses with an English name: 德地秀士(Hideshi Tokuchi)."""
-        names = set()
+    def glossed_names(self, text: str) -> dict[str, str]:
+        """Chinese names the text glosses in English, with the gloss in lower case:
+        德地秀士(Hideshi Tokuchi) gives {"德地秀士": "hideshi tokuchi"}."""
+        names = {}
         for match in _GLOSSED_NAME.finditer(self.normalize(text)):
             name = self._name_before_gloss(match.group(1))
-            if name:
-                names.add(self._alias_map.get(name, name))
+            gloss = " ".join(_LATIN.findall(match.group(2)))
+            if name and gloss:
+                names[self._alias_map.get(name, name)] = gloss
         return names
 
     def _name_before_gloss(self, run: str) -> str | None:
@@ -192,13 +196,25 @@ class Analyzer:
             out += [name] * normalized.count(name)
         return out
 
-    def query_terms(self, query: str, known_names: frozenset[str] = frozenset()) -> list[str]:
-        """A query's terms: as for passages, with the index's known names found inside it."""
+    def query_terms(
+        self,
+        query: str,
+        known_names: Collection[str] = frozenset(),
+        glosses: Mapping[str, str] = MappingProxyType({}),
+    ) -> list[str]:
+        """A query's terms: as for passages, with the index's known names found inside it,
+        and the Chinese names of English names the articles gloss (Hideshi Tokuchi → 德地秀士)."""
         normalized = self.normalize(query)
-        names = (
-            [n for n in _substrings(normalized, 2, 16) if n in known_names] if known_names else []
-        )
-        return self.terms(query, names)
+        names = [n for n in _substrings(normalized, 2, 16) if n in known_names]
+        extra: list[str] = []
+        if glosses:
+            words = _LATIN.findall(normalized)
+            for size in range(1, 5):
+                for i in range(len(words) - size + 1):
+                    name = glosses.get(" ".join(words[i : i + size]))
+                    if name:
+                        extra += self.terms(name, [name])  # the whole name, its bigrams
+        return self.terms(query, names) + extra
 
     def highlight_spans(self, terms: Iterable[str], text: str) -> tuple[tuple[int, int], ...]:
         """Where the text shows one of the terms (or an alias of it), as [start, end) spans."""

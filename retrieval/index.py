@@ -31,7 +31,7 @@ from retrieval.scoring import Postings, tf_weights
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 SEED_SUFFIXES = (".txt", ".md")
 PARALLEL_FROM_FILES = 400  # below this, worker start-up costs more than it saves
 
@@ -75,7 +75,7 @@ class IndexData:
     arrays: dict[str, np.ndarray]
     vocab: dict[str, int]
     terms: list[str]
-    names: frozenset[str]
+    names: dict[str, str]  # Chinese names glossed in English in some article → the gloss
 
     @property
     def postings(self) -> Postings:
@@ -160,7 +160,7 @@ class ParsedFile:
     doc_nnz: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     term_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     tf: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint16))
-    names: frozenset[str] = frozenset()
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_docs(self) -> int:
@@ -185,7 +185,7 @@ def _init_worker(analyzer: Analyzer) -> None:
 
 def article_terms(
     article: Article, passages: list[Passage], analyzer: Analyzer
-) -> tuple[set[str], list[list[str]]]:
+) -> tuple[dict[str, str], list[list[str]]]:
     """The names an article glosses, and the index terms of each of its passages."""
     names = analyzer.glossed_names(
         "\n".join([article.caption or "", *(p.text for p in article.paragraphs)])
@@ -223,7 +223,7 @@ def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary
         doc_nnz=np.bincount(unique >> 32, minlength=len(passages)).astype(np.int64),
         term_ids=(unique & 0xFFFFFFFF).astype(np.int32),
         tf=np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16),
-        names=frozenset(names),
+        names=names,
     )
 
 
@@ -337,7 +337,7 @@ def _assemble(
     (no doc-major copy beside them), and each fresh file is released once it is copied.
     """
     n_terms = len(vocab)
-    names = set(old.names) if old else set()
+    names = dict(old.names) if old else {}
     kept_blocks: list[_RowBlock] = []
     numbers = np.array([records[p].article for p in kept], dtype=np.int64)
     if old is not None and kept:
@@ -412,7 +412,7 @@ def _assemble(
         "article_doc_start": _offsets(doc_counts),
         "article_published_ms": published,
     }
-    return IndexData(fingerprint, new_records, arrays, vocab, terms, frozenset(names))
+    return IndexData(fingerprint, new_records, arrays, vocab, terms, names)
 
 
 @dataclass(frozen=True)
@@ -511,7 +511,7 @@ def save(index_dir: Path, data: IndexData) -> Path:
     (gen / "terms.txt").write_text("\n".join(data.terms), encoding="utf-8")
     meta = {
         "files": {p: asdict(r) for p, r in data.files.items()},
-        "names": sorted(data.names),
+        "names": data.names,
     }
     (gen / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     manifest = {
@@ -590,7 +590,7 @@ def load(index_dir: Path) -> IndexData | None:
         arrays,
         vocab,
         terms,
-        frozenset(meta["names"]),
+        meta["names"],
     )
 
 

@@ -38,6 +38,7 @@ class _Snapshot:
     tiebreak: np.ndarray  # rank of each passage in (newest article first, then article order)
     newest_first: np.ndarray  # article numbers, newest first
     article_numbers: dict[str, int]  # article id → article number
+    glosses: dict[str, str]  # English gloss → the Chinese name it glosses
     # decoded articles and their passages: replies often show several passages of one article
     cut: Callable[[int], tuple[Article, list[Passage]]]
 
@@ -54,6 +55,7 @@ class _Snapshot:
             idf=okapi_idf(df.astype(np.float64), data.n_docs),
             tiebreak=tiebreak,
             newest_first=np.lexsort((np.arange(published.shape[0]), -published)),
+            glosses={gloss: name for name, gloss in data.names.items()},
             cut=lru_cache(maxsize=1024)(lambda n: (a := data.article(n), passages_of(a))),
             # from the file records: no article has to be decoded for it
             article_numbers={
@@ -159,7 +161,7 @@ class Library:
         """The k passages that best answer the query, best first; [] when nothing matches."""
         snap = self._current
         data = snap.data
-        terms = self.analyzer.query_terms(query, data.names)
+        terms = self.analyzer.query_terms(query, data.names, snap.glosses)
         term_ids = [data.vocab[t] for t in terms if t in data.vocab]
         docs, scores = score_terms(data.postings, snap.idf, term_ids)
         hits = []

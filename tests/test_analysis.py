@@ -35,6 +35,11 @@ def test_regional_name_variants_map_to_one_form(analyzer: Analyzer) -> None:
     assert "朝鲜" in analyzer.terms("北韓發射飛彈")
 
 
+def test_english_surnames_meet_their_chinese_names(analyzer: Analyzer) -> None:
+    assert "特朗普" in analyzer.query_terms("What did Trump and Ishiba agree?")
+    assert "石破茂" in analyzer.query_terms("What did Trump and Ishiba agree?")
+
+
 def test_alias_does_not_fire_inside_other_words(analyzer: Analyzer) -> None:
     # 四川普通话 contains 川普 but is 四川 + 普通话
     assert "特朗普" not in analyzer.terms("他说一口四川普通话")
@@ -78,10 +83,18 @@ def test_chinese_runs_add_character_bigrams(analyzer: Analyzer) -> None:
 def test_glossed_name_stays_one_token(analyzer: Analyzer) -> None:
     text = "和平安全保障研究所理事长德地秀士(Hideshi Tokuchi)认为，合作意义重大。"
     names = analyzer.glossed_names(text)
-    assert "德地秀士" in names
-    assert "唐纳德·特朗普" in analyzer.glossed_names("美国总统唐纳德·特朗普(Donald Trump)")
+    assert names == {"德地秀士": "hideshi tokuchi"}
+    glossed = analyzer.glossed_names("美国总统唐纳德·特朗普(Donald Trump)")
+    assert glossed == {"唐纳德·特朗普": "donald trump"}
     assert "德地秀士" in analyzer.terms("德地秀士表示", names)
-    assert "德地秀士" in analyzer.query_terms("德地秀士是谁", frozenset(names))
+    assert "德地秀士" in analyzer.query_terms("德地秀士是谁", names)
+
+
+def test_an_english_gloss_in_a_query_brings_the_chinese_name(analyzer: Analyzer) -> None:
+    glosses = {"hideshi tokuchi": "德地秀士"}
+    terms = analyzer.query_terms("What does Hideshi Tokuchi think?", {"德地秀士"}, glosses)
+    assert {"hideshi", "tokuchi", "德地秀士", "德地", "秀士"} <= set(terms)
+    assert "德地秀士" not in analyzer.query_terms("Hideshi", {"德地秀士"}, glosses)
 
 
 def test_same_pipeline_for_passages_and_queries(analyzer: Analyzer) -> None:

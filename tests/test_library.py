@@ -45,6 +45,15 @@ def test_traditional_query_with_regional_name_finds_the_passage(
     assert "联合声明" in hits[0].passage.text
 
 
+def test_english_name_finds_chinese_passages_through_the_articles_gloss(
+    seeds_dir: Path, index_dir: Path
+) -> None:
+    # the seed writes 长尾贤(Satoru Nagao) once, and later just 长尾贤
+    library = Library.from_dir(seeds_dir, index_dir)
+    texts = [h.passage.text for h in library.search("Satoru Nagao", k=3)]
+    assert any("长尾贤" in t and "Nagao" not in t for t in texts)
+
+
 def test_english_query_finds_english_names_inside_articles(
     seeds_dir: Path, index_dir: Path
 ) -> None:
