@@ -123,6 +123,12 @@ class Library:
     def refresh(self) -> bool:
         """Pick up added, changed and deleted seed files. True if anything changed."""
         with self._refresh_lock:
+            if self._snapshot is not None and not self.seeds_dir.is_dir():
+                # unmounted or moved away: keep answering from what we have, don't empty it
+                log.warning(
+                    "seeds directory %s is gone; keeping the index as it is", self.seeds_dir
+                )
+                return False
             old = self._snapshot.data if self._snapshot else self._load_saved()
             data = idx.update(self.seeds_dir, self.analyzer, old, self.workers)
             if data is None:

@@ -230,6 +230,18 @@ def test_answering_never_waits_for_a_reload(seeds_dir: Path, index_dir: Path) ->
     assert library.search("火星探测器")[0].article.title == "火星"
 
 
+def test_a_vanished_seeds_dir_does_not_empty_the_library(seeds_dir: Path, index_dir: Path) -> None:
+    library = Library.from_dir(seeds_dir, index_dir)
+    moved = seeds_dir.with_name("elsewhere")
+    seeds_dir.rename(moved)
+    assert not library.refresh()
+    assert library.search("德地秀士")
+    moved.rename(seeds_dir)
+    (seeds_dir / SEED.name).unlink()  # back, and really emptied: that is picked up
+    assert library.refresh()
+    assert library.search("德地秀士") == []
+
+
 def test_incremental_scores_equal_a_fresh_build(seeds_dir: Path, tmp_path: Path) -> None:
     library = Library.from_dir(seeds_dir, tmp_path / "a")
     for i in range(4):
