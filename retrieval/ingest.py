@@ -25,6 +25,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import html
+import html.entities
 import io
 import logging
 import os
@@ -205,6 +206,26 @@ def _looks_like_html(data: bytes, content_type: str | None) -> bool:
     return head.startswith((b"<!doctype html", b"<html"))
 
 
+_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+_XML_ENTITIES = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
+
+
+def _numeric_html_entities(data: bytes) -> bytes:
+    """HTML's named entities (&nbsp;, &eacute;…) as numeric references, which XML knows.
+
+    Feeds written by HTML tools often carry them; XML has only five named entities, so a
+    strict parser would refuse the whole feed for one &nbsp;."""
+
+    def numeric(match: re.Match[bytes]) -> bytes:
+        name = match.group(1)
+        codepoint = html.entities.name2codepoint.get(name.decode())
+        if codepoint is None or name in _XML_ENTITIES:
+            return match.group(0)
+        return b"&#%d;" % codepoint
+
+    return _ENTITY.sub(numeric, data)
+
+
 def parse_feed(
     data: bytes, feed_url: str, *, content_type: str | None = None, now_ms: int | None = None
 ) -> ParsedFeed:
@@ -217,7 +238,9 @@ def parse_feed(
     try:
         # BytesIO: a bare bytes/str argument may be taken for a URL or file name.
         parsed = feedparser.parse(
-            io.BytesIO(data), response_headers=headers, resolve_relative_uris=False
+            io.BytesIO(_numeric_html_entities(data)),
+            response_headers=headers,
+            resolve_relative_uris=False,
         )
     except Exception as exc:  # feedparser is meant never to raise; if it does, fail this feed
         logger.exception("feedparser crashed on %s", feed_url)

@@ -335,6 +335,16 @@ def test_rss10_atom_and_mislabelled_encodings_are_read(
     assert got == expected
 
 
+def test_html_named_entities_do_not_break_a_feed(server: FeedServer, seeds: Path) -> None:
+    # &nbsp; &eacute; &mdash; are HTML's, not XML's: a strict parse would refuse the feed
+    reports = ingest_feeds([server.url("/feeds/html_entities.xml")], seeds)
+    assert reports[0].error is None and reports[0].new == 1
+    [path] = own_files(seeds)
+    _, title, _, body = read_seed(path)
+    assert title == "Café talks resume & continue"  # titles are one plain line
+    assert "Talks resumed\u00a0— both sides said so." in body
+
+
 def test_a_feed_served_as_text_html_is_still_a_feed(server: FeedServer, seeds: Path) -> None:
     [report] = ingest_feeds([server.url("/as-html/voa_rss20.xml")], seeds)
     assert (report.error, report.new) == (None, 2)
