@@ -79,9 +79,8 @@ def child_queries(seeds: str, index: str, queries_file: str, reference: bool) ->
 
     def engine(q: str) -> list[tuple[int, float]]:
         """Scoring and top 10 alone: the part rank_bm25 does."""
-        ids = [
-            data.vocab[t] for t in library.analyzer.query_terms(q, data.names, snap.glosses) if t in data.vocab
-        ]
+        terms = library.analyzer.query_terms(q, data.names, snap.glosses)
+        ids = [data.vocab[t] for t in terms if t in data.vocab]
         docs, scores = score_terms(data.postings, snap.idf, ids)
         return top_k(docs, scores, 10, snap.tiebreak)
 
