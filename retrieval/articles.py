@@ -26,7 +26,7 @@ PASSAGE_MAX_CHARS = 400  # longer paragraphs are split at sentence ends
 FRAGMENT_MIN_CHARS = 8  # shorter pieces are merged into a neighbour
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*\n", re.S)
-_TIME_COMMENT = re.compile(r"\A\s*<!--\s*(\d{9,16})\s*-->[ \t]*\n")
+_TIME_COMMENT = re.compile(r"\A\s*<!--\s*(-?\d{1,16})\s*-->[ \t]*\n")
 # Greedy title and a space-free URL: titles may hold "[", "]" or "(", URLs may hold ")".
 _TITLE_LINK = re.compile(r"\A\s*\[(.*)\]\((\S+)\)[ \t]*\n")
 _RULE = re.compile(r"\A[ \t]*-{3,}[ \t]*\n")
@@ -69,14 +69,18 @@ def decode_seed(raw: bytes) -> str:
     """UTF-8 (BOM or not); invalid bytes become U+FFFD; binary data is refused."""
     if b"\x00" in raw[:8192]:
         raise SeedFormatError("binary file (NUL bytes)")
-    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    text = raw.decode("utf-8", errors="replace")
     if text.count("\ufffd") > max(16, len(text) // 10):
         raise SeedFormatError("not UTF-8 text")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
-def parse_seed(text: str, source: str = "") -> Article:
-    """Parse the text of a seed file into an Article."""
+def split_header(text: str) -> tuple[int | None, str, str, str]:
+    """A seed file's header: (the comment's epoch ms or None, title, url, the rest).
+
+    Survives a BOM, CRLF and YAML front matter; reads no further than the header, so the
+    first few lines of a file are enough (ingest deduplicates by link that way)."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise SeedFormatError("empty file")
     rest = _FRONT_MATTER.sub("", text, count=1)
@@ -88,9 +92,14 @@ def parse_seed(text: str, source: str = "") -> Article:
     if not m:
         raise SeedFormatError("no [title](url) header line")
     title, url = _SPACES.sub(" ", m.group(1)).strip(), m.group(2).strip()
+    return comment_ms, title, url, rest[m.end() :]
+
+
+def parse_seed(text: str, source: str = "") -> Article:
+    """Parse the text of a seed file into an Article."""
+    comment_ms, title, url, rest = split_header(text)
     if not title:
         raise SeedFormatError("empty title")
-    rest = rest[m.end() :]
     if rule := _RULE.match(rest):
         rest = rest[rule.end() :]
     body = _parse_body(rest)

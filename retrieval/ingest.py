@@ -45,6 +45,9 @@ from bs4 import BeautifulSoup, CData, Comment, Declaration, Doctype, ProcessingI
 from bs4.dammit import EntitySubstitution
 from bs4.formatter import HTMLFormatter
 
+from retrieval.articles import SeedFormatError, split_header
+from retrieval.index import scan_seeds
+
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "news-qa-bot/0.1 (+feed ingest)"
@@ -316,49 +319,33 @@ def seed_file_name(item: FeedItem) -> str:
 def read_seed_link(head: str) -> str | None:
     """The URL in the `[title](url)` header of a seed file's first lines, or None.
 
-    Tolerates a BOM, CRLF, YAML front matter and `[`, `]`, `(` in titles and `)` in URLs
-    (the URL is what follows the last `](` on the line, minus the final `)`).
-    """
-    lines = head.lstrip("\ufeff").splitlines()
-    i = 0
-    while i < len(lines) and not lines[i].strip():
-        i += 1
-    if i < len(lines) and lines[i].strip() == "---":
-        i += 1
-        while i < len(lines) and lines[i].strip() not in ("---", "..."):
-            i += 1
-        i += 1
-    for line in lines[i : i + 4]:
-        line = line.strip()
-        if line.startswith("[") and line.endswith(")") and "](" in line:
-            url = line[:-1].rpartition("](")[2].strip()
-            return url or None
-        if line and not line.startswith("<!--"):
-            return None
-    return None
+    The header is read by the same code that indexes the file (retrieval.articles), so
+    every variant the index understands is recognised here too."""
+    try:
+        return split_header(head)[2] or None
+    except SeedFormatError:
+        return None
 
 
 # ---- files ---------------------------------------------------------------------------
 
 
 def scan_seed_links(seeds_dir: Path) -> dict[str, Path]:
-    """Normalised link → file, for every `*.txt` in `seeds_dir`, reading only file heads."""
+    """Normalised link → file, for every seed file the index reads, reading only file heads."""
     index: dict[str, Path] = {}
-    with os.scandir(seeds_dir) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            if not entry.name.endswith(".txt") or entry.name.startswith("."):
-                continue
-            try:
-                with open(entry.path, "rb") as f:
-                    head = f.read(HEAD_BYTES).decode("utf-8", errors="replace")
-            except OSError as exc:
-                logger.warning("cannot read %s: %s", entry.path, exc)
-                continue
-            link = read_seed_link(head)
-            if link is None:
-                logger.debug("no [title](url) header in %s", entry.name)
-                continue
-            index.setdefault(normalize_link(link), Path(entry.path))
+    for rel in sorted(scan_seeds(seeds_dir)):
+        path = seeds_dir / rel
+        try:
+            with open(path, "rb") as f:
+                head = f.read(HEAD_BYTES).decode("utf-8", errors="replace")
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", path, exc)
+            continue
+        link = read_seed_link(head)
+        if link is None:
+            logger.debug("no [title](url) header in %s", rel)
+            continue
+        index.setdefault(normalize_link(link), path)
     return index
 
 

@@ -230,6 +230,15 @@ def test_rss20_items_become_seed_files_and_the_seed_article_is_not_written_again
     assert not [p for p in seeds.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_a_seed_in_a_subdirectory_is_not_written_again(server: FeedServer, seeds: Path) -> None:
+    # the index reads seeds recursively, so deduplication must see the same files
+    (seeds / "archive").mkdir()
+    (seeds / SEED.name).rename(seeds / "archive" / SEED.name)
+    [report] = ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
+    assert (report.new, report.skipped) == (2, 1)
+    assert SEED_LINK not in {read_seed(p)[2] for p in own_files(seeds)}
+
+
 def test_a_second_run_writes_nothing(server: FeedServer, seeds: Path) -> None:
     url = server.url("/feeds/voa_rss20.xml")
     ingest_feeds([url], seeds)
