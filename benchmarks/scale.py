@@ -68,21 +68,13 @@ def child_queries(seeds: str, index: str, queries_file: str, reference: bool) ->
     import numpy as np
 
     from retrieval import Library
-    from retrieval.articles import passages_of
-    from retrieval.index import article_terms
-    from retrieval.scoring import score_terms, top_k
 
     queries = json.loads(Path(queries_file).read_text(encoding="utf-8"))
     library = Library.from_dir(seeds, index)
-    snap = library._current
-    data = snap.data
 
-    def engine(q: str) -> list[tuple[int, float]]:
-        """Scoring and top 10 alone: the part rank_bm25 does."""
-        terms = library.analyzer.query_terms(q, data.names, snap.glosses)
-        ids = [data.vocab[t] for t in terms if t in data.vocab]
-        docs, scores = score_terms(data.postings, snap.idf, ids)
-        return top_k(docs, scores, 10, snap.tiebreak)
+    def engine(q: str) -> list[float]:
+        """Analysis, scoring and top 10 alone: the part rank_bm25 does."""
+        return [r.score for r in library.rank(q, k=10)]
 
     def timed(fn, items) -> list[float]:
         fn(items[0])  # first touch of the memory-mapped arrays
@@ -105,22 +97,17 @@ def child_queries(seeds: str, index: str, queries_file: str, reference: bool) ->
 
     from rank_bm25 import BM25Okapi
 
-    corpus = []  # the same token lists the index holds
-    for number in range(data.n_articles):
-        article = data.article(number)
-        corpus += article_terms(article, passages_of(article), library.analyzer)[1]
-    bm25 = BM25Okapi(corpus)
+    bm25 = BM25Okapi(list(library.indexed_terms()))  # the same token lists the index holds
     sample = queries[:50]
 
     def reference_top(q: str) -> np.ndarray:
-        scores = bm25.get_scores(library.analyzer.query_terms(q, data.names, snap.glosses))
+        scores = bm25.get_scores(library.query_terms(q))
         return scores[np.argsort(-scores, kind="stable")[:10]]
 
     ours = timed(engine, sample)
     theirs = timed(reference_top, sample)
     same = sum(
-        np.allclose([s for _, s in engine(q)], reference_top(q)[: len(engine(q))], atol=1e-9)
-        for q in sample
+        np.allclose(engine(q), reference_top(q)[: len(engine(q))], atol=1e-9) for q in sample
     )
     print(
         json.dumps(

@@ -60,12 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     from retrieval import Library
 
     try:
-        library = Library.from_dir(settings.seeds_dir, index_dir=settings.index_dir)
+        library = Library.from_dir(
+            settings.seeds_dir, settings.index_dir, aliases_file=settings.aliases_file
+        )
     except OSError as exc:
         logger.error("SEEDS_DIR: %s is not a readable directory (%s)", settings.seeds_dir, exc)
         return 2
-    except ValueError as exc:  # names ALIASES_FILE
-        logger.error("%s", exc)
+    except ValueError as exc:  # an unusable ALIASES_FILE
+        logger.error("ALIASES_FILE: %s", exc)
         return 2
 
     if args.console:

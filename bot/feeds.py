@@ -16,7 +16,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from retrieval import Article, Library
-from retrieval.ingest import format_report, ingest_feeds
+from retrieval.feeds import format_report, ingest_feeds
 
 from . import render
 from .settings import Settings
@@ -40,7 +40,7 @@ class NewsFeeds:
     async def start(self, application: Application) -> None:
         """First start: the existing articles count as announced. Every start: push what
         arrived while the bot was down (once the application runs, from a job)."""
-        ids = await asyncio.to_thread(self.library.article_ids)
+        ids = [ref.id for ref in await asyncio.to_thread(self.library.article_refs)]
         recorded = await asyncio.to_thread(self.store.baseline, ids)
         if recorded:
             logger.info("first start: %d existing articles will not be pushed", recorded)
@@ -98,7 +98,7 @@ class NewsFeeds:
 
     def _claim_new(self) -> list[Article]:
         """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest)."""
-        ids = self.library.article_ids()  # newest first
+        ids = [ref.id for ref in self.library.article_refs()]  # newest first
         new_ids = self.store.claim_new(ids)
         new_ordered = [i for i in ids if i in new_ids]
         if len(new_ordered) > PUSH_MAX_ARTICLES:

@@ -37,6 +37,7 @@ class Settings:
     token: str | None = None
     seeds_dir: Path = Path("seeds")
     index_dir: Path | None = None
+    aliases_file: Path | None = None
     api_root: str = DEFAULT_API_ROOT
     results_per_page: int = 3
     admin_user_ids: frozenset[int] = frozenset()
@@ -109,10 +110,12 @@ class Settings:
             )
 
         index_dir = get("INDEX_DIR")
+        aliases_file = get("ALIASES_FILE")
         return cls(
             token=token,
             seeds_dir=Path(get("SEEDS_DIR") or "seeds"),
             index_dir=Path(index_dir) if index_dir else None,
+            aliases_file=Path(aliases_file) if aliases_file else None,
             api_root=_api_root(get("TELEGRAM_API_BASE_URL")),
             results_per_page=_int(get, "RESULTS_PER_PAGE", 3, low=1, high=10),
             admin_user_ids=_id_list(get("ADMIN_USER_IDS")),

@@ -1,6 +1,23 @@
 """Chinese news passage retrieval: seed files → passages → BM25 search."""
 
 from retrieval.library import Library
-from retrieval.models import Article, Hit, LibraryStats, Paragraph, Passage, SkippedFile
+from retrieval.models import (
+    Article,
+    ArticleRef,
+    Hit,
+    LibraryStats,
+    Paragraph,
+    Passage,
+    SkippedFile,
+)
 
-__all__ = ["Article", "Hit", "Library", "LibraryStats", "Paragraph", "Passage", "SkippedFile"]
+__all__ = [
+    "Article",
+    "ArticleRef",
+    "Hit",
+    "Library",
+    "LibraryStats",
+    "Paragraph",
+    "Passage",
+    "SkippedFile",
+]

@@ -77,6 +77,11 @@ class Analyzer:
         stopwords = frozenset(_data_lines((data / "stopwords.txt").read_text(encoding="utf-8")))
         return cls(aliases=aliases, stopwords=stopwords)
 
+    def __reduce__(self) -> tuple[type[Analyzer], tuple[dict[str, str], frozenset[str]]]:
+        # Crosses process boundaries as its data: the cached converter and segmenter below
+        # are native objects that cannot be pickled, and each process builds its own.
+        return (Analyzer, (dict(self.aliases), self.stopwords))
+
     # --- derived state, built once per process -------------------------------------------
 
     @cached_property

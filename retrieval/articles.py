@@ -1,17 +1,12 @@
-"""Seed files → Articles → Passages: pure functions, no index and no I/O beyond reading a file.
+"""Seed file bodies → Articles → Passages: pure functions (the header is seedfile's job).
 
-A seed file, as the feed archiver writes it (see the README for variants it survives):
-
-    <!--1739228342000-->
-    [title](url)
-    ------
+The body is a feed item's HTML on one line (see the README for the variants it survives):
 
     <div><i>RFC 822 date</i></div><img …><div><small>caption</small></div>台北 — <p>…</p>
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,17 +14,13 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
+from retrieval import seedfile
 from retrieval.models import Article, Paragraph, Passage
+from retrieval.seedfile import SeedFormatError
 
-MAX_FILE_BYTES = 20 * 1024 * 1024
 PASSAGE_MAX_CHARS = 400  # longer paragraphs are split at sentence ends
 FRAGMENT_MIN_CHARS = 8  # shorter pieces are merged into a neighbour
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*\n", re.S)
-_TIME_COMMENT = re.compile(r"\A\s*<!--\s*(-?\d{1,16})\s*-->[ \t]*\n")
-# Greedy title and a space-free URL: titles may hold "[", "]" or "(", URLs may hold ")".
-_TITLE_LINK = re.compile(r"\A\s*\[(.*)\]\((\S+)\)[ \t]*\n")
-_RULE = re.compile(r"\A[ \t]*-{3,}[ \t]*\n")
 _CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 _DATELINE = re.compile(r"\A(.{1,24}?)\s*[—–-]{1,2}\s*\Z")
 _SENTENCE = re.compile(r"[^。！？!?；;]*[。！？!?；;]+[”’」』）)\"']*|[^。！？!?；;]+\Z")
@@ -44,72 +35,24 @@ _BLOCKS = frozenset(
 _INVISIBLE = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg")
 
 
-class SeedFormatError(ValueError):
-    """The file is not an article this parser understands; the message says why."""
-
-
-def article_id(url: str) -> str:
-    """A stable id: the same URL always gives the same id, whichever file holds it."""
-    return hashlib.sha1(url.strip().encode("utf-8")).hexdigest()[:16]
-
-
-def read_seed_file(path: Path, source: str) -> Article:
+def read_article(path: Path, source: str) -> Article:
     """Read and parse one seed file; raise SeedFormatError (with the reason) if it can't be."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SeedFormatError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SeedFormatError(f"unreadable: {exc.strerror or exc}") from exc
-    return parse_seed(decode_seed(raw), source)
+    return parse_article(seedfile.read_text(path), source)
 
 
-def decode_seed(raw: bytes) -> str:
-    """UTF-8 (BOM or not); invalid bytes become U+FFFD; binary data is refused."""
-    if b"\x00" in raw[:8192]:
-        raise SeedFormatError("binary file (NUL bytes)")
-    text = raw.decode("utf-8", errors="replace")
-    if text.count("\ufffd") > max(16, len(text) // 10):
-        raise SeedFormatError("not UTF-8 text")
-    return text
-
-
-def split_header(text: str) -> tuple[int | None, str, str, str]:
-    """A seed file's header: (the comment's epoch ms or None, title, url, the rest).
-
-    Survives a BOM, CRLF and YAML front matter; reads no further than the header, so the
-    first few lines of a file are enough (ingest deduplicates by link that way)."""
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
-        raise SeedFormatError("empty file")
-    rest = _FRONT_MATTER.sub("", text, count=1)
-    comment_ms: int | None = None
-    if m := _TIME_COMMENT.match(rest):
-        comment_ms = int(m.group(1))
-        rest = rest[m.end() :]
-    m = _TITLE_LINK.match(rest)
-    if not m:
-        raise SeedFormatError("no [title](url) header line")
-    title, url = _SPACES.sub(" ", m.group(1)).strip(), m.group(2).strip()
-    return comment_ms, title, url, rest[m.end() :]
-
-
-def parse_seed(text: str, source: str = "") -> Article:
+def parse_article(text: str, source: str = "") -> Article:
     """Parse the text of a seed file into an Article."""
-    comment_ms, title, url, rest = split_header(text)
-    if not title:
+    header = seedfile.split_header(text)
+    if not header.title:
         raise SeedFormatError("empty title")
-    if rule := _RULE.match(rest):
-        rest = rest[rule.end() :]
-    body = _parse_body(rest)
-    published = body.published or _from_epoch_ms(comment_ms)
+    body = _parse_body(header.body)
+    published = body.published or _from_epoch_ms(header.comment_ms)
     if published is None:
         raise SeedFormatError("no publication date (neither <!--ms--> nor a date in the body)")
     return Article(
-        id=article_id(url),
-        title=title,
-        url=url,
+        id=seedfile.article_id(header.url),
+        title=header.title,
+        url=header.url,
         published=published,
         paragraphs=body.paragraphs,
         caption=body.caption,
@@ -264,7 +207,7 @@ def passages_of(article: Article) -> list[Passage]:
         else:
             merged.append((text, section))
     return [
-        Passage(id=f"{article.id}:{i}", article_id=article.id, ordinal=i, text=t, section=s)
+        Passage(id=f"{article.id}:{i}", ordinal=i, text=t, section=s)
         for i, (t, s) in enumerate(merged)
     ]
 

@@ -13,39 +13,45 @@ from pathlib import Path
 from retrieval.library import Library
 from retrieval.models import Article, Hit
 
-log = logging.getLogger("retrieval")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m retrieval", description="Search Chinese news articles with BM25."
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    # The same variables the bot's settings read, as defaults for the same flags.
+    seeds = argparse.ArgumentParser(add_help=False)
+    seeds.add_argument(
         "--seeds",
         default=os.environ.get("SEEDS_DIR") or "seeds",
         help="seed articles directory (default: $SEEDS_DIR, else ./seeds)",
     )
-    common.add_argument(
+    index = argparse.ArgumentParser(add_help=False)
+    index.add_argument(
         "--index-dir",
         default=os.environ.get("INDEX_DIR") or None,
         help="where the index is kept (default: $INDEX_DIR, else a per-seeds cache directory)",
     )
+    index.add_argument(
+        "--aliases",
+        default=os.environ.get("ALIASES_FILE") or None,
+        metavar="FILE",
+        help="extra name aliases, variant<TAB>canonical lines (default: $ALIASES_FILE)",
+    )
+    library = [seeds, index]
     commands = parser.add_subparsers(dest="command", required=True)
 
-    search = commands.add_parser("search", parents=[common], help="best passages for queries")
+    search = commands.add_parser("search", parents=library, help="best passages for queries")
     search.add_argument("-k", type=int, default=5, help="hits per query (default 5)")
     search.add_argument("--json", action="store_true", help="one JSON line per query")
     search.add_argument("query", nargs="*", help="the query; without one, one query per stdin line")
 
-    latest = commands.add_parser("latest", parents=[common], help="newest articles first")
+    latest = commands.add_parser("latest", parents=library, help="newest articles first")
     latest.add_argument("-n", type=int, default=10, help="how many (default 10)")
     latest.add_argument("--json", action="store_true", help="one JSON line per article")
 
-    commands.add_parser("stats", parents=[common], help="articles, passages, skipped files")
+    commands.add_parser("stats", parents=library, help="articles, passages, skipped files")
 
-    ingest = commands.add_parser("ingest", help="fetch RSS/Atom feeds into seed files")
-    ingest.add_argument("--seeds", default=os.environ.get("SEEDS_DIR") or "seeds")
+    ingest = commands.add_parser("ingest", parents=[seeds], help="fetch RSS/Atom feeds")
     ingest.add_argument("urls", nargs="+", metavar="URL", help="feed URLs")
     return parser
 
@@ -57,16 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args.command == "ingest":
-        from retrieval.ingest import run_ingest
-
-        return run_ingest(args.urls, Path(args.seeds))
+        return _ingest(args.urls, Path(args.seeds))
     if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
         print("error: the count must be a positive number", file=sys.stderr)
         return 2
     try:
-        library = Library.from_dir(args.seeds, args.index_dir)
-    except (OSError, ValueError) as exc:
+        library = Library.from_dir(args.seeds, args.index_dir, aliases_file=args.aliases)
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: aliases file (--aliases, ALIASES_FILE) {exc}", file=sys.stderr)
         return 2
     try:
         if args.command == "search":
@@ -81,6 +88,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
     return 0
+
+
+def _ingest(urls: Sequence[str], seeds_dir: Path) -> int:
+    """Print one line per feed (failures and item notes to stderr); the exit code."""
+    from retrieval.feeds import format_report, ingest_feeds  # the network stack, only here
+
+    if not seeds_dir.is_dir():
+        print(f"ingest: seeds directory not found: {seeds_dir}", file=sys.stderr)
+        return 2
+    try:
+        reports = ingest_feeds(urls, seeds_dir)
+    except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
+        print(f"ingest: cannot read seeds directory: {exc}", file=sys.stderr)
+        return 2
+    for report in reports:
+        for note in report.notes:
+            print(f"{report.url}: {note}", file=sys.stderr)
+        print(format_report(report), file=sys.stderr if report.error else sys.stdout)
+    return 1 if any(r.error for r in reports) else 0
 
 
 def _stdin_lines() -> Iterable[str]:

@@ -6,20 +6,26 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from retrieval import index as idx
+from retrieval import build, store
 from retrieval.analysis import Analyzer
-from retrieval.articles import article_id, passages_of
-from retrieval.models import Article, Hit, LibraryStats, Passage, SkippedFile
+from retrieval.articles import passages_of
+from retrieval.models import Article, ArticleRef, Hit, LibraryStats, Passage, SkippedFile
 from retrieval.scoring import okapi_idf, score_terms, top_k
+from retrieval.seedfile import article_id
 
 log = logging.getLogger(__name__)
+
+# How long a refresh waits for another process (the bot, a CLI run) that is writing the same
+# index directory before it serves what it built without saving it.
+LOCK_WAIT_SECONDS = 300.0
 
 
 def default_index_dir(seeds_dir: Path) -> Path:
@@ -30,39 +36,56 @@ def default_index_dir(seeds_dir: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class _Snapshot:
-    """An index generation with what queries need precomputed. Never mutated."""
+class RankedPassage:
+    """A passage's place in the index and its score: a search before anything is decoded."""
 
-    data: idx.IndexData
+    doc: int
+    score: float
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """An index with what queries need precomputed. Never mutated."""
+
+    index: store.Index
     idf: np.ndarray
     tiebreak: np.ndarray  # rank of each passage in (newest article first, then article order)
     newest_first: np.ndarray  # article numbers, newest first
+    refs: tuple[ArticleRef, ...]  # by article number
     article_numbers: dict[str, int]  # article id → article number
     glosses: dict[str, str]  # English gloss → the Chinese name it glosses
     # decoded articles and their passages: replies often show several passages of one article
     cut: Callable[[int], tuple[Article, list[Passage]]]
 
     @classmethod
-    def of(cls, data: idx.IndexData) -> _Snapshot:
-        df = np.diff(data.arrays["indptr"])
-        published = data.arrays["article_published_ms"]
-        doc_published = published[data.arrays["doc_article"]] if data.n_docs else published[:0]
-        order = np.lexsort((np.arange(data.n_docs), -doc_published))
-        tiebreak = np.empty(data.n_docs, np.int64)
-        tiebreak[order] = np.arange(data.n_docs)
+    def of(cls, index: store.Index) -> _Snapshot:
+        a = index.arrays
+        df = np.diff(a["indptr"])
+        published = a["article_published_ms"]
+        doc_published = published[a["doc_article"]] if index.n_docs else published[:0]
+        order = np.lexsort((np.arange(index.n_docs), -doc_published))
+        tiebreak = np.empty(index.n_docs, np.int64)
+        tiebreak[order] = np.arange(index.n_docs)
+        # from the file records: no article has to be decoded for them
+        refs: list[ArticleRef | None] = [None] * index.n_articles
+        for record in index.files.values():
+            if record.article_number is not None and record.url is not None:
+                refs[record.article_number] = ArticleRef(
+                    id=article_id(record.url),
+                    url=record.url,
+                    published=datetime.fromtimestamp(record.published_ms / 1000, tz=UTC),
+                )
+        if any(ref is None for ref in refs):
+            raise store.IndexCorrupt("an article without its file record")
         return cls(
-            data=data,
-            idf=okapi_idf(df.astype(np.float64), data.n_docs),
+            index=index,
+            idf=okapi_idf(df.astype(np.float64), index.n_docs),
             tiebreak=tiebreak,
             newest_first=np.lexsort((np.arange(published.shape[0]), -published)),
-            glosses={gloss: name for name, gloss in data.names.items()},
-            cut=lru_cache(maxsize=1024)(lambda n: (a := data.article(n), passages_of(a))),
-            # from the file records: no article has to be decoded for it
-            article_numbers={
-                article_id(r.url): r.article
-                for r in data.files.values()
-                if r.article is not None and r.url is not None
-            },
+            refs=tuple(r for r in refs if r is not None),
+            article_numbers={ref.id: number for number, ref in enumerate(refs) if ref},
+            glosses={gloss: name for name, gloss in index.names.items()},
+            cut=lru_cache(maxsize=1024)(lambda n: (a := index.article(n), passages_of(a))),
         )
 
 
@@ -70,7 +93,8 @@ class Library:
     """Articles from a seeds directory, searchable by BM25 over their passages.
 
     Thread-safe: `search` reads an immutable snapshot; `refresh` builds the next one aside
-    and swaps it in, so answering never waits for a reload.
+    and swaps it in, so answering never waits for a reload. Reads no environment: every
+    setting is an argument (the bot's Settings and the CLI's flags supply them).
     """
 
     def __init__(
@@ -78,12 +102,14 @@ class Library:
         seeds_dir: Path,
         index_dir: Path,
         analyzer: Analyzer,
-        workers: int | None = None,
+        workers: build.Workers | None = None,
+        lock_wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> None:
         self.seeds_dir = seeds_dir
         self.index_dir = index_dir
         self.analyzer = analyzer
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or build.Workers(count=os.cpu_count() or 1)
+        self.lock_wait_seconds = lock_wait_seconds
         self._snapshot: _Snapshot | None = None
         self._refresh_lock = threading.Lock()
 
@@ -92,13 +118,15 @@ class Library:
         cls,
         seeds_dir: str | os.PathLike[str],
         index_dir: str | os.PathLike[str] | None = None,
-        analyzer: Analyzer | None = None,
-        workers: int | None = None,
+        *,
+        aliases_file: str | os.PathLike[str] | None = None,
+        workers: build.Workers | None = None,
+        lock_wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> Library:
         """Open the library of a seeds directory: load its saved index, bring it up to date.
 
         Raises OSError for a missing or unreadable seeds directory, ValueError for an
-        unusable ALIASES_FILE (both with a one-line message)."""
+        unusable aliases file (both with a one-line message)."""
         seeds = Path(seeds_dir)
         if not seeds.exists():
             raise FileNotFoundError(f"seeds directory {seeds} does not exist")
@@ -106,15 +134,12 @@ class Library:
             raise NotADirectoryError(f"seeds directory {seeds} is not a directory")
         if not os.access(seeds, os.R_OK | os.X_OK):
             raise PermissionError(f"seeds directory {seeds} is not readable")
-        if analyzer is None:
-            aliases = os.environ.get("ALIASES_FILE") or None
-            try:
-                analyzer = Analyzer.default(aliases)
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"ALIASES_FILE {aliases}: {exc}") from exc
-        library = cls(
-            seeds, Path(index_dir) if index_dir else default_index_dir(seeds), analyzer, workers
-        )
+        try:
+            analyzer = Analyzer.default(aliases_file)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{aliases_file}: {exc}") from exc
+        index = Path(index_dir) if index_dir else default_index_dir(seeds)
+        library = cls(seeds, index, analyzer, workers, lock_wait_seconds)
         library.refresh()
         return library
 
@@ -129,29 +154,45 @@ class Library:
                     "seeds directory %s is gone; keeping the index as it is", self.seeds_dir
                 )
                 return False
-            old = self._snapshot.data if self._snapshot else self._load_saved()
-            data = idx.update(self.seeds_dir, self.analyzer, old, self.workers)
-            if data is None:
-                if self._snapshot is None and old is not None:
-                    self._snapshot = _Snapshot.of(old)
-                return False
             try:
-                idx.save(self.index_dir, data)
-                saved = idx.load(self.index_dir)  # serve the memory-mapped copy
-            except (OSError, idx.IndexCorrupt) as exc:
-                # a read-only or full cache still leaves a working library
-                log.warning("could not save the index in %s: %s", self.index_dir, exc)
-                saved = None
-            if saved is None or saved.fingerprint != data.fingerprint:
-                saved = data.with_weights()
-            self._snapshot = _Snapshot.of(saved)
-            log.info("index: %d articles, %d passages", saved.n_articles, saved.n_docs)
-            return True
+                with store.writer_lock(self.index_dir, self.lock_wait_seconds):
+                    return self._update(save=True)
+            except (OSError, store.IndexBusy) as exc:
+                # a read-only or full cache, or a writer that never lets go: still answer
+                log.warning(
+                    "cannot write the index in %s (%s): serving it unsaved", self.index_dir, exc
+                )
+                return self._update(save=False)
 
-    def _load_saved(self) -> idx.IndexData | None:
+    def _update(self, *, save: bool) -> bool:
+        """Bring the snapshot up to date with the seeds directory. Starts from the saved index
+        when another process saved a newer one since (the bot and the CLI share a cache)."""
+        current = self._snapshot.index if self._snapshot else None
+        old = current
+        if current is None or current.generation != store.current_generation(self.index_dir):
+            old = self._load_saved() or current
+        draft = build.update(self.seeds_dir, self.analyzer, old, self.workers)
+        if draft is None:
+            if old is None or old is current:
+                return False
+            self._snapshot = _Snapshot.of(old)
+            return current is not None
+        index = None
+        if save:
+            try:
+                store.save(self.index_dir, draft)
+                index = store.load(self.index_dir)  # serve the memory-mapped copy
+            except (OSError, store.IndexCorrupt) as exc:
+                log.warning("could not save the index in %s: %s", self.index_dir, exc)
+        index = index or store.Index.in_memory(draft)
+        self._snapshot = _Snapshot.of(index)
+        log.info("index: %d articles, %d passages", index.n_articles, index.n_docs)
+        return True
+
+    def _load_saved(self) -> store.Index | None:
         try:
-            return idx.load(self.index_dir)
-        except idx.IndexCorrupt as exc:
+            return store.load(self.index_dir)
+        except store.IndexCorrupt as exc:
             log.warning("index in %s is unusable (%s): rebuilding", self.index_dir, exc)
             return None
 
@@ -163,20 +204,34 @@ class Library:
 
     # --- questions ----------------------------------------------------------------------------
 
+    def rank(self, query: str, k: int = 5) -> list[RankedPassage]:
+        """The k best passages for the query, best first, before anything is decoded."""
+        return self._rank(self._current, query, k)[1]
+
+    def query_terms(self, query: str) -> list[str]:
+        """The index terms a query is scored on (names the articles gloss included)."""
+        snap = self._current
+        return self.analyzer.query_terms(query, snap.index.names, snap.glosses)
+
+    def _rank(self, snap: _Snapshot, query: str, k: int) -> tuple[list[str], list[RankedPassage]]:
+        index = snap.index
+        terms = self.analyzer.query_terms(query, index.names, snap.glosses)
+        term_ids = [index.vocab[t] for t in terms if t in index.vocab]
+        docs, scores = score_terms(index.postings, snap.idf, term_ids)
+        return terms, [RankedPassage(d, s) for d, s in top_k(docs, scores, k, snap.tiebreak)]
+
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The k passages that best answer the query, best first; [] when nothing matches."""
         snap = self._current
-        data = snap.data
-        terms = self.analyzer.query_terms(query, data.names, snap.glosses)
-        term_ids = [data.vocab[t] for t in terms if t in data.vocab]
-        docs, scores = score_terms(data.postings, snap.idf, term_ids)
+        terms, ranked = self._rank(snap, query, k)
+        a = snap.index.arrays
         hits = []
-        for doc, score in top_k(docs, scores, k, snap.tiebreak):
-            article, passages = snap.cut(data.article_of(doc))
-            passage = passages[int(data.arrays["doc_ordinal"][doc])]
+        for r in ranked:
+            article, passages = snap.cut(int(a["doc_article"][r.doc]))
+            passage = passages[int(a["doc_ordinal"][r.doc])]
             hits.append(
                 Hit(
-                    score=score,
+                    score=r.score,
                     passage=passage,
                     article=article,
                     spans=self.analyzer.highlight_spans(terms, passage.text),
@@ -189,13 +244,10 @@ class Library:
         snap = self._current
         return [snap.cut(int(a))[0] for a in snap.newest_first[: max(n, 0)]]
 
-    def article_ids(self) -> list[str]:
-        """Every article's id, newest first; cheap (nothing is decoded)."""
+    def article_refs(self) -> list[ArticleRef]:
+        """Every article's id, URL and date, newest first; cheap (nothing is decoded)."""
         snap = self._current
-        ids = [""] * snap.data.n_articles
-        for aid, number in snap.article_numbers.items():
-            ids[number] = aid
-        return [ids[int(n)] for n in snap.newest_first]
+        return [snap.refs[int(n)] for n in snap.newest_first]
 
     def article(self, aid: str) -> Article | None:
         """The article with this id, if the library has it."""
@@ -203,15 +255,25 @@ class Library:
         number = snap.article_numbers.get(aid)
         return None if number is None else snap.cut(number)[0]
 
+    def indexed_terms(self) -> Iterator[list[str]]:
+        """Every passage's index terms, in passage order: what BM25 scores (for references)."""
+        snap = self._current
+        for number in range(snap.index.n_articles):
+            article, passages = snap.cut(number)
+            yield from build.article_terms(article, passages, self.analyzer)[1]
+
+    @property
+    def n_articles(self) -> int:
+        return self._current.index.n_articles
+
     def stats(self) -> LibraryStats:
         """How many articles and passages, the newest date, and the files that were skipped."""
-        snap = self._current
-        data = snap.data
+        index = self._current.index
         newest = self.latest(1)
-        skipped = tuple(SkippedFile(p, r.error) for p, r in sorted(data.files.items()) if r.error)
+        skipped = tuple(SkippedFile(p, r.error) for p, r in sorted(index.files.items()) if r.error)
         return LibraryStats(
-            articles=data.n_articles,
-            passages=data.n_docs,
+            articles=index.n_articles,
+            passages=index.n_docs,
             newest=newest[0].published if newest else None,
             skipped=skipped,
         )

@@ -41,11 +41,19 @@ class Article:
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleRef:
+    """An article as listed without reading it: what tells articles apart and orders them."""
+
+    id: str
+    url: str
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Passage:
     """The unit of retrieval: one paragraph (or sentence-split piece of one) of an article."""
 
     id: str  # "<article id>:<ordinal>"
-    article_id: str
     ordinal: int
     text: str  # original text, exactly as shown to readers
     section: str | None = None

@@ -9,7 +9,7 @@ import jieba
 import pytest
 
 from retrieval.analysis import Analyzer
-from retrieval.articles import passages_of, read_seed_file
+from retrieval.articles import passages_of, read_article
 from tests.conftest import SEED
 
 
@@ -104,7 +104,7 @@ def test_same_pipeline_for_passages_and_queries(analyzer: Analyzer) -> None:
 
 def test_rjieba_cuts_exactly_like_jieba_with_hmm_off(analyzer: Analyzer) -> None:
     """rjieba is used for speed; jieba is the reference it must match."""
-    article = read_seed_file(SEED, SEED.name)
+    article = read_article(SEED, SEED.name)
     plain = Analyzer()  # no aliases: compare the dictionaries alone
     for passage in passages_of(article):
         text = plain.normalize(passage.text)

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from retrieval import seedfile
 from retrieval.articles import (
     PASSAGE_MAX_CHARS,
-    SeedFormatError,
-    decode_seed,
-    parse_seed,
+    parse_article,
     passages_of,
-    read_seed_file,
+    read_article,
     split_long,
 )
+from retrieval.seedfile import SeedFormatError
 from tests.conftest import SEED
 
 SEED_URL = (
@@ -26,7 +26,7 @@ SEED_URL = (
 
 
 def test_seed_header_date_caption_and_dateline(seed_text: str) -> None:
-    article = parse_seed(seed_text, "000.txt")
+    article = parse_article(seed_text, "000.txt")
     assert article.title == "石破首访特朗普：巩固美日同盟，打出防卫与贸易“双赢牌”"
     assert article.url == SEED_URL
     # the <div><i> RFC 822 date wins over the comment's epoch ms (which is 22:39:02)
@@ -40,7 +40,7 @@ def test_seed_header_date_caption_and_dateline(seed_text: str) -> None:
 
 
 def test_seed_paragraphs_and_sections(seed_text: str) -> None:
-    article = parse_seed(seed_text)
+    article = parse_article(seed_text)
     assert len(article.paragraphs) == 20
     first = article.paragraphs[0]
     assert first.section is None
@@ -63,7 +63,7 @@ def test_seed_paragraphs_and_sections(seed_text: str) -> None:
 
 def test_seed_without_div_date_uses_comment_ms() -> None:
     text = "<!--1739228342000-->\n[t](https://x.test/a)\n------\n\n<p>正文内容足够长的一段。</p>"
-    assert parse_seed(text).published == datetime(2025, 2, 10, 22, 59, 2, tzinfo=UTC)
+    assert parse_article(text).published == datetime(2025, 2, 10, 22, 59, 2, tzinfo=UTC)
 
 
 def test_entities_decoded_tags_stripped_links_keep_text() -> None:
@@ -71,16 +71,16 @@ def test_entities_decoded_tags_stripped_links_keep_text() -> None:
         "<!--1700000000000-->\n[A &amp; B](https://x.test/a)\n------\n\n"
         '<p>美国&amp;日本 &lt;同盟&gt; 见<a href="https://x.test/b">这篇报道</a>。</p>'
     )
-    article = parse_seed(text)
+    article = parse_article(text)
     assert article.paragraphs[0].text == "美国&日本 <同盟> 见这篇报道。"
 
 
 def test_yaml_front_matter_and_div_wrapped_body(seed_text: str) -> None:
     head, body = seed_text.split("------\n", 1)
     wrapped = f"---\ntitle: x\nlayout: post\n---\n{head}------\n\n<div>\n{body.strip()}\n</div>\n"
-    article = parse_seed(wrapped)
+    article = parse_article(wrapped)
     assert article.url == SEED_URL
-    assert article.paragraphs == parse_seed(seed_text).paragraphs
+    assert article.paragraphs == parse_article(seed_text).paragraphs
 
 
 def test_other_feeds_nested_divs_br_chinese_date_no_p() -> None:
@@ -89,7 +89,7 @@ def test_other_feeds_nested_divs_br_chinese_date_no_p() -> None:
         "<div><div>2020年 7月 18日</div><div><div>第一段文字，讲述了事件。<br>第二段文字，"
         "补充了细节。<br/><br/>第三段文字。</div></div></div>"
     )
-    article = parse_seed(text)
+    article = parse_article(text)
     assert article.published == datetime(2020, 7, 18, tzinfo=UTC)
     assert [p.text for p in article.paragraphs][-3:] == [
         "第一段文字，讲述了事件。",
@@ -103,18 +103,18 @@ def test_title_with_brackets_and_url_with_parenthesis() -> None:
         "<!--1700000000000-->\n[[快讯] 美(日)会谈 [更新]](https://x.test/wiki/Summit_(2025))\n"
         "------\n\n<p>一段正文内容在这里。</p>"
     )
-    article = parse_seed(text)
+    article = parse_article(text)
     assert article.title == "[快讯] 美(日)会谈 [更新]"
     assert article.url == "https://x.test/wiki/Summit_(2025)"
 
 
 def test_crlf_bom_and_invalid_utf8(seed_text: str) -> None:
     raw = b"\xef\xbb\xbf" + seed_text.replace("\n", "\r\n").encode("utf-8")
-    article = parse_seed(decode_seed(raw))
+    article = parse_article(seedfile.decode(raw))
     assert article.title.startswith("石破首访特朗普")
     assert len(article.paragraphs) == 20
     broken = seed_text.encode("utf-8").replace("审议官".encode(), b"\xff\xfe")
-    article = parse_seed(decode_seed(broken))
+    article = parse_article(seedfile.decode(broken))
     assert any("\ufffd" in p.text for p in article.paragraphs)
 
 
@@ -124,7 +124,7 @@ def test_script_and_style_never_kept() -> None:
         "<script>alert('x'); var secret = 1;</script><style>p {color: red}</style>"
         "<p>可见的正文内容。<script>document.write('隐藏')</script></p>"
     )
-    article = parse_seed(text)
+    article = parse_article(text)
     joined = " ".join(p.text for p in article.paragraphs)
     assert joined == "可见的正文内容。"
 
@@ -141,7 +141,7 @@ def test_script_and_style_never_kept() -> None:
 )
 def test_files_that_cannot_be_understood_say_why(raw: bytes, reason: str) -> None:
     with pytest.raises(SeedFormatError, match=re.escape(reason)):
-        parse_seed(decode_seed(raw))
+        parse_article(seedfile.decode(raw))
 
 
 def test_ten_megabyte_file_parses(tmp_path: Path) -> None:
@@ -152,20 +152,20 @@ def test_ten_megabyte_file_parses(tmp_path: Path) -> None:
     path = tmp_path / "big.txt"
     path.write_text(head + body, encoding="utf-8")
     assert path.stat().st_size > 10 * 1024 * 1024
-    article = read_seed_file(path, "big.txt")
+    article = read_article(path, "big.txt")
     assert len(article.paragraphs) == copies
 
 
 def test_unreadable_path_is_a_format_error(tmp_path: Path) -> None:
     with pytest.raises(SeedFormatError, match="unreadable"):
-        read_seed_file(tmp_path / "missing.txt", "missing.txt")
+        read_article(tmp_path / "missing.txt", "missing.txt")
 
 
 # --- passages ----------------------------------------------------------------------------------
 
 
 def test_passages_of_seed_caption_first_headings_excluded() -> None:
-    article = read_seed_file(SEED, SEED.name)
+    article = read_article(SEED, SEED.name)
     passages = passages_of(article)
     assert passages[0].text == article.caption
     assert passages[0].section is None
@@ -198,7 +198,7 @@ def test_run_on_sentence_is_cut_at_commas() -> None:
 
 def test_tiny_fragments_merge_with_a_neighbour() -> None:
     text = make_text(["（完）", "这是正常长度的一段正文内容。", "图为。", "另一段正常长度的正文。"])
-    passages = passages_of(parse_seed(text))
+    passages = passages_of(parse_article(text))
     assert [p.text for p in passages] == [
         "（完）\n这是正常长度的一段正文内容。\n图为。",
         "另一段正常长度的正文。",

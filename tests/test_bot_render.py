@@ -24,7 +24,7 @@ def _article(title="标题 <新闻> & “引号”", url="https://www.voachinese
 
 def _hit(text, spans=(), section=None, article=None):
     article = article or _article()
-    passage = Passage(id=f"{article.id}:0", article_id=article.id, ordinal=0, text=text,
+    passage = Passage(id=f"{article.id}:0", ordinal=0, text=text,
                       section=section)  # fmt: skip
     return Hit(score=1.0, passage=passage, article=article, spans=tuple(spans))
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import Library
-from retrieval.analysis import Analyzer
-from retrieval.index import load
+from retrieval import ArticleRef, Library
+from retrieval.store import load
 from tests.conftest import SEED, make_seed
 
 
@@ -113,14 +112,15 @@ def test_latest_is_newest_first_and_stats_count(seeds_dir: Path, index_dir: Path
     assert stats.skipped == ()
 
 
-def test_article_ids_newest_first_and_lookup(seeds_dir: Path, index_dir: Path) -> None:
+def test_article_refs_newest_first_and_lookup(seeds_dir: Path, index_dir: Path) -> None:
     (seeds_dir / "new.txt").write_text(
         make_seed("新闻", "https://x.test/new", ["刚刚发生的新闻内容。"], ms=1_800_000_000_000),
         encoding="utf-8",
     )
     library = Library.from_dir(seeds_dir, index_dir)
-    ids = library.article_ids()
-    assert ids == [a.id for a in library.latest(10)]
+    refs = library.article_refs()
+    assert refs == [ArticleRef(a.id, a.url, a.published) for a in library.latest(10)]
+    ids = [ref.id for ref in refs]
     assert library.article(ids[0]).title == "新闻"
     assert library.article("0000000000000000") is None
 
@@ -265,7 +265,7 @@ def test_analyzer_change_rebuilds(seeds_dir: Path, index_dir: Path, tmp_path: Pa
     Library.from_dir(seeds_dir, index_dir)
     extra = tmp_path / "aliases.tsv"
     extra.write_text("谢博士\t谢文生\n", encoding="utf-8")
-    library = Library.from_dir(seeds_dir, index_dir, analyzer=Analyzer.default(extra))
+    library = Library.from_dir(seeds_dir, index_dir, aliases_file=extra)
     assert "谢文生" in library.search("谢博士的看法", k=1)[0].passage.text
     saved = load(index_dir)
     assert saved is not None and saved.fingerprint == library.analyzer.fingerprint

@@ -10,7 +10,7 @@ from rank_bm25 import BM25Okapi
 from scipy import sparse
 
 from retrieval.analysis import Analyzer
-from retrieval.articles import passages_of, read_seed_file
+from retrieval.articles import passages_of, read_article
 from retrieval.scoring import Postings, okapi_idf, score_terms, tf_weights, top_k
 from tests.conftest import SEED
 
@@ -40,7 +40,7 @@ def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
 
 def seed_corpus() -> list[list[str]]:
     analyzer = Analyzer.default()
-    return [analyzer.terms(p.text) for p in passages_of(read_seed_file(SEED, SEED.name))]
+    return [analyzer.terms(p.text) for p in passages_of(read_article(SEED, SEED.name))]
 
 
 @pytest.mark.parametrize(

@@ -1,146 +1,32 @@
-"""The persistent index: built from seed files, updated incrementally, saved atomically.
-
-An index directory holds generations (`gen-*` folders of .npy arrays and JSON) and a file
-`CURRENT` naming the complete one. A generation is written in full, then CURRENT is replaced
-with an atomic rename, so a process killed while saving leaves the previous generation in
-force; a generation that fails its checks on load is rebuilt, never served.
+"""Building the index: seed files scanned, parsed and analysed (in worker processes when there
+are many), then assembled into an IndexDraft, reusing the previous index for unchanged files.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import multiprocessing
 import os
-import shutil
-import tempfile
+import threading
 import time
-import zlib
-from collections.abc import Iterable
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
 
+from retrieval import seedfile
 from retrieval.analysis import TITLE_WEIGHT, Analyzer
-from retrieval.articles import SeedFormatError, passages_of, read_seed_file
-from retrieval.models import Article, Paragraph, Passage
-from retrieval.scoring import Postings, tf_weights
+from retrieval.articles import passages_of, read_article
+from retrieval.models import Article, Passage
+from retrieval.seedfile import SeedFormatError, SeedStat
+from retrieval.store import FileRecord, Index, IndexDraft, encode_article
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 6
-SEED_SUFFIXES = (".txt", ".md")
 PARALLEL_FROM_FILES = 400  # below this, worker start-up costs more than it saves
-
-_ARRAYS = (
-    "indptr",
-    "indices",
-    "tf",
-    "weight",
-    "doc_len",
-    "doc_article",
-    "doc_ordinal",
-    "article_json",
-    "article_json_offsets",
-    "article_doc_start",
-    "article_published_ms",
-)
-
-
-class IndexCorrupt(Exception):
-    """A saved generation is incomplete or inconsistent."""
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """What the index knows of one seed file, to tell next time whether it changed."""
-
-    size: int
-    mtime_ns: int
-    url: str | None = None
-    published_ms: int = 0
-    error: str | None = None
-    article: int | None = None  # article number in the generation; None if skipped or shadowed
-
-
-@dataclass(frozen=True)
-class IndexData:
-    """One generation, loaded (arrays memory-mapped). Immutable: updates make a new one."""
-
-    fingerprint: str
-    files: dict[str, FileRecord]
-    arrays: dict[str, np.ndarray]
-    vocab: dict[str, int]
-    terms: list[str]
-    names: dict[str, str]  # Chinese names glossed in English in some article → the gloss
-
-    @property
-    def postings(self) -> Postings:
-        a = self.arrays
-        return Postings(a["indptr"], a["indices"], a["weight"], self.n_docs)
-
-    def with_weights(self) -> IndexData:
-        """This generation with its posting weights computed in memory (when unsaved)."""
-        a = self.arrays
-        chunks = list(tf_weights(a["indices"], a["tf"], a["doc_len"]))
-        weight = np.concatenate(chunks) if chunks else np.empty(0, np.float64)
-        return replace(self, arrays={**a, "weight": weight})
-
-    @property
-    def n_docs(self) -> int:
-        return int(self.arrays["doc_len"].shape[0])
-
-    @property
-    def n_articles(self) -> int:
-        return int(self.arrays["article_published_ms"].shape[0])
-
-    def article_of(self, doc: int) -> int:
-        return int(self.arrays["doc_article"][doc])
-
-    def article(self, number: int) -> Article:
-        a = self.arrays
-        lo, hi = a["article_json_offsets"][number], a["article_json_offsets"][number + 1]
-        return article_from_json(zlib.decompress(a["article_json"][lo:hi]).decode("utf-8"))
-
-
-# --- (de)serialising articles ------------------------------------------------------------------
-
-
-def article_to_json(article: Article) -> str:
-    data = asdict(article)
-    data["published"] = article.published.isoformat()
-    data["paragraphs"] = [[p.text, p.section] for p in article.paragraphs]
-    return json.dumps(data, ensure_ascii=False)
-
-
-def article_from_json(text: str) -> Article:
-    data = json.loads(text)
-    data["published"] = datetime.fromisoformat(data["published"])
-    data["paragraphs"] = tuple(Paragraph(t, s) for t, s in data["paragraphs"])
-    return Article(**data)
-
-
-# --- scanning and parsing ----------------------------------------------------------------------
-
-
-def scan_seeds(seeds_dir: Path) -> dict[str, tuple[int, int]]:
-    """Every seed file under the directory (recursively): relative path → (size, mtime_ns)."""
-    found: dict[str, tuple[int, int]] = {}
-    for root, dirs, files in os.walk(seeds_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith(".") or not name.endswith(SEED_SUFFIXES):
-                continue  # hidden files include ingest's half-written temporaries
-            path = Path(root, name)
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # vanished between listing and stat
-            found[path.relative_to(seeds_dir).as_posix()] = (st.st_size, st.st_mtime_ns)
-    return found
 
 
 @dataclass(frozen=True)
@@ -178,9 +64,19 @@ class _Vocabulary(dict[str, int]):
 _worker_analyzer: Analyzer | None = None
 
 
-def _init_worker(analyzer: Analyzer) -> None:
+def _init_worker(analyzer: Analyzer, parent_pid: int) -> None:
+    """A worker's set-up: its own Analyzer (which arrives as data and builds its segmenter
+    and converter here), and a watchdog that ends the worker when its parent is gone (a
+    parent killed with SIGKILL cannot stop its pool)."""
     global _worker_analyzer
     _worker_analyzer = analyzer
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def article_terms(
@@ -198,7 +94,7 @@ def article_terms(
 
 def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
     try:
-        article = read_seed_file(Path(seeds_dir, rel), rel)
+        article = read_article(Path(seeds_dir, rel), rel)
     except SeedFormatError as exc:
         return ParsedFile(rel, error=str(exc))
     passages = passages_of(article)
@@ -217,8 +113,7 @@ def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary
         rel,
         url=article.url,
         published_ms=int(article.published.timestamp() * 1000),
-        # compressed: article texts are the largest part of an index (half the size)
-        article_json=zlib.compress(article_to_json(article).encode("utf-8"), 1),
+        article_json=encode_article(article),
         doc_len=doc_len,
         doc_nnz=np.bincount(unique >> 32, minlength=len(passages)).astype(np.int64),
         term_ids=(unique & 0xFFFFFFFF).astype(np.int32),
@@ -238,16 +133,34 @@ def _parse_chunk(
     return list(vocab), files
 
 
+@dataclass(frozen=True)
+class Workers:
+    """How files are parsed: in `count` worker processes once there are `from_files` of them.
+
+    `start_method` is multiprocessing's (None: the platform's default: fork on Linux up to
+    Python 3.13, forkserver from 3.14, spawn on macOS and Windows)."""
+
+    count: int = 1
+    from_files: int = PARALLEL_FROM_FILES
+    start_method: str | None = None
+
+
 def parse_files(
-    seeds_dir: Path, paths: list[str], analyzer: Analyzer, vocab: dict[str, int], workers: int
+    seeds_dir: Path, paths: list[str], analyzer: Analyzer, vocab: dict[str, int], workers: Workers
 ) -> list[ParsedFile]:
     """Parse files (in worker processes when there are many); term ids become global ids."""
     if not paths:
         return []
-    if workers > 1 and len(paths) >= PARALLEL_FROM_FILES:
-        size = max(50, len(paths) // (workers * 8))
+    if workers.count > 1 and len(paths) >= workers.from_files:
+        size = max(50, len(paths) // (workers.count * 8))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(analyzer,)) as pool:
+        context = multiprocessing.get_context(workers.start_method)
+        with ProcessPoolExecutor(
+            workers.count,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(analyzer, os.getpid()),
+        ) as pool:
             results = pool.map(_parse_chunk, [str(seeds_dir)] * len(chunks), chunks)
             return [f for local, files in results for f in _globalise(local, files, vocab)]
     local, files = _parse_chunk(str(seeds_dir), paths, analyzer)
@@ -265,13 +178,13 @@ def _globalise(
 
 
 def update(
-    seeds_dir: Path, analyzer: Analyzer, old: IndexData | None, workers: int = 1
-) -> IndexData | None:
+    seeds_dir: Path, analyzer: Analyzer, old: Index | None, workers: Workers = Workers()
+) -> IndexDraft | None:
     """The index for the seeds directory as it is now, reusing `old` for unchanged files.
 
     Returns None when nothing changed since `old`. Only new and changed files are parsed.
     """
-    current = scan_seeds(seeds_dir)
+    current = seedfile.scan(seeds_dir)
     if old is not None and old.fingerprint != analyzer.fingerprint:
         log.info("analyzer changed: rebuilding the index")
         old = None
@@ -279,7 +192,7 @@ def update(
     changed = sorted(
         p
         for p, st in current.items()
-        if p not in old_files or (old_files[p].size, old_files[p].mtime_ns) != st
+        if p not in old_files or SeedStat(old_files[p].size, old_files[p].mtime_ns) != st
     )
     removed = [p for p in old_files if p not in current]
     if old is not None and not changed and not removed:
@@ -294,43 +207,47 @@ def update(
     def record(path: str) -> FileRecord:
         if path in parsed:
             f = parsed[path]
-            size, mtime = current[path]
-            return FileRecord(size, mtime, f.url, f.published_ms, f.error)
+            st = current[path]
+            return FileRecord(st.size, st.mtime_ns, f.url, f.published_ms, f.error)
         return old_files[path]
 
     records = {p: record(p) for p in sorted(current)}
     winners = _newest_per_url(records)
-    revived = sorted(p for p in winners if p not in parsed and records[p].article is None)
+    revived = sorted(p for p in winners if p not in parsed and records[p].article_number is None)
     for f in parse_files(seeds_dir, revived, analyzer, vocab, workers):
         parsed[f.path] = f
 
-    kept = sorted((p for p in winners if p not in parsed), key=lambda p: records[p].article or 0)
+    kept = sorted(
+        (p for p in winners if p not in parsed), key=lambda p: records[p].article_number or 0
+    )
     # popped, so that _assemble holds the only reference and can release each file it copies
     fresh = [parsed.pop(p) for p in sorted(winners) if p in parsed]
     return _assemble(analyzer.fingerprint, old, records, kept, fresh, vocab)
 
 
-def _newest_per_url(records: dict[str, FileRecord]) -> set[str]:
+def _newest_per_url(records: Mapping[str, FileRecord]) -> set[str]:
+    """The files to index: of the files holding one article (one canonical URL), the newest."""
     best: dict[str, str] = {}
     for path, rec in records.items():
         if rec.url is None:
             continue
-        other = best.get(rec.url)
+        url = seedfile.canonical_url(rec.url)
+        other = best.get(url)
         if other is None or (rec.published_ms, path) > (records[other].published_ms, other):
             if other is not None:
                 log.info("%s and %s hold the same article; indexing the newer", path, other)
-            best[rec.url] = path
+            best[url] = path
     return set(best.values())
 
 
 def _assemble(
     fingerprint: str,
-    old: IndexData | None,
-    records: dict[str, FileRecord],
+    old: Index | None,
+    records: Mapping[str, FileRecord],
     kept: list[str],
     fresh: list[ParsedFile],
     vocab: dict[str, int],
-) -> IndexData:
+) -> IndexDraft:
     """A new generation: the kept files' passages taken from `old`, then the fresh files'.
 
     Memory matters at a million passages: postings go straight into their term-major arrays
@@ -339,12 +256,12 @@ def _assemble(
     n_terms = len(vocab)
     names = dict(old.names) if old else {}
     kept_blocks: list[_RowBlock] = []
-    numbers = np.array([records[p].article for p in kept], dtype=np.int64)
+    numbers = np.array([records[p].article_number for p in kept], dtype=np.int64)
     if old is not None and kept:
         oa = old.arrays
         starts, ends = oa["article_doc_start"][numbers], oa["article_doc_start"][numbers + 1]
         rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        shape = (old.n_docs, len(old.terms))
+        shape = (old.n_docs, len(old.vocab))
         old_rows = sparse.csc_matrix((oa["tf"], oa["indices"], oa["indptr"]), shape=shape).tocsr()
         for lo in range(0, rows.shape[0], 50_000):  # bounded temporaries for the scatter
             part = old_rows[rows[lo : lo + 50_000]]
@@ -394,9 +311,9 @@ def _assemble(
         byte, article = byte + size, article + 1
 
     assert postings.complete(), "every block's postings were placed"
-    new_records = {p: replace(r, article=None) for p, r in records.items()}
+    new_records = {p: replace(r, article_number=None) for p, r in records.items()}
     for number, path in enumerate([*kept, *fresh_paths]):
-        new_records[path] = replace(records[path], article=number)
+        new_records[path] = replace(records[path], article_number=number)
     terms = [""] * n_terms
     for term, i in vocab.items():
         terms[i] = term
@@ -412,7 +329,7 @@ def _assemble(
         "article_doc_start": _offsets(doc_counts),
         "article_published_ms": published,
     }
-    return IndexData(fingerprint, new_records, arrays, vocab, terms, names)
+    return IndexDraft(fingerprint, new_records, arrays, terms, names)
 
 
 @dataclass(frozen=True)
@@ -483,132 +400,3 @@ def _gather_bytes(blob: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np
     return np.concatenate(
         [blob[starts[a] : ends[b - 1]] for a, b in zip(run_starts, run_ends, strict=True)]
     )
-
-
-# --- saving and loading ------------------------------------------------------------------------
-
-
-def save(index_dir: Path, data: IndexData) -> Path:
-    """Write a new generation and make it current atomically; older generations are removed."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    gen = Path(tempfile.mkdtemp(prefix=f"gen-{time.strftime('%Y%m%d%H%M%S')}-", dir=index_dir))
-    sizes = {}
-    for name, array in data.arrays.items():
-        if name == "weight":
-            continue  # derived: written below from the arrays it depends on
-        np.save(gen / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        sizes[name] = [str(array.dtype), list(array.shape)]
-    # Posting weights depend on every passage's length (through avgdl), so each generation
-    # stores its own, streamed to the file chunk by chunk rather than held in memory.
-    a = data.arrays
-    shape = (int(a["indices"].shape[0]),)
-    with open(gen / "weight.npy", "wb") as fh:
-        header = {"descr": np.dtype(np.float64).str, "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(fh, header)
-        for chunk in tf_weights(a["indices"], a["tf"], a["doc_len"]):
-            fh.write(chunk.tobytes())
-    sizes["weight"] = ["float64", list(shape)]
-    (gen / "terms.txt").write_text("\n".join(data.terms), encoding="utf-8")
-    meta = {
-        "files": {p: asdict(r) for p, r in data.files.items()},
-        "names": data.names,
-    }
-    (gen / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-    manifest = {
-        "format": FORMAT_VERSION,
-        "fingerprint": data.fingerprint,
-        "arrays": sizes,
-        "n_terms": len(data.terms),
-        "meta_bytes": (gen / "meta.json").stat().st_size,
-        "terms_bytes": (gen / "terms.txt").stat().st_size,
-        "saved": datetime.now(UTC).isoformat(),
-    }
-    # the manifest goes last: a generation without one was never finished
-    _write_synced(gen / "manifest.json", json.dumps(manifest).encode())
-    for path in gen.iterdir():
-        _fsync(path)
-    pointer = index_dir / "CURRENT"
-    _write_synced(index_dir / f".CURRENT.{os.getpid()}", gen.name.encode())
-    os.replace(index_dir / f".CURRENT.{os.getpid()}", pointer)
-    _fsync(index_dir)
-    for other in index_dir.glob("gen-*"):
-        if other != gen and other.is_dir():
-            shutil.rmtree(other, ignore_errors=True)
-    return gen
-
-
-def _write_synced(path: Path, payload: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def load(index_dir: Path) -> IndexData | None:
-    """The current generation, or None if there is none. Raises IndexCorrupt if it is broken."""
-    pointer = index_dir / "CURRENT"
-    if not pointer.exists():
-        return None
-    try:
-        gen = index_dir / pointer.read_text(encoding="utf-8").strip()
-        manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT_VERSION:
-            raise IndexCorrupt(f"index format {manifest.get('format')}, expected {FORMAT_VERSION}")
-        for name, size_key in (("meta.json", "meta_bytes"), ("terms.txt", "terms_bytes")):
-            if (gen / name).stat().st_size != manifest[size_key]:
-                raise IndexCorrupt(f"{name} has the wrong size")
-        arrays = {}
-        for name in _ARRAYS:
-            array = np.load(gen / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            dtype, shape = manifest["arrays"][name]
-            if str(array.dtype) != dtype or list(array.shape) != shape:
-                raise IndexCorrupt(f"{name}.npy does not match the manifest")
-            arrays[name] = array
-        meta = json.loads((gen / "meta.json").read_text(encoding="utf-8"))
-        text = (gen / "terms.txt").read_text(encoding="utf-8")
-        terms = text.split("\n") if text else []
-    except IndexCorrupt:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IndexCorrupt(f"{type(exc).__name__}: {exc}") from exc
-    if len(terms) != manifest["n_terms"]:
-        raise IndexCorrupt("terms.txt does not match the manifest")
-    _check_consistent(arrays, len(terms))
-    files = {p: FileRecord(**r) for p, r in meta["files"].items()}
-    vocab = dict(zip(terms, range(len(terms)), strict=True))
-    return IndexData(
-        manifest["fingerprint"],
-        files,
-        arrays,
-        vocab,
-        terms,
-        meta["names"],
-    )
-
-
-def _check_consistent(a: dict[str, np.ndarray], n_terms: int) -> None:
-    n_docs = a["doc_len"].shape[0]
-    n_articles = a["article_published_ms"].shape[0]
-    checks: Iterable[tuple[bool, str]] = (
-        (a["indptr"].shape[0] == n_terms + 1, "indptr length"),
-        (
-            int(a["indptr"][-1]) == a["indices"].shape[0] == a["tf"].shape[0]
-            and a["weight"].shape[0] == a["tf"].shape[0],
-            "postings length",
-        ),
-        (a["doc_ordinal"].shape[0] == a["doc_article"].shape[0] == n_docs, "passage arrays"),
-        (a["article_doc_start"].shape[0] == n_articles + 1, "article starts"),
-        (int(a["article_doc_start"][-1]) == n_docs, "article passage count"),
-        (int(a["article_json_offsets"][-1]) == a["article_json"].shape[0], "article text length"),
-    )
-    for ok, what in checks:
-        if not ok:
-            raise IndexCorrupt(f"inconsistent index: {what}")
