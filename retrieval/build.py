@@ -64,15 +64,17 @@ class _Vocabulary(dict[str, int]):
 _worker_analyzer: Analyzer | None = None
 
 
-def _init_worker(analyzer: Analyzer, parent_pid: int) -> None:
+def _init_worker(analyzer: Analyzer) -> None:
     """A worker's set-up: its own Analyzer (which arrives as data and builds its segmenter
-    and converter here), and a watchdog that ends the worker when its parent is gone (a
-    parent killed with SIGKILL cannot stop its pool)."""
+    and converter here), and a watchdog that ends the worker once its parent is gone: a
+    parent killed with SIGKILL cannot stop its pool. (Under forkserver the parent is the
+    fork server, which exits when the process that started it dies.)"""
     global _worker_analyzer
     _worker_analyzer = analyzer
+    parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while os.getppid() == parent:
             time.sleep(0.5)
         os._exit(1)
 
@@ -159,7 +161,7 @@ def parse_files(
             workers.count,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(analyzer, os.getpid()),
+            initargs=(analyzer,),
         ) as pool:
             results = pool.map(_parse_chunk, [str(seeds_dir)] * len(chunks), chunks)
             return [f for local, files in results for f in _globalise(local, files, vocab)]

@@ -282,8 +282,15 @@ def current_generation(index_dir: Path) -> str | None:
         raise IndexCorrupt(f"CURRENT: {exc}") from exc
 
 
+def _json_object(path: Path) -> dict:
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise IndexCorrupt(f"{path.name} is not a JSON object")
+    return value
+
+
 def _read_generation(gen: Path) -> Index:
-    manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+    manifest = _json_object(gen / "manifest.json")
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexCorrupt(f"index format {manifest.get('format')}, expected {FORMAT_VERSION}")
     for name, size_key in (("meta.json", "meta_bytes"), ("terms.txt", "terms_bytes")):
@@ -296,7 +303,7 @@ def _read_generation(gen: Path) -> Index:
         if str(array.dtype) != dtype or list(array.shape) != shape:
             raise IndexCorrupt(f"{name}.npy does not match the manifest")
         arrays[name] = array
-    meta = json.loads((gen / "meta.json").read_text(encoding="utf-8"))
+    meta = _json_object(gen / "meta.json")
     text = (gen / "terms.txt").read_text(encoding="utf-8")
     terms = text.split("\n") if text else []
     if len(terms) != manifest["n_terms"]:

@@ -272,7 +272,18 @@ def test_analyzer_change_rebuilds(seeds_dir: Path, index_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "damage", ["truncate-array", "drop-manifest", "garbage-pointer", "bad-terms", "old-format"]
+    "damage",
+    [
+        "truncate-array",
+        "drop-manifest",
+        "garbage-pointer",
+        "bad-terms",
+        "old-format",
+        "manifest-without-n_terms",
+        "manifest-without-fingerprint",
+        "manifest-not-an-object",
+        "file-record-of-another-shape",
+    ],
 )
 def test_corrupt_index_is_rebuilt_not_served(
     seeds_dir: Path, index_dir: Path, damage: str, caplog: pytest.LogCaptureFixture
@@ -288,6 +299,20 @@ def test_corrupt_index_is_rebuilt_not_served(
         (index_dir / "CURRENT").write_text("gen-does-not-exist")
     elif damage == "bad-terms":
         (gen / "terms.txt").write_text("a\nb", encoding="utf-8")
+    elif damage.startswith("manifest-without-"):
+        manifest = json.loads((gen / "manifest.json").read_text())
+        del manifest[damage.removeprefix("manifest-without-")]
+        (gen / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "manifest-not-an-object":
+        (gen / "manifest.json").write_text("[7]")
+    elif damage == "file-record-of-another-shape":
+        meta = json.loads((gen / "meta.json").read_text())
+        for record in meta["files"].values():
+            record["surprise"] = record.pop("size")
+        text = json.dumps(meta)
+        (gen / "meta.json").write_text(text)
+        manifest = json.loads((gen / "manifest.json").read_text())
+        (gen / "manifest.json").write_text(json.dumps({**manifest, "meta_bytes": len(text)}))
     else:  # an index written by an older version of the format
         manifest = json.loads((gen / "manifest.json").read_text())
         (gen / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))

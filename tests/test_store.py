@@ -1,0 +1,143 @@
+"""The index directory shared by processes, and index builds in worker processes."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from retrieval import Library, build, seedfile, store
+from retrieval.analysis import Analyzer
+from tests.conftest import ROOT, SEED
+
+SENTENCES = [
+    s
+    for s in SEED.read_text(encoding="utf-8").replace("</p>", "。").split("。")
+    if 12 <= len(s) <= 200 and "<" not in s
+]
+
+
+def write_articles(seeds: Path, start: int, count: int) -> None:
+    """`count` small articles in the seed format, cut from the seed's own sentences."""
+    for number in range(start, start + count):
+        body = "".join(
+            f"<p>{SENTENCES[(number * 7 + i) % len(SENTENCES)]}。第{number}篇。</p>"
+            for i in range(6)
+        )
+        url = f"https://news.example/a/{number}.html"
+        ms = 1_700_000_000_000 + number * 60_000
+        (seeds / f"{number:05d}.txt").write_text(
+            seedfile.render(f"测试文章{number}", url, ms, body), encoding="utf-8"
+        )
+
+
+# Each writer adds articles of its own and refreshes after each one, so that both keep saving.
+WRITER = """
+import logging, sys
+from pathlib import Path
+from retrieval import Library
+from tests.test_store import write_articles
+logging.basicConfig(level=logging.WARNING)
+seeds, index_dir, me = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+library = Library.from_dir(seeds, index_dir)
+for number in range(25):
+    write_articles(seeds, 10000 * me + number, 1)
+    library.refresh()
+print(library.stats().articles)
+"""
+
+
+def test_two_writers_at_once_both_finish_and_leave_one_sound_index(tmp_path: Path) -> None:
+    seeds, index_dir = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    write_articles(seeds, 0, 50)
+    Library.from_dir(seeds, index_dir)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(seeds), str(index_dir), str(me)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for me in (1, 2)
+    ]
+    for writer in writers:
+        out, err = writer.communicate(timeout=240)
+        assert writer.returncode == 0, err
+        # neither removed a generation the other was writing or reading
+        assert "could not save" not in err and "unusable" not in err, err
+        assert 75 <= int(out) <= 100
+    saved = store.load(index_dir)
+    assert saved is not None and saved.n_articles == 100
+    assert [p.name for p in index_dir.glob("gen-*")] == [saved.generation]
+
+
+def test_a_busy_index_directory_is_answered_from_memory_and_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seeds, index_dir = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    write_articles(seeds, 0, 5)
+    with store.writer_lock(index_dir, 0), caplog.at_level(logging.WARNING):
+        library = Library.from_dir(seeds, index_dir, lock_wait_seconds=0.2)
+    assert library.search("测试文章3", k=1)[0].article.title == "测试文章3"
+    assert any("serving it unsaved" in r.getMessage() for r in caplog.records)
+    assert store.current_generation(index_dir) is None
+
+
+def test_readers_never_see_a_generation_vanish_under_a_writer(tmp_path: Path) -> None:
+    seeds, index_dir = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    write_articles(seeds, 0, 20)
+    library = Library.from_dir(seeds, index_dir)
+    failures: list[Exception] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                assert store.load(index_dir) is not None
+            except Exception as exc:  # any failure is the test's finding
+                failures.append(exc)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for number in range(100, 130):
+            write_articles(seeds, number, 1)
+            assert library.refresh()
+    finally:
+        done.set()
+        reader.join()
+    assert failures == []
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_an_analyzer_that_has_answered_can_be_sent_to_worker_processes(
+    tmp_path: Path, start_method: str
+) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    write_articles(seeds, 0, 6)
+    paths = sorted(seedfile.scan(seeds))
+    analyzer = Analyzer.default()
+    analyzer.terms("石破茂與川普會談")  # builds the native converter and segmenter it caches
+
+    def parsed(workers: build.Workers) -> list[list[tuple[str, int]]]:
+        vocab: dict[str, int] = {}
+        files = build.parse_files(seeds, paths, analyzer, vocab, workers)
+        assert [(f.path, f.error) for f in files] == [(p, None) for p in paths]
+        terms = list(vocab)
+        return [
+            sorted(zip([terms[t] for t in f.term_ids], f.tf.tolist(), strict=True)) for f in files
+        ]
+
+    in_workers = parsed(build.Workers(count=2, from_files=1, start_method=start_method))
+    assert in_workers == parsed(build.Workers(count=1))
+    assert all(in_workers)
