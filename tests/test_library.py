@@ -145,13 +145,16 @@ def test_bad_files_are_skipped_with_one_warning_each(
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
-def test_same_url_twice_indexed_once_newest_wins(seeds_dir: Path, index_dir: Path) -> None:
+@pytest.mark.parametrize("later", ["https://x.test/same", "HTTPS://X.test/same#top"])
+def test_same_url_twice_indexed_once_newest_wins(
+    seeds_dir: Path, index_dir: Path, later: str
+) -> None:
     url = "https://x.test/same"
     (seeds_dir / "a.txt").write_text(
         make_seed("旧版本", url, ["初版的报道内容。"], ms=1_600_000_000_000), encoding="utf-8"
     )
     (seeds_dir / "b.txt").write_text(
-        make_seed("新版本", url, ["更新后的报道内容。"], ms=1_600_000_900_000), encoding="utf-8"
+        make_seed("新版本", later, ["更新后的报道内容。"], ms=1_600_000_900_000), encoding="utf-8"
     )
     library = Library.from_dir(seeds_dir, index_dir)
     assert library.stats().articles == 2
