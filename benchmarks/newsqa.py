@@ -1,0 +1,94 @@
+"""People's questions: short, in their own words, follow-ups, and questions with no answer.
+
+Scores `python -m retrieval search` with ../shared/bench/newsqa_eval.py (follow-ups sent with
+their context, standalone questions also sent with an unrelated earlier question) on two sets
+of the same kinds, each among the seed and all 4,216 VOA articles:
+  dev       ../shared/datasets/newsqa-voa/dev.jsonl (233 questions about 50 articles): for
+            measuring and for finding out why a question fails
+  held-out  benchmarks/data/newsqa-heldout.jsonl (153 questions about 31 other articles,
+            written for this project): decides whether a change helped; never tuned on
+
+usage: python -m benchmarks.newsqa [--shared ../shared] [--work DIR] [--show-misses N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HELDOUT = ROOT / "benchmarks" / "data" / "newsqa-heldout.jsonl"
+COLUMNS = ("R@1", "R@3", "MRR@10", "fu_R@1", "xctx_R@1", "declined", "answered", "answered_right")
+
+
+def evaluate(shared: Path, questions: Path, cmd: str, show_misses: int) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(shared / "bench" / "newsqa_eval.py"),
+            str(questions),
+            "--context",
+            "--show-misses",
+            str(show_misses),
+            "--cmd",
+            cmd,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f"newsqa_eval failed: {result.stdout[-500:]} {result.stderr[-500:]}")
+    for line in lines[:-1]:
+        print(line, file=sys.stderr)
+    return lines[-1]
+
+
+def row(name: str, line: str) -> str:
+    values = dict(re.findall(r"(\S+)=(\S+)", line))
+    return f"| {name} | " + " | ".join(values.get(k, "n/a") for k in COLUMNS) + " |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--work", type=Path, help="keep the corpus and index here (reused)")
+    parser.add_argument("--show-misses", type=int, default=0, help="print N misses per set")
+    args = parser.parse_args()
+    shared = args.shared.resolve()
+    work = args.work or Path(tempfile.mkdtemp(prefix="newsqa-"))
+    try:
+        library = work / "voa-zh-2020"
+        if not library.is_dir():
+            with tarfile.open(shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
+                tar.extractall(work, filter="data")
+            for seed in (shared / "seeds").glob("*.txt"):
+                shutil.copy(seed, library / seed.name)
+        cmd = (
+            f"{sys.executable} -m retrieval search --seeds {library} "
+            f"--index-dir {work / 'index'} -k 10 --json"
+        )
+        sets = {
+            "dev (50 articles)": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
+            "held-out (31 other articles)": HELDOUT,
+        }
+        print("| set | " + " | ".join(COLUMNS) + " |")
+        print("|---" * (len(COLUMNS) + 1) + "|")
+        for name, questions in sets.items():
+            print(row(name, evaluate(shared, questions, cmd, args.show_misses)), flush=True)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
