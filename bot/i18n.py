@@ -6,9 +6,10 @@ Templates are trusted Telegram HTML; every {placeholder} must be filled with esc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Lang = Literal["zh-Hans", "zh-Hant", "en"]
+LANGUAGES: tuple[Lang, ...] = get_args(Lang)
 DEFAULT_LANG: Lang = "zh-Hans"
 
 # Telegram sends the client's IETF tag (e.g. "zh-hans", "zh-TW", "en-GB") or nothing.
@@ -236,7 +237,3 @@ def string_keys() -> list[str]:
 
 def translations(key: str) -> dict[Lang, str]:
     return dict(_STRINGS[key])
-
-
-def languages() -> tuple[Lang, ...]:
-    return ("zh-Hans", "zh-Hant", "en")

@@ -74,11 +74,6 @@ class SubscriptionStore:
                 (new_chat_id, old_chat_id),
             )
 
-    def is_subscribed(self, chat_id: int) -> bool:
-        with self._transaction(write=False) as db:
-            row = db.execute("SELECT 1 FROM subscriptions WHERE chat_id = ?", (chat_id,)).fetchone()
-            return row is not None
-
     def chats(self) -> list[int]:
         """Every subscribed chat, oldest subscription first."""
         with self._transaction(write=False) as db:
