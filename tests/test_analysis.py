@@ -10,7 +10,7 @@ import pytest
 
 from retrieval.analysis import Analyzer, merge_spans
 from retrieval.articles import passages_of, read_article
-from tests.conftest import SEED
+from tests.support.seeds import SEED
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,13 @@
 """A fake Telegram Bot API server on 127.0.0.1 for driving the real Application over HTTP.
 
-It runs a ThreadingHTTPServer in a background thread, so it is independent of the test's
-event loop. It records every call, serves queued updates through getUpdates (honouring
-offset, limit and the long-poll timeout), keeps the messages the bot sent (edits included),
-checks every HTML text the way Telegram would (allowed tags, entities, 4,096 UTF-16 units),
-and can be told to fail a method: a 429 with retry_after, a 5xx, a 400. It answers
-getChatMember with a status the test sets, and can refuse every sendMessage to a chat the way
-Telegram does once a user blocked the bot (403) or a chat was deleted (400).
+It runs on the tests' loopback server (tests.support.http), in a background thread, so it is
+independent of the test's event loop. It records every call, serves queued updates through
+getUpdates (honouring offset, limit and the long-poll timeout), keeps the messages the bot
+sent (edits included), checks every HTML text the way Telegram would (allowed tags, entities,
+4,096 UTF-16 units), and can be told to fail a method: a 429 with retry_after, a 5xx, a
+400. It answers getChatMember with a status the test sets, and can
+refuse every sendMessage to a chat the way Telegram does once a user blocked the bot (403)
+or a chat was deleted (400).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import html
 import itertools
 import json
 import re
-import sys
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.support.http import LoopbackServer, reply
 
 TOKEN = "123456789:TEST-token_abcdefghijklmnopqrstuvwx"
 BOT_ID = 123456789
@@ -126,7 +128,7 @@ class FakeBotApi:
     bot_id: int = BOT_ID
     privacy_mode: bool = True
     calls: list[Call] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # invalid HTML the bot tried to send
+    problems: list[str] = field(default_factory=list)  # what Telegram would have refused
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -140,26 +142,12 @@ class FakeBotApi:
         self.member_status: dict[tuple[int, int], str] = {}  # (chat id, user id) → status
         self._unreachable: dict[int, _Failure] = {}  # chat id → how sendMessage fails
         self._closing = False
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> FakeBotApi:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            do_GET = do_POST
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(self._handle, keep_alive=True).start()
         return self
 
     def stop(self) -> None:
@@ -167,8 +155,7 @@ class FakeBotApi:
             self._closing = True
             self._lock.notify_all()
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def __enter__(self) -> FakeBotApi:
         return self.start()
@@ -179,7 +166,7 @@ class FakeBotApi:
     @property
     def api_root(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url()
 
     # ---- what the tests do --------------------------------------------------------------
 
@@ -250,6 +237,13 @@ class FakeBotApi:
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
         self.chats[chat["id"]] = chat
         return chat
+
+    def user_in_private_chat(
+        self, user_id: int = 1001, language_code: str | None = "zh-hans"
+    ) -> tuple[dict, dict]:
+        """A user and their private chat with the bot."""
+        user = self.user(user_id, language_code)
+        return user, self.private_chat(user)
 
     def group_chat(self, chat_id: int = -1001234567890, title: str = "News fans") -> dict:
         chat = {"id": chat_id, "type": "supergroup", "title": title}
@@ -343,6 +337,12 @@ class FakeBotApi:
     async def wait_for_reply(self, message: dict, timeout: float = 10.0) -> Call:
         calls = await self.wait_for(lambda: self.replies_to(message), timeout, "a reply")
         return calls[0]
+
+    async def say(self, chat: dict, user: dict, text: str, **extra: Any) -> str:
+        """A user sends `text`; returns the text (HTML) of the bot's reply to it."""
+        message = self.make_message(chat, user, text, **extra)
+        self.push_update({"message": message})
+        return (await self.wait_for_reply(message)).params["text"]
 
     async def settle(self, quiet: float = 0.3) -> None:
         """Wait until all pushed updates were fetched and no call came for `quiet` seconds."""
@@ -548,17 +548,6 @@ class FakeBotApi:
         return True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The bot opens up to 256 connections at once; the default backlog of 5 resets them.
-    request_queue_size = 1024
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (the bot shutting down mid long-poll) is not a test failure.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class _ApiError(Exception):
     def __init__(self, status: int, description: str, parameters: dict | None = None) -> None:
         super().__init__(description)
@@ -602,9 +591,4 @@ def _parse_params(content_type: str, body: bytes) -> dict[str, Any]:
 
 
 def _reply(request: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    request.send_response(status)
-    request.send_header("Content-Type", "application/json")
-    request.send_header("Content-Length", str(len(body)))
-    request.end_headers()
-    request.wfile.write(body)
+    reply(request, status, json.dumps(payload).encode(), "application/json")

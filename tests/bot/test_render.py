@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from fake_bot_api import telegram_html_problems
 
 from bot import i18n, render
 from bot.i18n import pick_language
 from retrieval import Article, Hit, Paragraph, Passage
+from tests.support.fake_bot_api import telegram_html_problems
 
 
 def _article(title="标题 <新闻> & “引号”", url="https://www.voachinese.com/a/x?a=1&b=2", day=1):
