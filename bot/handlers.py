@@ -224,7 +224,6 @@ class BotHandlers:
         if not result.found:  # the library changed since; this page no longer exists
             await query.answer(t(lang, "stale_button"))
             return
-        await query.answer()
         try:
             await query.edit_message_text(
                 result.html,
@@ -234,6 +233,9 @@ class BotHandlers:
             # A double tap asks for the page already shown; Telegram calls that an error.
             if "not modified" not in str(exc).lower():
                 raise
+        # Answered after the edit: a query takes one answer only, so a failed edit leaves it
+        # to on_error, whose answer then tells the user.
+        await query.answer()
 
     # ---- commands -----------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ It runs on the tests' loopback server (tests.support.http), in a background thre
 independent of the test's event loop. It records every call, serves queued updates through
 getUpdates (honouring offset, limit and the long-poll timeout), keeps the messages the bot
 sent (edits included), checks every HTML text the way Telegram would (allowed tags, entities,
-4,096 UTF-16 units), and can be told to fail a method: a 429 with retry_after, a 5xx, a
-400. It answers getChatMember with a status the test sets, and can
+4,096 UTF-16 units), accepts one answer per callback query (a second one gets Telegram's
+400, and is recorded as a problem), and can be told to fail a method: a 429 with
+retry_after, a 5xx, a 400. It answers getChatMember with a status the test sets, and can
 refuse every sendMessage to a chat the way Telegram does once a user blocked the bot (403)
 or a chat was deleted (400).
 """
@@ -31,6 +32,8 @@ TOKEN = "123456789:TEST-token_abcdefghijklmnopqrstuvwx"
 BOT_ID = 123456789
 BOT_USERNAME = "ThisBot"
 MESSAGE_LIMIT = 4096
+# What Telegram answers to a second answerCallbackQuery, or one for a query it never sent.
+QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query id is invalid"
 
 # JSON-encoded parameters, as PTB sends them in form data.
 _JSON_PARAMS = {
@@ -141,6 +144,7 @@ class FakeBotApi:
         self.update_handed_out_at: dict[int, float] = {}  # update id → first getUpdates
         self.member_status: dict[tuple[int, int], str] = {}  # (chat id, user id) → status
         self._unreachable: dict[int, _Failure] = {}  # chat id → how sendMessage fails
+        self._open_queries: set[str] = set()  # callback queries sent and not answered yet
         self._closing = False
         self._server: LoopbackServer | None = None
 
@@ -277,6 +281,8 @@ class FakeBotApi:
 
     def press_button(self, message: dict, user: dict, data: str) -> str:
         query_id = f"cb{next(self._update_ids)}"
+        with self._lock:
+            self._open_queries.add(query_id)
         self.push_update(
             {
                 "callback_query": {
@@ -501,6 +507,12 @@ class FakeBotApi:
         return {k: v for k, v in message.items() if k != "html"}
 
     def _api_answerCallbackQuery(self, params: dict) -> bool:
+        query_id = params["callback_query_id"]
+        with self._lock:
+            if query_id not in self._open_queries:
+                self.problems.append(f"answerCallbackQuery: {query_id} answered twice or unknown")
+                raise _ApiError(400, QUERY_INVALID)
+            self._open_queries.remove(query_id)
         return True
 
     def _api_answerInlineQuery(self, params: dict) -> bool:
