@@ -11,7 +11,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from telegram import (
-    BotCommand,
     ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -26,13 +25,13 @@ from telegram import (
 )
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import ContextTypes
 
 from retrieval import Library
 
 from . import replies
-from .feeds import NewsFeeds
 from .i18n import Lang, pick_language, t
+from .news import NewsService
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -114,12 +113,13 @@ def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bo
 
 
 class BotHandlers:
-    """The bot's handlers, sharing the library, the settings, the page store and the feeds."""
+    """The bot's handlers, sharing the library, the settings, the news service (new articles
+    and subscriptions) and the page store."""
 
-    def __init__(self, library: Library, settings: Settings, feeds: NewsFeeds) -> None:
+    def __init__(self, library: Library, settings: Settings, news: NewsService) -> None:
         self.library = library
         self.settings = settings
-        self.feeds = feeds
+        self.news = news
         self.pages = PageStore()
 
     # ---- questions ----------------------------------------------------------------------
@@ -269,7 +269,7 @@ class BotHandlers:
         if not self._is_admin(update):
             await message.reply_text(t(lang, "admin_only"), **reply_args(message))
             return
-        changed = await self.feeds.refresh(context.application)
+        changed = await self.news.refresh(context.application)
         result = t(lang, "reload_changed" if changed else "reload_unchanged")
         await message.reply_text(t(lang, "reload_done", result=result), **reply_args(message))
 
@@ -289,12 +289,11 @@ class BotHandlers:
         if not await self._may_manage_chat(update, context):
             await message.reply_text(t(lang, "subscription_admins_only"), **reply_args(message))
             return
-        store = self.feeds.store
         if subscribe:
-            done = await asyncio.to_thread(store.subscribe, message.chat_id)
+            done = await self.news.subscribe(message.chat_id)
             key = "subscribed" if done else "already_subscribed"
         else:
-            done = await asyncio.to_thread(store.unsubscribe, message.chat_id)
+            done = await self.news.unsubscribe(message.chat_id)
             key = "unsubscribed" if done else "not_subscribed"
         logger.info("chat %s %s", message.chat_id, key.replace("_", " "))
         await message.reply_text(t(lang, key), **reply_args(message))
@@ -361,36 +360,7 @@ class BotHandlers:
         # Short cache: the archive grows while the bot runs.
         await query.answer(results, cache_time=30, button=button)
 
-    # ---- lifecycle ----------------------------------------------------------------------
-
-    async def post_init(self, application: Application) -> None:
-        """Register the command list; a failure there must not keep the bot from starting."""
-
-        async def register(language_code: str | None, lang: Lang) -> None:
-            names = ("ask", "latest", "about", "subscribe", "unsubscribe", "help")
-            commands = [BotCommand(name, t(lang, f"cmd_{name}")) for name in names]
-            try:
-                await application.bot.set_my_commands(commands, language_code=language_code)
-            except TelegramError as exc:
-                logger.warning("setMyCommands failed (%s); the command menu may be outdated", exc)
-
-        # Both at once: with network retries, a flaky start costs one back-off, not two.
-        await asyncio.gather(register(None, "zh-Hans"), register("en", "en"))
-        await self.feeds.start(application)
-        stats = await asyncio.to_thread(self.library.stats)
-        logger.info(
-            "@%s ready: %d articles, %d passages",
-            application.bot.username,
-            stats.articles,
-            stats.passages,
-        )
-
-    async def refresh_library(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """JobQueue: pick up new seed files without a restart (and push the new articles)."""
-        try:
-            await self.feeds.refresh(context.application)
-        except Exception:
-            logger.exception("refreshing the library failed; keeping the previous snapshot")
+    # ---- errors -------------------------------------------------------------------------
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log any handler error and tell the user, where there is someone to tell."""

@@ -1,4 +1,5 @@
-"""Feeds in the bot: scheduled ingest, /subscribe and /unsubscribe, and new-article pushes.
+"""News in the bot: scheduled ingest, /subscribe and /unsubscribe, new-article pushes, and
+the subscriptions database across restarts and upgrades.
 
 The real Application talks to the fake Bot API server; feeds come from a second loopback
 HTTP server serving tests/fixtures/feeds/bot_news.xml.
@@ -23,7 +24,8 @@ from tests.support import FEEDS
 from tests.support.fake_bot_api import TOKEN, telegram_html_problems
 from tests.support.harness import run_bot, running_bot
 from tests.support.http import LoopbackServer, reply
-from tests.support.seeds import RAIL, SEED_TITLE, TYPHOON, SeedArticle, write_seeds
+from tests.support.legacy import write_version_0_subscriptions
+from tests.support.seeds import RAIL, SEED_TITLE, SEED_URL, TYPHOON, SeedArticle, write_seeds
 
 VOLCANO_TITLE = "冰岛雷克雅内斯半岛火山再度喷发 <蓝湖> & 渔村居民撤离"
 VOLCANO_URL = "https://www.voachinese.com/a/iceland-volcano-eruption/7980001.html"
@@ -43,6 +45,13 @@ FLOOD = SeedArticle(
     url="https://www.voachinese.com/a/brazil-floods/7990002.html",
     published=datetime(2025, 3, 7, 4, 0, tzinfo=UTC),
     paragraphs=("巴西南部连日暴雨引发洪水，数万名居民被迫离开家园。",),
+)
+ECLIPSE = SeedArticle(
+    title="日全食横越北美 数百万人仰望天空",
+    # Not in canonical form (host case, a #fragment): its article id changed with the upgrade.
+    url="https://WWW.voachinese.com/a/solar-eclipse/7990003.html#top",
+    published=datetime(2025, 3, 5, 4, 0, tzinfo=UTC),
+    paragraphs=("日全食周一横越北美，数百万人走出户外仰望天空。",),
 )
 
 
@@ -309,3 +318,38 @@ async def test_subscriptions_survive_a_restart(fake_api, seeds, tmp_path, db):
     async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
         await asyncio.sleep(0.3)
     assert len(_pushes(fake_api, chat["id"])) == 1
+
+
+async def test_after_an_upgrade_nothing_is_pushed_twice_and_new_articles_still_are(
+    fake_api, seeds, tmp_path, db
+):
+    reader = 8401
+    ECLIPSE.write(seeds, "200_eclipse.txt")
+    write_version_0_subscriptions(db, [reader], [SEED_URL, TYPHOON.url, ECLIPSE.url])
+    FLOOD.write(seeds, "301_flood.txt")  # arrived while the bot was being upgraded
+    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+        await fake_api.wait_for(lambda: _pushes(fake_api, reader))
+        await fake_api.settle()
+    # One push task sends oldest first: had the eclipse counted as new, it would have come
+    # before the flood.
+    [push] = _pushes(fake_api, reader)
+    assert FLOOD.title in push
+    assert SubscriptionStore(db).chats() == [reader]
+
+
+async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
+    fake_api, seeds, tmp_path, db
+):
+    store = SubscriptionStore(db)
+    store.baseline([ref.id for ref in Library.from_dir(seeds, tmp_path / "index").article_refs()])
+    store.subscribe(8501)
+    QUAKE.write(seeds, "300_quake.txt")
+    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    # Each menu registration fails twice before it succeeds: start-up takes 1.5 s of retries,
+    # longer than a one-off job may be late by default.
+    fake_api.fail("setMyCommands", status=502, times=4)
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+        await fake_api.wait_for(lambda: _pushes(fake_api, 8501))
+    [push] = _pushes(fake_api, 8501)
+    assert QUAKE.title in push
