@@ -25,8 +25,9 @@ from telegram.ext import (
 
 from retrieval import Library
 
+from . import commands
 from .handlers import BotHandlers
-from .i18n import Lang, t
+from .i18n import Lang
 from .news import NewsService
 from .settings import Settings
 from .subscriptions import SubscriptionStore
@@ -103,7 +104,12 @@ def build_application(
         .base_file_url(settings.base_file_url)
         .defaults(
             Defaults(
-                parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                # Every reply threads to the message it answers, and is still sent when that
+                # message was deleted meanwhile.
+                do_quote=True,
+                allow_sending_without_reply=True,
             )
         )
         .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
@@ -118,13 +124,10 @@ def build_application(
     groups = filters.ChatType.GROUPS & new_message
     application.add_handlers(
         [
-            CommandHandler(["start", "help"], h.help, filters=new_message),
-            CommandHandler("latest", h.latest, filters=new_message),
-            CommandHandler("ask", h.ask, filters=new_message),
-            CommandHandler("about", h.about, filters=new_message),
-            CommandHandler("reload", h.reload, filters=new_message),
-            CommandHandler("subscribe", h.subscribe, filters=new_message),
-            CommandHandler("unsubscribe", h.unsubscribe, filters=new_message),
+            *(
+                CommandHandler(c.names, h.for_command(c), filters=new_message)
+                for c in commands.COMMANDS
+            ),
             MessageHandler(private & filters.COMMAND, h.unknown_command),
             MessageHandler(private & filters.TEXT, h.private_text),
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
@@ -164,15 +167,14 @@ async def set_command_menu(application: Application) -> None:
     """Register the command menu; a failure there must not keep the bot from starting."""
 
     async def register(language_code: str | None, lang: Lang) -> None:
-        names = ("ask", "latest", "about", "subscribe", "unsubscribe", "help")
-        commands = [BotCommand(name, t(lang, f"cmd_{name}")) for name in names]
+        menu = [BotCommand(name, description) for name, description in commands.menu(lang)]
         try:
-            await application.bot.set_my_commands(commands, language_code=language_code)
+            await application.bot.set_my_commands(menu, language_code=language_code)
         except TelegramError as exc:
             logger.warning("setMyCommands failed (%s); the command menu may be outdated", exc)
 
-    # Both at once: with network retries, a flaky start costs one back-off, not two.
-    await asyncio.gather(register(None, "zh-Hans"), register("en", "en"))
+    # All at once: with network retries, a flaky start costs one back-off, not one a language.
+    await asyncio.gather(*(register(c, lang) for c, lang in commands.MENU_LANGUAGES.items()))
 
 
 def webhook_kwargs(settings: Settings) -> dict[str, Any]:

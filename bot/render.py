@@ -18,6 +18,7 @@ from retrieval import Article, Hit, LibraryStats
 from retrieval.analysis import merge_spans
 from retrieval.seedfile import is_web_url
 
+from . import commands
 from .i18n import Lang, t
 
 TELEGRAM_LIMIT = 4096
@@ -300,7 +301,15 @@ def render_help(lang: Lang, *, examples: Sequence[str], articles: int, bot_usern
         lines = "\n".join(f"• <code>{esc(q)}</code>" for q in examples)
     else:
         lines = t(lang, "no_examples")
-    return t(lang, "help", examples=lines, articles=articles, bot=esc(bot_username))
+    bot = esc(bot_username)
+    return t(
+        lang,
+        "help",
+        examples=lines,
+        articles=articles,
+        bot=bot,
+        commands=commands.help_lines(lang, bot),
+    )
 
 
 def to_plain(html_text: str, *, bold: tuple[str, str] = ("", "")) -> str:
