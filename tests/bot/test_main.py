@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from bot.settings import DEFAULT_API_ROOT, Settings, SettingsError
+from tests.support import REPO
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
-from tests.support.harness import bot_environ, run_bot
+from tests.support.harness import bot_environ, run_bot, setting_names
 from tests.support.seeds import SEED_TITLE, SEED_URL, TYPHOON, write_seeds
 
 
@@ -89,6 +91,16 @@ def test_a_malformed_token_is_rejected_without_echoing_it():
     with pytest.raises(SettingsError, match=r"^TELEGRAM_BOT_TOKEN") as error:
         Settings.from_env({"TELEGRAM_BOT_TOKEN": bad})
     assert bad not in str(error.value)
+
+
+def test_every_setting_is_in_env_example_and_in_the_readme_table():
+    names = setting_names()
+    assert {"TELEGRAM_BOT_TOKEN", "ALIASES_FILE", "SUBSCRIPTIONS_DB"} <= names
+    example = (REPO / ".env.example").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in sorted(names):
+        assert re.search(rf"^{name}=", example, re.M), f"{name} is not in .env.example"
+        assert f"\n| `{name}` |" in readme, f"{name} is not in the README's settings table"
 
 
 def test_without_a_token_it_exits_2_and_says_how_to_get_one(tmp_path):
