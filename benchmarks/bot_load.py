@@ -6,9 +6,11 @@ latency per question (from the moment getUpdates handed the update out to the mo
 answer reached the server). Asserts nothing about time; exits 1 unless every question was
 answered exactly once.
 
-    python benchmarks/bot_load.py                     # 500 questions, 50 chats, ./seeds
-    python benchmarks/bot_load.py --flood-limit       # with Telegram's 30 msg/s enforced
-    python benchmarks/bot_load.py --seeds DIR --questions 2000 --chats 100
+    python -m benchmarks.bot_load                  # 500 questions, 50 chats, ./seeds
+    python -m benchmarks.bot_load --flood-limit    # with Telegram's 30 msg/s enforced
+    python -m benchmarks.bot_load --seeds DIR --questions 2000 --chats 100
+
+Run from the repository root (it imports the fake server from tests.support).
 """
 
 from __future__ import annotations
@@ -22,14 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from bot_harness import running_bot  # noqa: E402
-from fake_bot_api import FakeBotApi  # noqa: E402
-
-from bot.app import RetryingRateLimiter  # noqa: E402
-from retrieval import Library  # noqa: E402
+from bot.app import RetryingRateLimiter
+from retrieval import Library
+from tests.support import REPO
+from tests.support.fake_bot_api import FakeBotApi
+from tests.support.harness import running_bot
 
 QUESTIONS = [
     "石破茂和特朗普会谈讨论了什么？",

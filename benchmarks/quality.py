@@ -5,7 +5,7 @@ with ../shared/bench/qa_eval.py. Besides the questions as written (simplified), 
 same questions in Taiwan's traditional script and vocabulary (OpenCC s2twp) and with
 full-width letters and digits, and runs the naive pipeline as the yardstick.
 
-usage: python benchmarks/quality.py [--shared ../shared] [--limit N] [--no-baseline]
+usage: python -m benchmarks.quality [--shared ../shared] [--limit N] [--no-baseline]
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ For the VOA corpus (65k paragraphs) and a 1,000,000-passage corpus made by
 and, on the VOA corpus, rank_bm25.BM25Okapi.get_scores + top 10 on the same token lists,
 as a ratio (checking that both rank the same passages first).
 
-usage: python benchmarks/scale.py [--shared ../shared] [--passages 1000000] [--skip-big]
+usage: python -m benchmarks.scale [--shared ../shared] [--passages 1000000] [--skip-big]
        [--big-dir DIR]  (reuse an existing big corpus directory)
 """
 

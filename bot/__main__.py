@@ -9,6 +9,9 @@ import sys
 
 from dotenv import load_dotenv
 
+from retrieval import Library
+
+from .i18n import DEFAULT_LANG, LANGUAGES
 from .logs import configure_logging
 from .settings import NO_TOKEN_MESSAGE, Settings, SettingsError
 
@@ -24,8 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--lang",
-        choices=("zh-Hans", "zh-Hant", "en"),
-        default="zh-Hans",
+        choices=LANGUAGES,
+        default=DEFAULT_LANG,
         help="language of the bot's own words in --console mode",
     )
     parser.add_argument("--env-file", default=".env", help="settings file to read (default: .env)")
@@ -54,10 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return 2
     configure_logging(settings.log_level, secrets=[settings.token or ""])
-
-    # Imported late: the retrieval stack (jieba, numpy…) is slow to import and not needed
-    # to report a settings error.
-    from retrieval import Library
 
     try:
         library = Library.from_dir(

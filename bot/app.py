@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import LinkPreviewOptions, Update
+from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, NetworkError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -25,8 +25,10 @@ from telegram.ext import (
 
 from retrieval import Library
 
-from .feeds import NewsFeeds
+from . import commands
 from .handlers import BotHandlers
+from .i18n import Lang
+from .news import NewsService
 from .settings import Settings
 from .subscriptions import SubscriptionStore
 
@@ -81,8 +83,20 @@ def build_application(
     store = (
         subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
     )
-    feeds = NewsFeeds(library, settings, store)
-    h = BotHandlers(library, settings, feeds)
+    news = NewsService(library, store, settings.feed_urls)
+    h = BotHandlers(library, settings, news)
+
+    async def post_init(application: Application) -> None:
+        await set_command_menu(application)
+        await news.start()
+        stats = await asyncio.to_thread(library.stats)
+        logger.info(
+            "@%s ready: %d articles, %d passages",
+            application.bot.username,
+            stats.articles,
+            stats.passages,
+        )
+
     application = (
         ApplicationBuilder()
         .token(settings.token)
@@ -90,13 +104,18 @@ def build_application(
         .base_file_url(settings.base_file_url)
         .defaults(
             Defaults(
-                parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                # Every reply threads to the message it answers, and is still sent when that
+                # message was deleted meanwhile.
+                do_quote=True,
+                allow_sending_without_reply=True,
             )
         )
         .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
         # Many chats at once; retrieval runs in threads so the loop stays free.
         .concurrent_updates(True)
-        .post_init(h.post_init)
+        .post_init(post_init)
         .build()
     )
 
@@ -105,13 +124,10 @@ def build_application(
     groups = filters.ChatType.GROUPS & new_message
     application.add_handlers(
         [
-            CommandHandler(["start", "help"], h.help, filters=new_message),
-            CommandHandler("latest", h.latest, filters=new_message),
-            CommandHandler("ask", h.ask, filters=new_message),
-            CommandHandler("about", h.about, filters=new_message),
-            CommandHandler("reload", h.reload, filters=new_message),
-            CommandHandler("subscribe", h.subscribe, filters=new_message),
-            CommandHandler("unsubscribe", h.unsubscribe, filters=new_message),
+            *(
+                CommandHandler(c.names, h.for_command(c), filters=new_message)
+                for c in commands.COMMANDS
+            ),
             MessageHandler(private & filters.COMMAND, h.unknown_command),
             MessageHandler(private & filters.TEXT, h.private_text),
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
@@ -123,21 +139,42 @@ def build_application(
     )
     application.add_error_handler(h.on_error)
 
+    jobs = application.job_queue
+    # Once running (post_init has migrated and taken the baseline by then): push what arrived
+    # while the bot was down. No misfire limit: APScheduler skips a one-off job that starts
+    # more than 1 s late, and a slow start-up (network retries) can take longer than that.
+    jobs.run_once(
+        news.catch_up, when=0, name="push-new-articles", job_kwargs={"misfire_grace_time": None}
+    )
     if settings.reload_seconds > 0:
-        application.job_queue.run_repeating(
-            h.refresh_library,
+        jobs.run_repeating(
+            news.rescan,
             interval=settings.reload_seconds,
             first=settings.reload_seconds,
-            name="refresh-library",
+            name="rescan-seeds",
         )
     if settings.feed_urls:
-        application.job_queue.run_repeating(
-            feeds.ingest,
+        jobs.run_repeating(
+            news.ingest,
             interval=settings.feed_interval_minutes * 60,
             first=0,  # fetch right after start, then on the schedule
             name="ingest-feeds",
         )
     return application
+
+
+async def set_command_menu(application: Application) -> None:
+    """Register the command menu; a failure there must not keep the bot from starting."""
+
+    async def register(language_code: str | None, lang: Lang) -> None:
+        menu = [BotCommand(name, description) for name, description in commands.menu(lang)]
+        try:
+            await application.bot.set_my_commands(menu, language_code=language_code)
+        except TelegramError as exc:
+            logger.warning("setMyCommands failed (%s); the command menu may be outdated", exc)
+
+    # All at once: with network retries, a flaky start costs one back-off, not one a language.
+    await asyncio.gather(*(register(c, lang) for c, lang in commands.MENU_LANGUAGES.items()))
 
 
 def webhook_kwargs(settings: Settings) -> dict[str, Any]:

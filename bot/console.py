@@ -6,7 +6,7 @@ from typing import TextIO
 
 from retrieval import Library
 
-from . import render, replies
+from . import commands, render, replies
 from .i18n import Lang, t
 
 ANSI_BOLD = ("\033[1m", "\033[0m")
@@ -31,26 +31,38 @@ class ConsoleSession:
         line = line.strip()
         if not line:
             return None
-        command, _, rest = line.partition(" ")
-        command = command.split("@", 1)[0].lower() if command.startswith("/") else ""
-        if command in ("/start", "/help"):
-            html = replies.help_text(self.library, self.lang, CONSOLE_BOT_NAME)
-        elif command == "/latest":
-            html = replies.latest(self.library, rest, self.lang)
-        elif command == "/about":
-            html = replies.about(self.library, self.lang, admin=True)
-        elif command in ("/next", "/more"):
-            if self.last_question is None:
-                html = t(self.lang, "stale_button")
-            else:
-                html = self._ask(self.last_question, self.page + 1)
-        elif command == "/ask":
-            html = self._ask(rest, 0)
-        elif command:
-            html = t(self.lang, "unknown_command")
-        else:
+        word, _, rest = line.partition(" ")
+        if not word.startswith("/"):
             html = self._ask(line, 0)
+        else:
+            name = word[1:].split("@", 1)[0].lower()
+            command = commands.find(name)
+            if command is not None and command.console:
+                html = getattr(self, command.name)(rest)
+            elif name in ("next", "more"):  # the console's stand-in for the page buttons
+                html = self._next_page()
+            else:
+                html = t(self.lang, "unknown_command")
         return render.to_plain(html, bold=self.bold)
+
+    # ---- the commands (see commands.py); each takes the text after the command -------------
+
+    def ask(self, rest: str) -> str:
+        return self._ask(rest, 0)
+
+    def latest(self, rest: str) -> str:
+        return replies.latest(self.library, rest, self.lang)
+
+    def about(self, rest: str) -> str:
+        return replies.about(self.library, self.lang, admin=True)
+
+    def help(self, rest: str) -> str:
+        return replies.help_text(self.library, self.lang, CONSOLE_BOT_NAME)
+
+    def _next_page(self) -> str:
+        if self.last_question is None:
+            return t(self.lang, "stale_button")
+        return self._ask(self.last_question, self.page + 1)
 
     def _ask(self, question: str, page: int) -> str:
         question = replies.clean_question(question)
@@ -71,18 +83,10 @@ def run_console(library: Library, lang: Lang, per_page: int, stdin: TextIO, stdo
     bold = ANSI_BOLD if stdout.isatty() else ("", "")
     session = ConsoleSession(library, lang, per_page, bold)
     if interactive:
-        print(
-            render.to_plain(
-                t(
-                    lang,
-                    "help",
-                    examples="",
-                    articles=library.stats().articles,
-                    bot=CONSOLE_BOT_NAME,
-                )
-            ).split("\n\n")[0],
-            file=stdout,
+        intro = render.render_help(
+            lang, examples=[], articles=library.stats().articles, bot_username=CONSOLE_BOT_NAME
         )
+        print(render.to_plain(intro).split("\n\n")[0], file=stdout)
         print("(/latest, /about, /next, /quit)", file=stdout)
     while True:
         if interactive:

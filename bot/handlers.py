@@ -8,39 +8,41 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from telegram import (
-    BotCommand,
     ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
     InlineQueryResultsButton,
     InputTextMessageContent,
-    LinkPreviewOptions,
     Message,
     MessageEntity,
-    ReplyParameters,
     Update,
 )
-from telegram.constants import ChatType, ParseMode
+from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import ContextTypes
 
 from retrieval import Library
 
 from . import replies
-from .feeds import NewsFeeds
+from .commands import Command, Scope
 from .i18n import Lang, pick_language, t
+from .news import NewsService
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
+CommandCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
 PAGE_STORE_SIZE = 5000  # page state for the newest answers; older buttons answer "expired"
 TEXT_ONLY_HINT_SECONDS = 600  # at most one "send text" hint per chat per 10 minutes
 _CALLBACK_RE = re.compile(r"p:([A-Za-z0-9_-]{1,16}):(\d{1,2})")
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# What a command outside its scope gets (the scopes are in commands.py).
+_REFUSALS = {Scope.CHAT_ADMINS: "chat_admins_only", Scope.BOT_ADMINS: "admin_only"}
 
 
 @dataclass(slots=True)
@@ -54,7 +56,13 @@ class PageState:
 
 
 class PageStore:
-    """Bounded LRU of page states, keyed by a short random key (callback data ≤ 64 bytes)."""
+    """Bounded LRU of page states, keyed by a short random key (callback data ≤ 64 bytes).
+
+    Kept rather than PTB's arbitrary_callback_data, which would not keep today's behaviour:
+    its LRU counts keyboards, not answers (every page turn sends a new keyboard and takes a
+    slot, so fewer than PAGE_STORE_SIZE answers would stay pageable); it needs the extra
+    `callback-data` dependency (cachetools); and the checks here (stale or foreign buttons,
+    answered with the right words) would still be needed on top of it."""
 
     def __init__(self, size: int = PAGE_STORE_SIZE) -> None:
         self._items: OrderedDict[str, PageState] = OrderedDict()
@@ -77,15 +85,6 @@ class PageStore:
 def user_lang(update: Update) -> Lang:
     user = update.effective_user
     return pick_language(user.language_code if user else None)
-
-
-def reply_args(message: Message) -> dict:
-    """Thread the reply to the asker's message, still sending if that message was deleted."""
-    return {
-        "reply_parameters": ReplyParameters(
-            message_id=message.message_id, allow_sending_without_reply=True
-        )
-    }
 
 
 def text_after_command(message: Message) -> str:
@@ -114,12 +113,13 @@ def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bo
 
 
 class BotHandlers:
-    """The bot's handlers, sharing the library, the settings, the page store and the feeds."""
+    """The bot's handlers, sharing the library, the settings, the news service (new articles
+    and subscriptions) and the page store."""
 
-    def __init__(self, library: Library, settings: Settings, feeds: NewsFeeds) -> None:
+    def __init__(self, library: Library, settings: Settings, news: NewsService) -> None:
         self.library = library
         self.settings = settings
-        self.feeds = feeds
+        self.news = news
         self.pages = PageStore()
 
     # ---- questions ----------------------------------------------------------------------
@@ -132,7 +132,7 @@ class BotHandlers:
         logger.debug("question in chat %s: %r", message.chat_id, question)
         if not question:
             example = await asyncio.to_thread(replies.usage_example, self.library, lang)
-            await message.reply_text(t(lang, "ask_usage", example=example), **reply_args(message))
+            await message.reply_text(t(lang, "ask_usage", example=example))
             return
         per_page = self.settings.results_per_page
         result = await asyncio.to_thread(
@@ -146,7 +146,6 @@ class BotHandlers:
         sent = await message.reply_text(
             result.html,
             reply_markup=self._keyboard(key, 0, result.has_more, lang),
-            **reply_args(message),
         )
         if state is not None:
             state.message_id = sent.message_id
@@ -188,9 +187,7 @@ class BotHandlers:
             return
         if not replies.clean_question(text):
             lang = user_lang(update)
-            await message.reply_text(
-                t(lang, "mention_usage", bot=bot.username), **reply_args(message)
-            )
+            await message.reply_text(t(lang, "mention_usage", bot=bot.username))
             return
         await self._answer(update, context, text)
 
@@ -224,7 +221,6 @@ class BotHandlers:
         if not result.found:  # the library changed since; this page no longer exists
             await query.answer(t(lang, "stale_button"))
             return
-        await query.answer()
         try:
             await query.edit_message_text(
                 result.html,
@@ -234,8 +230,35 @@ class BotHandlers:
             # A double tap asks for the page already shown; Telegram calls that an error.
             if "not modified" not in str(exc).lower():
                 raise
+        # Answered after the edit: a query takes one answer only, so a failed edit leaves it
+        # to on_error, whose answer then tells the user.
+        await query.answer()
 
-    # ---- commands -----------------------------------------------------------------------
+    # ---- commands (commands.py lists them; each is answered by the method of its name) ----
+
+    def for_command(self, command: Command) -> CommandCallback:
+        """The handler to register for `command`: its method, behind its scope's check."""
+        answer = getattr(self, command.name)
+        if command.scope is Scope.EVERYONE:
+            return answer
+
+        async def scoped(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            if await self._in_scope(command.scope, update, context):
+                await answer(update, context)
+            else:
+                refusal = t(user_lang(update), _REFUSALS[command.scope])
+                await update.effective_message.reply_text(refusal)
+
+        return scoped
+
+    async def _in_scope(
+        self, scope: Scope, update: Update, context: ContextTypes.DEFAULT_TYPE
+    ) -> bool:
+        if scope is Scope.BOT_ADMINS:
+            return self._is_admin(update)
+        if scope is Scope.CHAT_ADMINS:
+            return await self._may_manage_chat(update, context)
+        return True
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/start and /help: what the bot does, with example questions from its articles."""
@@ -243,7 +266,7 @@ class BotHandlers:
         text = await asyncio.to_thread(
             replies.help_text, self.library, user_lang(update), context.bot.username
         )
-        await message.reply_text(text, **reply_args(message))
+        await message.reply_text(text)
 
     async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/latest [n]: the newest articles."""
@@ -251,51 +274,42 @@ class BotHandlers:
         text = await asyncio.to_thread(
             replies.latest, self.library, text_after_command(message), user_lang(update)
         )
-        await message.reply_text(text, **reply_args(message))
+        await message.reply_text(text)
 
     async def about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/about: how many articles and passages, the newest date."""
         message = update.effective_message
         admin = self._is_admin(update)
         text = await asyncio.to_thread(replies.about, self.library, user_lang(update), admin=admin)
-        await message.reply_text(text, **reply_args(message))
+        await message.reply_text(text)
 
     async def reload(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/reload (admins only): rescan the seeds directory now."""
+        """/reload (ADMIN_USER_IDS): rescan the seeds directory now."""
         message = update.effective_message
         lang = user_lang(update)
-        if not self._is_admin(update):
-            await message.reply_text(t(lang, "admin_only"), **reply_args(message))
-            return
-        changed = await self.feeds.refresh(context.application)
+        changed = await self.news.refresh(context.application)
         result = t(lang, "reload_changed" if changed else "reload_unchanged")
-        await message.reply_text(t(lang, "reload_done", result=result), **reply_args(message))
+        await message.reply_text(t(lang, "reload_done", result=result))
 
     async def subscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/subscribe: push each new article to this chat (in groups: administrators only)."""
-        await self._change_subscription(update, context, subscribe=True)
+        """/subscribe: push each new article to this chat."""
+        await self._change_subscription(update, subscribe=True)
 
     async def unsubscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/unsubscribe: stop pushing new articles to this chat."""
-        await self._change_subscription(update, context, subscribe=False)
+        await self._change_subscription(update, subscribe=False)
 
-    async def _change_subscription(
-        self, update: Update, context: ContextTypes.DEFAULT_TYPE, *, subscribe: bool
-    ) -> None:
+    async def _change_subscription(self, update: Update, *, subscribe: bool) -> None:
         message = update.effective_message
         lang = user_lang(update)
-        if not await self._may_manage_chat(update, context):
-            await message.reply_text(t(lang, "subscription_admins_only"), **reply_args(message))
-            return
-        store = self.feeds.store
         if subscribe:
-            done = await asyncio.to_thread(store.subscribe, message.chat_id)
+            done = await self.news.subscribe(message.chat_id)
             key = "subscribed" if done else "already_subscribed"
         else:
-            done = await asyncio.to_thread(store.unsubscribe, message.chat_id)
+            done = await self.news.unsubscribe(message.chat_id)
             key = "unsubscribed" if done else "not_subscribed"
         logger.info("chat %s %s", message.chat_id, key.replace("_", " "))
-        await message.reply_text(t(lang, key), **reply_args(message))
+        await message.reply_text(t(lang, key))
 
     async def _may_manage_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
         """Anyone in a private chat; in groups, the group's administrators."""
@@ -315,7 +329,7 @@ class BotHandlers:
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: a command the bot does not have."""
         message = update.effective_message
-        await message.reply_text(t(user_lang(update), "unknown_command"), **reply_args(message))
+        await message.reply_text(t(user_lang(update), "unknown_command"))
 
     async def non_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: stickers, photos, voice…: one gentle hint now and then, never a flood."""
@@ -326,7 +340,7 @@ class BotHandlers:
         if context.chat_data is not None:
             context.chat_data["text_only_hint_at"] = now
         message = update.effective_message
-        await message.reply_text(t(user_lang(update), "text_only"), **reply_args(message))
+        await message.reply_text(t(user_lang(update), "text_only"))
 
     def _is_admin(self, update: Update) -> bool:
         user = update.effective_user
@@ -345,9 +359,8 @@ class BotHandlers:
                 title=item.title,
                 description=item.description,
                 url=item.url,
-                input_message_content=InputTextMessageContent(
-                    item.html, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
-                ),
+                # Parse mode and link previews come from the Application's Defaults.
+                input_message_content=InputTextMessageContent(item.html),
             )
             for item in items
         ]
@@ -359,36 +372,7 @@ class BotHandlers:
         # Short cache: the archive grows while the bot runs.
         await query.answer(results, cache_time=30, button=button)
 
-    # ---- lifecycle ----------------------------------------------------------------------
-
-    async def post_init(self, application: Application) -> None:
-        """Register the command list; a failure there must not keep the bot from starting."""
-
-        async def register(language_code: str | None, lang: Lang) -> None:
-            names = ("ask", "latest", "about", "subscribe", "unsubscribe", "help")
-            commands = [BotCommand(name, t(lang, f"cmd_{name}")) for name in names]
-            try:
-                await application.bot.set_my_commands(commands, language_code=language_code)
-            except TelegramError as exc:
-                logger.warning("setMyCommands failed (%s); the command menu may be outdated", exc)
-
-        # Both at once: with network retries, a flaky start costs one back-off, not two.
-        await asyncio.gather(register(None, "zh-Hans"), register("en", "en"))
-        await self.feeds.start(application)
-        stats = await asyncio.to_thread(self.library.stats)
-        logger.info(
-            "@%s ready: %d articles, %d passages",
-            application.bot.username,
-            stats.articles,
-            stats.passages,
-        )
-
-    async def refresh_library(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """JobQueue: pick up new seed files without a restart (and push the new articles)."""
-        try:
-            await self.feeds.refresh(context.application)
-        except Exception:
-            logger.exception("refreshing the library failed; keeping the previous snapshot")
+    # ---- errors -------------------------------------------------------------------------
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log any handler error and tell the user, where there is someone to tell."""
@@ -406,6 +390,6 @@ class BotHandlers:
                 and update.effective_chat.type != ChatType.CHANNEL
             ):
                 message = update.effective_message
-                await message.reply_text(t(lang, "error"), **reply_args(message))
+                await message.reply_text(t(lang, "error"))
         except TelegramError as exc:
             logger.warning("could not tell the user about the error: %s", exc)

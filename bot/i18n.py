@@ -1,14 +1,16 @@
 """The bot's own words in simplified Chinese, traditional Chinese and English.
 
 Templates are trusted Telegram HTML; every {placeholder} must be filled with escaped text
-(render.py does that). Passages from the articles are never translated.
+(render.py does that). Passages from the articles are never translated. The commands' own
+words (menu, /help lines) live with the command table in commands.py.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Lang = Literal["zh-Hans", "zh-Hant", "en"]
+LANGUAGES: tuple[Lang, ...] = get_args(Lang)
 DEFAULT_LANG: Lang = "zh-Hans"
 
 # Telegram sends the client's IETF tag (e.g. "zh-hans", "zh-TW", "en-GB") or nothing.
@@ -33,13 +35,7 @@ _STRINGS: dict[str, dict[Lang, str]] = {
             "👋 我是新闻问答机器人。直接向我提问，我会从 {articles} 篇新闻文章里找出最相关的段落，"
             "并附上原文链接和日期。\n\n"
             "<b>可以这样问：</b>\n{examples}\n\n"
-            "<b>命令</b>\n"
-            "/ask 问题 — 提问（群组里用 /ask@{bot}）\n"
-            "/latest [n] — 最新的 n 篇文章\n"
-            "/about — 收录了多少文章\n"
-            "/subscribe — 有新文章时发到这个聊天（群组里仅限管理员）\n"
-            "/unsubscribe — 停止推送新文章\n"
-            "/help — 这份说明\n\n"
+            "<b>命令</b>\n{commands}\n\n"
             "在群组里：用 /ask@{bot} 提问，或回复我的消息追问。"
             "在任何聊天里输入 @{bot} 加问题，可以直接分享答案。"
         ),
@@ -47,13 +43,7 @@ _STRINGS: dict[str, dict[Lang, str]] = {
             "👋 我是新聞問答機器人。直接向我提問，我會從 {articles} 篇新聞文章裡找出最相關的段落，"
             "並附上原文連結和日期。\n\n"
             "<b>可以這樣問：</b>\n{examples}\n\n"
-            "<b>指令</b>\n"
-            "/ask 問題 — 提問（群組裡用 /ask@{bot}）\n"
-            "/latest [n] — 最新的 n 篇文章\n"
-            "/about — 收錄了多少文章\n"
-            "/subscribe — 有新文章時發到這個聊天（群組裡僅限管理員）\n"
-            "/unsubscribe — 停止推送新文章\n"
-            "/help — 這份說明\n\n"
+            "<b>指令</b>\n{commands}\n\n"
             "在群組裡：用 /ask@{bot} 提問，或回覆我的訊息追問。"
             "在任何聊天裡輸入 @{bot} 加問題，可以直接分享答案。"
         ),
@@ -62,13 +52,7 @@ _STRINGS: dict[str, dict[Lang, str]] = {
             "relevant passages in {articles} news articles (mostly in Chinese), with a link to "
             "the source and its date.\n\n"
             "<b>Try asking:</b>\n{examples}\n\n"
-            "<b>Commands</b>\n"
-            "/ask question — ask (in groups: /ask@{bot})\n"
-            "/latest [n] — the n newest articles\n"
-            "/about — what the archive holds\n"
-            "/subscribe — get each new article in this chat (in groups: admins only)\n"
-            "/unsubscribe — stop the new articles\n"
-            "/help — this message\n\n"
+            "<b>Commands</b>\n{commands}\n\n"
             "In groups, use /ask@{bot} or reply to one of my messages. "
             "In any chat, type @{bot} and a question to share an answer."
         ),
@@ -201,26 +185,13 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "這個聊天沒有訂閱。傳送 /subscribe 可以訂閱新文章。",
         "en": "This chat is not subscribed. Send /subscribe to get new articles.",
     },
-    "subscription_admins_only": {
+    # The refusal for commands of scope CHAT_ADMINS (commands.py): today only the subscription
+    # commands have it.
+    "chat_admins_only": {
         "zh-Hans": "抱歉，只有群组管理员可以更改这个群组的订阅。",
         "zh-Hant": "抱歉，只有群組管理員可以更改這個群組的訂閱。",
         "en": "Sorry, only the group's administrators can change its subscription.",
     },
-    # setMyCommands descriptions (plain text, 1-256 characters).
-    "cmd_ask": {"zh-Hans": "提问", "zh-Hant": "提問", "en": "Ask a question"},
-    "cmd_latest": {"zh-Hans": "最新文章", "zh-Hant": "最新文章", "en": "Newest articles"},
-    "cmd_about": {"zh-Hans": "收录情况", "zh-Hant": "收錄情況", "en": "What the archive holds"},
-    "cmd_subscribe": {
-        "zh-Hans": "订阅新文章",
-        "zh-Hant": "訂閱新文章",
-        "en": "Get new articles as they arrive",
-    },
-    "cmd_unsubscribe": {
-        "zh-Hans": "退订新文章",
-        "zh-Hant": "退訂新文章",
-        "en": "Stop new articles",
-    },
-    "cmd_help": {"zh-Hans": "使用说明", "zh-Hant": "使用說明", "en": "How to use this bot"},
 }
 
 
@@ -236,7 +207,3 @@ def string_keys() -> list[str]:
 
 def translations(key: str) -> dict[Lang, str]:
     return dict(_STRINGS[key])
-
-
-def languages() -> tuple[Lang, ...]:
-    return ("zh-Hans", "zh-Hant", "en")

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from .settings import TOKEN_RE
+
 # "bot123456:ABC-..." in Bot API URLs, and a bare "123456:ABC-..." token anywhere.
-_TOKEN_RE = re.compile(r"(?:bot)?\d{3,}:[A-Za-z0-9_-]{20,}")
+_TOKEN_IN_TEXT = re.compile(rf"(?:bot)?{TOKEN_RE.pattern}")
 REDACTED = "<redacted token>"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that are chatty at INFO: httpx logs every request URL (token included).
@@ -20,7 +22,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return _TOKEN_RE.sub(REDACTED, text)
+    return _TOKEN_IN_TEXT.sub(REDACTED, text)
 
 
 class RedactTokenFilter(logging.Filter):

@@ -15,7 +15,10 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from retrieval import Article, Hit, LibraryStats
+from retrieval.analysis import merge_spans
+from retrieval.seedfile import is_web_url
 
+from . import commands
 from .i18n import Lang, t
 
 TELEGRAM_LIMIT = 4096
@@ -61,27 +64,14 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
-def _merge_spans(spans: Iterable[tuple[int, int]], length: int) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        start, end = max(0, start), min(length, end)
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
 def excerpt(
     text: str, spans: Sequence[tuple[int, int]], limit: int
 ) -> tuple[str, list[tuple[int, int]]]:
     """A window of `text` of at most `limit` UTF-16 units that starts a little before the first
     matched span, with ellipses where it was cut; spans are re-based to the window."""
-    merged = _merge_spans(spans, len(text))
+    merged = merge_spans(spans, len(text))
     if utf16_len(text) <= limit:
-        return text, merged
+        return text, list(merged)
     limit = max(limit, 3)
     budget = limit - 2  # room for an ellipsis at each end
     first = merged[0][0] if merged else 0
@@ -109,7 +99,7 @@ def highlight(text: str, spans: Sequence[tuple[int, int]]) -> str:
     """Escaped `text` with the given character spans in bold."""
     out: list[str] = []
     pos = 0
-    for start, end in _merge_spans(spans, len(text)):
+    for start, end in merge_spans(spans, len(text)):
         out.append(esc(text[pos:start]))
         out.append(f"<b>{esc(text[start:end])}</b>")
         pos = end
@@ -129,7 +119,7 @@ def source_name(url: str) -> str:
 
 def link(url: str, label: str) -> str:
     """An <a> tag; a URL Telegram would reject becomes plain text instead of a broken message."""
-    if urlsplit(url).scheme in ("http", "https"):
+    if is_web_url(url):
         return f'<a href="{esc(url)}">{esc(label)}</a>'
     return esc(label)
 
@@ -311,7 +301,15 @@ def render_help(lang: Lang, *, examples: Sequence[str], articles: int, bot_usern
         lines = "\n".join(f"• <code>{esc(q)}</code>" for q in examples)
     else:
         lines = t(lang, "no_examples")
-    return t(lang, "help", examples=lines, articles=articles, bot=esc(bot_username))
+    bot = esc(bot_username)
+    return t(
+        lang,
+        "help",
+        examples=lines,
+        articles=articles,
+        bot=bot,
+        commands=commands.help_lines(lang, bot),
+    )
 
 
 def to_plain(html_text: str, *, bold: tuple[str, str] = ("", "")) -> str:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from retrieval.seedfile import is_web_url
+
 DEFAULT_API_ROOT = "https://api.telegram.org"
 
 # A bot token looks like 123456789:AAE...; checking the shape catches copy-paste accidents
-# (quotes, spaces, a missing half) before Telegram answers with a puzzling 401/404.
-_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+# (quotes, spaces, a missing half) before Telegram answers with a puzzling 401/404. The log
+# filter (logs.py) redacts this same shape.
+TOKEN_RE = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
 # Telegram's own rule for secret_token in setWebhook.
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -80,7 +82,7 @@ class Settings:
         token = get("TELEGRAM_BOT_TOKEN")
         if token is None and require_token:
             raise SettingsError(NO_TOKEN_MESSAGE)
-        if token is not None and not _TOKEN_RE.match(token):
+        if token is not None and not TOKEN_RE.fullmatch(token):
             # Never echo the value: it may be a real token with a typo.
             raise SettingsError(
                 "TELEGRAM_BOT_TOKEN does not look like a bot token "
@@ -90,8 +92,7 @@ class Settings:
         webhook_url = get("WEBHOOK_URL")
         webhook_secret = get("WEBHOOK_SECRET")
         if webhook_url is not None:
-            parts = urlsplit(webhook_url)
-            if parts.scheme != "https" or not parts.netloc:
+            if urlsplit(webhook_url).scheme != "https" or not is_web_url(webhook_url):
                 raise SettingsError(f"WEBHOOK_URL must be an https:// URL got {webhook_url!r}")
             if webhook_secret is None:
                 raise SettingsError(
@@ -130,16 +131,11 @@ class Settings:
             subscriptions_db=Path(get("SUBSCRIPTIONS_DB") or "subscriptions.sqlite3"),
         )
 
-    @property
-    def log_level_number(self) -> int:
-        return logging.getLevelName(self.log_level)
-
 
 def _api_root(value: str | None) -> str:
     if value is None:
         return DEFAULT_API_ROOT
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_web_url(value):
         raise SettingsError(
             f"TELEGRAM_API_BASE_URL must be a URL like http://localhost:8081, got {value!r}"
         )
@@ -209,8 +205,7 @@ def _url_list(raw: str | None) -> tuple[str, ...]:
     for part in re.split(r"[,\s]+", raw):
         if not part:
             continue
-        parts = urlsplit(part)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not is_web_url(part):
             raise SettingsError(
                 f"FEED_URLS must be http(s) URLs separated by commas or spaces, got {part!r}"
             )

@@ -3,17 +3,27 @@
 Plain stdlib sqlite3 with a short-lived connection per call, so the store is safe to use from
 any thread (the bot calls it through asyncio.to_thread) and needs no shutdown step. Every call
 is one small transaction; a second process on the same file waits up to `TIMEOUT` seconds.
+
+The file's `PRAGMA user_version` says how its article ids are made:
+  0  sha1 of the URL as written (before the seed-file module defined canonical URLs)
+  1  retrieval.seedfile.article_id: sha1 of the canonical URL (no #fragment, lower-case host)
+A database at version 0 is brought up to date by `migrate`, which needs the library's
+articles, so the bot calls it at start-up.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from retrieval import ArticleRef
+
 TIMEOUT = 10.0  # seconds to wait for another writer's lock
+SCHEMA_VERSION = 1
 _SCHEMA = (
     # since: unix time of /subscribe
     "CREATE TABLE IF NOT EXISTS subscriptions"
@@ -33,6 +43,15 @@ class SubscriptionStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         with self._transaction() as db:
+            version = _version(db)
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"written by a newer version of the bot (schema {version}, this one knows "
+                    f"{SCHEMA_VERSION})"
+                )
+            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+            if tables.fetchone()[0] == 0:  # a new file: nothing to migrate, ever
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             for statement in _SCHEMA:
                 db.execute(statement)
 
@@ -74,11 +93,6 @@ class SubscriptionStore:
                 (new_chat_id, old_chat_id),
             )
 
-    def is_subscribed(self, chat_id: int) -> bool:
-        with self._transaction(write=False) as db:
-            row = db.execute("SELECT 1 FROM subscriptions WHERE chat_id = ?", (chat_id,)).fetchone()
-            return row is not None
-
     def chats(self) -> list[int]:
         """Every subscribed chat, oldest subscription first."""
         with self._transaction(write=False) as db:
@@ -102,6 +116,28 @@ class SubscriptionStore:
             )
         return new
 
+    def migrate(self, articles: Iterable[ArticleRef]) -> int:
+        """Bring a database from an older version up to SCHEMA_VERSION, given the articles the
+        library holds now: each one pushed under its old id is recorded under its current id
+        too, so nothing is pushed twice. Returns how many were; 0 when already up to date."""
+        articles = list(articles)
+        with self._transaction() as db:
+            if _version(db) >= SCHEMA_VERSION:
+                return 0
+            if not articles:
+                # Nothing to translate the old ids with (SEEDS_DIR empty for now): stay at the
+                # old version, so the next start, with articles, still migrates.
+                return 0
+            pushed = {row[0] for row in db.execute("SELECT article_id FROM announced")}
+            renamed = [a.id for a in articles if _v0_article_id(a.url) in pushed]
+            now = int(time.time())
+            cursor = db.executemany(
+                "INSERT OR IGNORE INTO announced (article_id, at) VALUES (?, ?)",
+                ((article_id, now) for article_id in renamed),
+            )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return max(cursor.rowcount, 0)
+
     def baseline(self, article_ids: Iterable[str]) -> int:
         """On the very first start (nothing announced yet), record every existing article as
         announced so subscribers are not flooded with the backlog. Returns how many were
@@ -115,3 +151,12 @@ class SubscriptionStore:
                 ((article_id, now) for article_id in article_ids),
             )
             return max(cursor.rowcount, 0)
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _v0_article_id(url: str) -> str:
+    """How version 0 made article ids (kept for `migrate` only): sha1 of the URL as written."""
+    return hashlib.sha1(url.strip().encode("utf-8")).hexdigest()[:16]

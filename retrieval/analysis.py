@@ -249,7 +249,7 @@ class Analyzer:
                 if boundary_ok:
                     spans.append((origin[start], origin[end - 1] + 1))
                 start = flat.find(term, start + 1)
-        return _merge(spans)
+        return merge_spans(spans)
 
 
 def _is_latin_alnum(text: str, i: int) -> bool:
@@ -265,9 +265,17 @@ def _substrings(text: str, shortest: int, longest: int) -> set[str]:
     }
 
 
-def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+def merge_spans(
+    spans: Iterable[tuple[int, int]], length: int | None = None
+) -> tuple[tuple[int, int], ...]:
+    """[start, end) spans sorted, overlapping or touching ones merged, empty ones dropped;
+    with `length`, first clipped to a text of that many characters."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
+        if length is not None:
+            start, end = max(0, start), min(length, end)
+        if start >= end:
+            continue
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:

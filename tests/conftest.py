@@ -1,4 +1,4 @@
-"""Shared fixtures: the seed article, scratch seed directories, and ../shared data."""
+"""Fixtures for every test: an isolated cache, no proxies, the seed article, ../shared data."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "seeds" / "000_5c35b881f4c27ddf.txt"
-SHARED = ROOT.parent / "shared"
+from tests.support import SHARED
+from tests.support.seeds import SEED
+
 VOA_TARBALL = SHARED / "corpus" / "voa-zh-2020.tar.xz"
 
 
@@ -43,12 +43,6 @@ def seeds_dir(tmp_path: Path) -> Path:
     directory.mkdir()
     shutil.copy(SEED, directory / SEED.name)
     return directory
-
-
-def make_seed(title: str, url: str, paragraphs: list[str], ms: int = 1_700_000_000_000) -> str:
-    """A seed file in the archiver's format."""
-    body = "".join(f"<p>{p}</p>" for p in paragraphs)
-    return f"<!--{ms}-->\n[{title}]({url})\n------\n\n{body}\n"
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from pathlib import Path
 import jieba
 import pytest
 
-from retrieval.analysis import Analyzer
+from retrieval.analysis import Analyzer, merge_spans
 from retrieval.articles import passages_of, read_article
-from tests.conftest import SEED
+from tests.support.seeds import SEED
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +119,9 @@ def test_highlight_spans_point_at_the_original_text(analyzer: Analyzer) -> None:
     assert "石破茂" in marked
     assert "ＬＮＧ" in marked
     assert all(re.fullmatch(r"\S+", m) for m in marked)
+
+
+def test_merge_spans_sorts_joins_touching_spans_and_clips_to_the_text() -> None:
+    assert merge_spans([(5, 7), (0, 2), (2, 3), (6, 9)]) == ((0, 3), (5, 9))
+    # Clipped to a 6-character text: what falls outside, or is left empty, is dropped.
+    assert merge_spans([(-2, 1), (4, 4), (5, 20), (8, 9)], length=6) == ((0, 1), (5, 6))

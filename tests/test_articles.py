@@ -17,7 +17,7 @@ from retrieval.articles import (
     split_long,
 )
 from retrieval.seedfile import SeedFormatError
-from tests.conftest import SEED
+from tests.support.seeds import SEED, seed_file
 
 SEED_URL = (
     "https://www.voachinese.com/a/trump-ishiba-summit-paves-way-for-future-us-japan-alliance"
@@ -197,14 +197,13 @@ def test_run_on_sentence_is_cut_at_commas() -> None:
 
 
 def test_tiny_fragments_merge_with_a_neighbour() -> None:
-    text = make_text(["（完）", "这是正常长度的一段正文内容。", "图为。", "另一段正常长度的正文。"])
+    text = seed_file(
+        "t",
+        "https://x.test/a",
+        ["（完）", "这是正常长度的一段正文内容。", "图为。", "另一段正常长度的正文。"],
+    )
     passages = passages_of(parse_article(text))
     assert [p.text for p in passages] == [
         "（完）\n这是正常长度的一段正文内容。\n图为。",
         "另一段正常长度的正文。",
     ]
-
-
-def make_text(paragraphs: list[str]) -> str:
-    body = "".join(f"<p>{p}</p>" for p in paragraphs)
-    return f"<!--1700000000000-->\n[t](https://x.test/a)\n------\n\n{body}"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, make_seed
+from tests.support import REPO
+from tests.support.seeds import seed_file
 
 HIT_KEYS = {
     "rank",
@@ -33,7 +34,7 @@ def run(
         input=stdin,
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         env={**os.environ, **(env or {})},
         timeout=120,
     )
@@ -42,7 +43,7 @@ def run(
 @pytest.fixture
 def corpus(seeds_dir: Path) -> Path:
     (seeds_dir / "mars.txt").write_text(
-        make_seed(
+        seed_file(
             "火星探测",
             "https://x.test/mars",
             ["中国火星探测器天问一号成功着陆。"],

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -25,125 +23,80 @@ from retrieval.feeds import write as feed_write
 from retrieval.feeds.fetch import make_client
 from retrieval.feeds.parse import FeedItem, parse_feed, sanitize_html
 from retrieval.feeds.write import known_articles, render_item
+from tests.support import FEEDS, REPO
+from tests.support.http import LoopbackServer, free_port, reply
+from tests.support.seeds import SEED, SEED_URL
 
-ROOT = Path(__file__).resolve().parents[1]
-FEEDS = Path(__file__).parent / "fixtures" / "feeds"
-SEED = ROOT / "seeds" / "000_5c35b881f4c27ddf.txt"
-SEED_LINK = (
-    "https://www.voachinese.com/a/trump-ishiba-summit-paves-way-for-future-us-japan-alliance/"
-    "7969986.html"
-)
 OWN_NAME = re.compile(r"^\d{8}-\d{6}_[0-9a-f]{16}\.txt$")
 CONTENT_TYPES = {".xml": "application/rss+xml", ".rdf": "application/rdf+xml"}
 HUGE = 11 * 1024 * 1024
+DYNAMIC: dict[str, bytes] = {}  # /dynamic/… feeds a test sets while the server runs
 
 
 # ---- the loopback feed server ----------------------------------------------------------
 
 
-class FeedHandler(BaseHTTPRequestHandler):
-    """Serves tests/fixtures/feeds/ plus routes for the failure cases."""
-
-    server: FeedServer
-
-    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _redirect(self, location: str) -> None:
-        self.send_response(302)
-        self.send_header("Location", location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        self.server.user_agents.append(self.headers.get("User-Agent", ""))
-        path = self.path
-        if path.startswith("/feeds/") or path.startswith("/as-html/"):
-            file = FEEDS / path.rpartition("/")[2]
-            if not file.is_file():
-                self._send(404, b"not found", "text/plain")
-            elif path.startswith("/as-html/") or file.suffix == ".html":
-                self._send(200, file.read_bytes(), "text/html; charset=utf-8")
-            else:
-                self._send(200, file.read_bytes(), CONTENT_TYPES.get(file.suffix, "text/xml"))
-        elif path.startswith("/dynamic/"):
-            self._send(200, self.server.dynamic[path], "application/rss+xml")
-        elif path.startswith("/status/"):
-            self._send(int(path.rpartition("/")[2]), b"<html>error</html>", "text/html")
-        elif path == "/loop":
-            self._redirect("/loop")
-        elif path.startswith("/chain/"):
-            left = int(path.rpartition("/")[2])
-            self._redirect(f"/chain/{left - 1}" if left > 1 else "/feeds/voa_rss20.xml")
-        elif path == "/empty":
-            self._send(200, b"", "application/rss+xml")
-        elif path == "/huge":
-            self._send_huge()
-        elif path == "/huge-declared":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("Content-Length", str(HUGE))
-            self.end_headers()
-            self.wfile.write(b"<?xml version='1.0'?><rss version='2.0'>")
-        elif path == "/slow":
-            time.sleep(1.0)
-            self._send(200, (FEEDS / "voa_rss20.xml").read_bytes(), "application/rss+xml")
+def serve_feeds(request: BaseHTTPRequestHandler) -> None:
+    """tests/fixtures/feeds/, plus routes for the failure cases."""
+    path = request.path
+    if path.startswith("/feeds/") or path.startswith("/as-html/"):
+        file = FEEDS / path.rpartition("/")[2]
+        if not file.is_file():
+            reply(request, 404, b"not found", "text/plain")
+        elif path.startswith("/as-html/") or file.suffix == ".html":
+            reply(request, 200, file.read_bytes(), "text/html; charset=utf-8")
         else:
-            self._send(404, b"not found", "text/plain")
+            reply(request, 200, file.read_bytes(), CONTENT_TYPES.get(file.suffix, "text/xml"))
+    elif path.startswith("/dynamic/"):
+        reply(request, 200, DYNAMIC[path], "application/rss+xml")
+    elif path.startswith("/status/"):
+        reply(request, int(path.rpartition("/")[2]), b"<html>error</html>", "text/html")
+    elif path == "/loop":
+        reply(request, 302, b"", "text/plain", Location="/loop")
+    elif path.startswith("/chain/"):
+        left = int(path.rpartition("/")[2])
+        target = f"/chain/{left - 1}" if left > 1 else "/feeds/voa_rss20.xml"
+        reply(request, 302, b"", "text/plain", Location=target)
+    elif path == "/empty":
+        reply(request, 200, b"", "application/rss+xml")
+    elif path == "/huge":
+        send_huge(request)
+    elif path == "/huge-declared":
+        request.send_response(200)
+        request.send_header("Content-Type", "application/rss+xml")
+        request.send_header("Content-Length", str(HUGE))
+        request.end_headers()
+        request.wfile.write(b"<?xml version='1.0'?><rss version='2.0'>")
+    elif path == "/slow":
+        time.sleep(1.0)
+        reply(request, 200, (FEEDS / "voa_rss20.xml").read_bytes(), "application/rss+xml")
+    else:
+        reply(request, 404, b"not found", "text/plain")
 
-    def _send_huge(self) -> None:
-        """A well-formed-looking RSS stream of 11 MB, no Content-Length: only a cap stops it."""
-        self.send_response(200)
-        self.send_header("Content-Type", "application/rss+xml")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        item = (
-            b"<item><title>x</title><link>http://h.example/x</link>"
-            b"<description>" + b"y" * 8000 + b"</description></item>"
-        )
-        try:
-            self.wfile.write(b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>")
-            for _ in range(HUGE // len(item) + 1):
-                self.wfile.write(item)
-            self.wfile.write(b"</channel></rss>")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up at its size cap, as it should
 
-
-class FeedServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), FeedHandler)
-        self.user_agents: list[str] = []
-        self.dynamic: dict[str, bytes] = {}
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # Clients that hang up early (timeouts, size caps) are part of the tests.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+def send_huge(request: BaseHTTPRequestHandler) -> None:
+    """A well-formed-looking RSS stream of 11 MB, no Content-Length: only a cap stops it."""
+    request.send_response(200)
+    request.send_header("Content-Type", "application/rss+xml")
+    request.send_header("Connection", "close")
+    request.end_headers()
+    item = (
+        b"<item><title>x</title><link>http://h.example/x</link>"
+        b"<description>" + b"y" * 8000 + b"</description></item>"
+    )
+    try:
+        request.wfile.write(b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>")
+        for _ in range(HUGE // len(item) + 1):
+            request.wfile.write(item)
+        request.wfile.write(b"</channel></rss>")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up at its size cap, as it should
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer(serve_feeds) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -158,10 +111,7 @@ def seeds(tmp_path: Path) -> Path:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/feed.xml"
+    return f"http://127.0.0.1:{free_port()}/feed.xml"
 
 
 def snapshot(d: Path) -> dict[str, tuple[bytes, int]]:
@@ -192,7 +142,7 @@ def rfc822_ms(value: str) -> int:
 
 
 def test_rss20_items_become_seed_files_and_the_seed_article_is_not_written_again(
-    server: FeedServer, seeds: Path
+    server: LoopbackServer, seeds: Path
 ) -> None:
     before = snapshot(seeds)
     url = server.url("/feeds/voa_rss20.xml")
@@ -207,7 +157,7 @@ def test_rss20_items_become_seed_files_and_the_seed_article_is_not_written_again
     written = own_files(seeds)
     assert len(written) == 2
     by_url = {read_seed(p)[2]: (p, read_seed(p)) for p in written}
-    assert SEED_LINK not in by_url
+    assert SEED_URL not in by_url
     ai = "https://www.voachinese.com/a/congress-ai-hearing-20250211/7970001.html"
     path, (ms, title, _, body) = by_url[ai]
     assert ms == rfc822_ms("Tue, 11 Feb 2025 01:30:00 GMT")
@@ -222,16 +172,16 @@ def test_rss20_items_become_seed_files_and_the_seed_article_is_not_written_again
     assert not [p for p in seeds.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-def test_a_seed_in_a_subdirectory_is_not_written_again(server: FeedServer, seeds: Path) -> None:
+def test_a_seed_in_a_subdirectory_is_not_written_again(server: LoopbackServer, seeds: Path) -> None:
     # the index reads seeds recursively, so deduplication must see the same files
     (seeds / "archive").mkdir()
     (seeds / SEED.name).rename(seeds / "archive" / SEED.name)
     [report] = ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
     assert (report.new, report.skipped) == (2, 1)
-    assert SEED_LINK not in {read_seed(p)[2] for p in own_files(seeds)}
+    assert SEED_URL not in {read_seed(p)[2] for p in own_files(seeds)}
 
 
-def test_a_second_run_writes_nothing(server: FeedServer, seeds: Path) -> None:
+def test_a_second_run_writes_nothing(server: LoopbackServer, seeds: Path) -> None:
     url = server.url("/feeds/voa_rss20.xml")
     ingest_feeds([url], seeds)
     before = snapshot(seeds)
@@ -243,14 +193,14 @@ def test_a_second_run_writes_nothing(server: FeedServer, seeds: Path) -> None:
 
 
 def test_a_changed_item_replaces_its_file_under_the_same_name(
-    server: FeedServer, seeds: Path
+    server: LoopbackServer, seeds: Path
 ) -> None:
     feed = (FEEDS / "voa_rss20.xml").read_bytes()
-    server.dynamic["/dynamic/changing.xml"] = feed
+    DYNAMIC["/dynamic/changing.xml"] = feed
     url = server.url("/dynamic/changing.xml")
     ingest_feeds([url], seeds)
     names = [p.name for p in own_files(seeds)]
-    server.dynamic["/dynamic/changing.xml"] = feed.replace(
+    DYNAMIC["/dynamic/changing.xml"] = feed.replace(
         "需要为前沿模型建立测试标准".encode(), "需要为前沿模型建立新的测试标准".encode()
     )
 
@@ -265,14 +215,14 @@ def test_a_changed_item_replaces_its_file_under_the_same_name(
 
 
 def test_the_seed_article_is_never_rewritten_even_when_the_feed_differs(
-    server: FeedServer, seeds: Path
+    server: LoopbackServer, seeds: Path
 ) -> None:
     # The fixture's item for the seed link has a shorter body than the seed file.
     ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
     ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
     assert (seeds / SEED.name).read_bytes() == SEED.read_bytes()
     assert list(known_articles(seeds).values()).count(seeds / SEED.name) == 1
-    assert sum(SEED_LINK in p.read_text(encoding="utf-8") for p in seeds.glob("*.txt")) == 1
+    assert sum(SEED_URL in p.read_text(encoding="utf-8") for p in seeds.glob("*.txt")) == 1
 
 
 @pytest.mark.parametrize(
@@ -316,7 +266,7 @@ def test_the_seed_article_is_never_rewritten_even_when_the_feed_differs(
     ],
 )
 def test_rss10_atom_and_mislabelled_encodings_are_read(
-    server: FeedServer, seeds: Path, fixture: str, expected: dict[str, tuple[str, str, str]]
+    server: LoopbackServer, seeds: Path, fixture: str, expected: dict[str, tuple[str, str, str]]
 ) -> None:
     [report] = ingest_feeds([server.url(f"/feeds/{fixture}")], seeds)
 
@@ -328,7 +278,7 @@ def test_rss10_atom_and_mislabelled_encodings_are_read(
     assert got == expected
 
 
-def test_html_named_entities_do_not_break_a_feed(server: FeedServer, seeds: Path) -> None:
+def test_html_named_entities_do_not_break_a_feed(server: LoopbackServer, seeds: Path) -> None:
     # &nbsp; &eacute; &mdash; are HTML's, not XML's: a strict parse would refuse the feed
     reports = ingest_feeds([server.url("/feeds/html_entities.xml")], seeds)
     assert reports[0].error is None and reports[0].new == 1
@@ -338,13 +288,13 @@ def test_html_named_entities_do_not_break_a_feed(server: FeedServer, seeds: Path
     assert "Talks resumed\u00a0— both sides said so." in body
 
 
-def test_a_feed_served_as_text_html_is_still_a_feed(server: FeedServer, seeds: Path) -> None:
+def test_a_feed_served_as_text_html_is_still_a_feed(server: LoopbackServer, seeds: Path) -> None:
     [report] = ingest_feeds([server.url("/as-html/voa_rss20.xml")], seeds)
     assert (report.error, report.new) == (None, 2)
 
 
 def test_undated_items_take_the_feed_date_once_and_are_reported(
-    server: FeedServer, seeds: Path
+    server: LoopbackServer, seeds: Path
 ) -> None:
     url = server.url("/feeds/rss091_undated.xml")
 
@@ -365,16 +315,16 @@ def test_undated_items_in_an_undated_feed_take_the_fetch_time() -> None:
     assert (item.published_ms, item.dated) == (1_700_000_000_000, False)
 
 
-def test_redirects_are_followed_up_to_five(server: FeedServer, seeds: Path) -> None:
+def test_redirects_are_followed_up_to_five(server: LoopbackServer, seeds: Path) -> None:
     ok, too_many = ingest_feeds([server.url("/chain/5"), server.url("/chain/6")], seeds)
     assert (ok.error, ok.new) == (None, 2)
     assert too_many.error == "more than 5 redirects"
 
 
-def test_requests_carry_the_user_agent(server: FeedServer, seeds: Path) -> None:
-    server.user_agents.clear()
+def test_requests_carry_the_user_agent(server: LoopbackServer, seeds: Path) -> None:
+    server.requests.clear()
     ingest_feeds([server.url("/feeds/atom.xml")], seeds)
-    assert server.user_agents == ["news-qa-bot/0.1 (+feed ingest)"]
+    assert [r.headers["User-Agent"] for r in server.requests] == ["news-qa-bot/0.1 (+feed ingest)"]
 
 
 # ---- bad input -----------------------------------------------------------------------
@@ -396,7 +346,7 @@ def test_requests_carry_the_user_agent(server: FeedServer, seeds: Path) -> None:
     ],
 )
 def test_a_broken_feed_fails_with_one_line_and_writes_nothing(
-    server: FeedServer, seeds: Path, path: str | None, reason: str
+    server: LoopbackServer, seeds: Path, path: str | None, reason: str
 ) -> None:
     url = closed_port_url() if path is None else server.url(path)
     before = snapshot(seeds)
@@ -410,14 +360,14 @@ def test_a_broken_feed_fails_with_one_line_and_writes_nothing(
     assert snapshot(seeds) == before
 
 
-def test_a_slow_server_times_out(server: FeedServer, seeds: Path) -> None:
+def test_a_slow_server_times_out(server: LoopbackServer, seeds: Path) -> None:
     with make_client(timeout=0.2) as client:
         [report] = ingest_feeds([server.url("/slow")], seeds, client=client)
     assert report.error == "timed out waiting for the server"
     assert not own_files(seeds)
 
 
-def test_one_broken_feed_does_not_stop_the_others(server: FeedServer, seeds: Path) -> None:
+def test_one_broken_feed_does_not_stop_the_others(server: LoopbackServer, seeds: Path) -> None:
     bad, good = ingest_feeds(
         [server.url("/feeds/truncated.xml"), server.url("/feeds/atom.xml")], seeds
     )
@@ -426,7 +376,7 @@ def test_one_broken_feed_does_not_stop_the_others(server: FeedServer, seeds: Pat
 
 
 def test_items_without_link_title_or_content_are_skipped_with_reasons(
-    server: FeedServer, seeds: Path
+    server: LoopbackServer, seeds: Path
 ) -> None:
     [report] = ingest_feeds([server.url("/feeds/missing_fields.xml")], seeds)
 
@@ -445,7 +395,9 @@ def test_items_without_link_title_or_content_are_skipped_with_reasons(
     assert read_seed(path)[1:3] == ("The good one", "https://gaps.example.org/good.html")
 
 
-def test_scripts_styles_and_event_handlers_are_stripped(server: FeedServer, seeds: Path) -> None:
+def test_scripts_styles_and_event_handlers_are_stripped(
+    server: LoopbackServer, seeds: Path
+) -> None:
     [report] = ingest_feeds([server.url("/feeds/unsafe.xml")], seeds)
 
     assert report.new == 1
@@ -458,7 +410,7 @@ def test_scripts_styles_and_event_handlers_are_stripped(server: FeedServer, seed
     assert '<img src="https://unsafe.example.org/ok.jpg">' in body
 
 
-def test_relative_links_are_made_absolute(server: FeedServer, seeds: Path) -> None:
+def test_relative_links_are_made_absolute(server: LoopbackServer, seeds: Path) -> None:
     [report] = ingest_feeds([server.url("/feeds/relative.xml")], seeds)
 
     assert report.new == 2
@@ -478,7 +430,7 @@ def test_relative_links_are_made_absolute(server: FeedServer, seeds: Path) -> No
 # ---- the seeds directory -------------------------------------------------------------
 
 
-def test_dedup_recognises_variant_seed_files(server: FeedServer, seeds: Path) -> None:
+def test_dedup_recognises_variant_seed_files(server: LoopbackServer, seeds: Path) -> None:
     # Front matter, BOM, CRLF, a title with brackets: the archive's variants of the header.
     variant = (
         "\ufeff---\r\nsource: voa\r\ntags: [a, b]\r\n---\r\n<!--1739237400000-->\r\n"
@@ -521,7 +473,7 @@ def test_canonical_urls_ignore_fragments_whitespace_and_host_case() -> None:
 
 
 def test_known_articles_reads_the_real_seed(seeds: Path) -> None:
-    assert known_articles(seeds) == {SEED_LINK: seeds / SEED.name}
+    assert known_articles(seeds) == {SEED_URL: seeds / SEED.name}
 
 
 def test_file_names_sort_by_date_and_depend_only_on_date_and_link() -> None:
@@ -572,7 +524,7 @@ def run_ingest(urls: list[str], seeds: Path) -> int:
 
 
 def test_ingest_prints_one_line_per_feed_and_exits_1_on_any_failure(
-    server: FeedServer, seeds: Path, capsys: pytest.CaptureFixture[str]
+    server: LoopbackServer, seeds: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good, bad = server.url("/feeds/atom.xml"), server.url("/status/500")
 
@@ -587,7 +539,7 @@ def test_ingest_prints_one_line_per_feed_and_exits_1_on_any_failure(
 
 
 def test_ingest_reports_skipped_items_on_stderr(
-    server: FeedServer, seeds: Path, capsys: pytest.CaptureFixture[str]
+    server: LoopbackServer, seeds: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = server.url("/feeds/missing_fields.xml")
     assert run_ingest([url], seeds) == 0
@@ -604,22 +556,22 @@ def test_ingest_exits_2_without_a_seeds_directory(
     assert "seeds directory not found" in capsys.readouterr().err
 
 
-def test_cli_ingest_reports_and_exit_codes(server: FeedServer, seeds: Path) -> None:
+def test_cli_ingest_reports_and_exit_codes(server: LoopbackServer, seeds: Path) -> None:
     good, bad = server.url("/feeds/voa_rss20.xml"), server.url("/feeds/page.html")
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost"}
     cmd = [sys.executable, "-m", "retrieval", "ingest", "--seeds", str(seeds), good, bad]
 
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 1
     assert done.stdout == f"{good}: 2 new, 0 updated, 1 skipped\n"
     assert done.stderr.strip().endswith(f"{bad}: failed: not a feed: got an HTML page")
     assert "Traceback" not in done.stderr
-    again = subprocess.run(cmd[:-1], cwd=ROOT, env=env, capture_output=True, text=True)
+    again = subprocess.run(cmd[:-1], cwd=REPO, env=env, capture_output=True, text=True)
     assert (again.returncode, again.stdout) == (0, f"{good}: 0 new, 0 updated, 3 skipped\n")
 
 
-def test_httpx_client_given_by_the_caller_is_left_open(server: FeedServer, seeds: Path) -> None:
+def test_httpx_client_given_by_the_caller_is_left_open(server: LoopbackServer, seeds: Path) -> None:
     with make_client() as client:
         ingest_feeds([server.url("/feeds/atom.xml")], seeds, client=client)
         assert not client.is_closed
@@ -627,7 +579,7 @@ def test_httpx_client_given_by_the_caller_is_left_open(server: FeedServer, seeds
 
 
 def test_a_caller_client_that_does_not_follow_redirects_gets_a_clear_reason(
-    server: FeedServer, seeds: Path
+    server: LoopbackServer, seeds: Path
 ) -> None:
     with httpx.Client(follow_redirects=False) as client:
         [report] = ingest_feeds([server.url("/chain/1")], seeds, client=client)

@@ -13,7 +13,7 @@ import pytest
 
 from retrieval import ArticleRef, Library
 from retrieval.store import load
-from tests.conftest import SEED, make_seed
+from tests.support.seeds import SEED, seed_file
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_queries_that_match_nothing_return_no_hits(
 def test_ties_break_deterministically(seeds_dir: Path, index_dir: Path) -> None:
     for i in range(3):  # three articles with identical text: equal scores
         (seeds_dir / f"dup{i}.txt").write_text(
-            make_seed(
+            seed_file(
                 f"标题{i}",
                 f"https://x.test/{i}",
                 ["完全相同的一段关于火星探测的文字。"],
@@ -90,12 +90,12 @@ def test_ties_break_deterministically(seeds_dir: Path, index_dir: Path) -> None:
 
 def test_latest_is_newest_first_and_stats_count(seeds_dir: Path, index_dir: Path) -> None:
     (seeds_dir / "old.txt").write_text(
-        make_seed("旧闻", "https://x.test/old", ["很久以前的新闻内容。"], ms=1_500_000_000_000),
+        seed_file("旧闻", "https://x.test/old", ["很久以前的新闻内容。"], ms=1_500_000_000_000),
         encoding="utf-8",
     )
     (seeds_dir / "sub").mkdir()
     (seeds_dir / "sub" / "new.txt").write_text(
-        make_seed("新闻", "https://x.test/new", ["刚刚发生的新闻内容。"], ms=1_800_000_000_000),
+        seed_file("新闻", "https://x.test/new", ["刚刚发生的新闻内容。"], ms=1_800_000_000_000),
         encoding="utf-8",
     )
     library = Library.from_dir(seeds_dir, index_dir)
@@ -114,7 +114,7 @@ def test_latest_is_newest_first_and_stats_count(seeds_dir: Path, index_dir: Path
 
 def test_article_refs_newest_first_and_lookup(seeds_dir: Path, index_dir: Path) -> None:
     (seeds_dir / "new.txt").write_text(
-        make_seed("新闻", "https://x.test/new", ["刚刚发生的新闻内容。"], ms=1_800_000_000_000),
+        seed_file("新闻", "https://x.test/new", ["刚刚发生的新闻内容。"], ms=1_800_000_000_000),
         encoding="utf-8",
     )
     library = Library.from_dir(seeds_dir, index_dir)
@@ -151,10 +151,10 @@ def test_same_url_twice_indexed_once_newest_wins(
 ) -> None:
     url = "https://x.test/same"
     (seeds_dir / "a.txt").write_text(
-        make_seed("旧版本", url, ["初版的报道内容。"], ms=1_600_000_000_000), encoding="utf-8"
+        seed_file("旧版本", url, ["初版的报道内容。"], ms=1_600_000_000_000), encoding="utf-8"
     )
     (seeds_dir / "b.txt").write_text(
-        make_seed("新版本", later, ["更新后的报道内容。"], ms=1_600_000_900_000), encoding="utf-8"
+        seed_file("新版本", later, ["更新后的报道内容。"], ms=1_600_000_900_000), encoding="utf-8"
     )
     library = Library.from_dir(seeds_dir, index_dir)
     assert library.stats().articles == 2
@@ -196,12 +196,12 @@ def test_added_changed_and_deleted_files_are_picked_up(seeds_dir: Path, index_di
     library = Library.from_dir(seeds_dir, index_dir)
     added = seeds_dir / "mars.txt"
     added.write_text(
-        make_seed("火星", "https://x.test/mars", ["火星探测器成功着陆。"]), encoding="utf-8"
+        seed_file("火星", "https://x.test/mars", ["火星探测器成功着陆。"]), encoding="utf-8"
     )
     assert library.refresh()
     assert library.search("火星探测器")[0].article.title == "火星"
     added.write_text(
-        make_seed("月球", "https://x.test/mars", ["月球车开始巡视。"]), encoding="utf-8"
+        seed_file("月球", "https://x.test/mars", ["月球车开始巡视。"]), encoding="utf-8"
     )
     assert library.refresh()
     assert library.search("火星探测器") == []
@@ -218,7 +218,7 @@ def test_added_changed_and_deleted_files_are_picked_up(seeds_dir: Path, index_di
 def test_answering_never_waits_for_a_reload(seeds_dir: Path, index_dir: Path) -> None:
     library = Library.from_dir(seeds_dir, index_dir)
     (seeds_dir / "mars.txt").write_text(
-        make_seed("火星", "https://x.test/mars", ["火星探测器成功着陆。"]), encoding="utf-8"
+        seed_file("火星", "https://x.test/mars", ["火星探测器成功着陆。"]), encoding="utf-8"
     )
     done = threading.Event()
     with library._refresh_lock:  # a reload is in progress (holding the lock it takes)...
@@ -249,7 +249,7 @@ def test_incremental_scores_equal_a_fresh_build(seeds_dir: Path, tmp_path: Path)
     library = Library.from_dir(seeds_dir, tmp_path / "a")
     for i in range(4):
         (seeds_dir / f"n{i}.txt").write_text(
-            make_seed(
+            seed_file(
                 f"T{i}", f"https://x.test/{i}", [f"美日同盟第{i}次防卫合作会谈。", "石破茂表示。"]
             ),
             encoding="utf-8",

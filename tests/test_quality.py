@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.support import REPO, SHARED
 
 TRIAL = SHARED / "datasets" / "cmrc2018" / "cmrc2018_trial.json"
 QUESTIONS = 200
@@ -77,7 +77,7 @@ def test_trial_questions_find_their_paragraph(pool: tuple[Path, Path], tmp_path:
         input="".join(q["q"].replace("\n", " ") + "\n" for q in questions),
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=REPO,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -12,7 +12,7 @@ from scipy import sparse
 from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_article
 from retrieval.scoring import Postings, okapi_idf, score_terms, tf_weights, top_k
-from tests.conftest import SEED
+from tests.support.seeds import SEED
 
 
 def build_postings(ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> Postings:

@@ -12,7 +12,8 @@ import pytest
 
 from retrieval import Library, build, seedfile, store
 from retrieval.analysis import Analyzer
-from tests.conftest import ROOT, SEED
+from tests.support import REPO
+from tests.support.seeds import SEED, seed_file
 
 SENTENCES = [
     s
@@ -24,14 +25,12 @@ SENTENCES = [
 def write_articles(seeds: Path, start: int, count: int) -> None:
     """`count` small articles in the seed format, cut from the seed's own sentences."""
     for number in range(start, start + count):
-        body = "".join(
-            f"<p>{SENTENCES[(number * 7 + i) % len(SENTENCES)]}。第{number}篇。</p>"
-            for i in range(6)
-        )
+        sentences = [SENTENCES[(number * 7 + i) % len(SENTENCES)] for i in range(6)]
+        paragraphs = [f"{sentence}。第{number}篇。" for sentence in sentences]
         url = f"https://news.example/a/{number}.html"
         ms = 1_700_000_000_000 + number * 60_000
         (seeds / f"{number:05d}.txt").write_text(
-            seedfile.render(f"测试文章{number}", url, ms, body), encoding="utf-8"
+            seed_file(f"测试文章{number}", url, paragraphs, ms=ms), encoding="utf-8"
         )
 
 
@@ -59,7 +58,7 @@ def test_two_writers_at_once_both_finish_and_leave_one_sound_index(tmp_path: Pat
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(seeds), str(index_dir), str(me)],
-            cwd=ROOT,
+            cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

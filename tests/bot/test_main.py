@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -12,12 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from bot_harness import REPO, SEED_TITLE, SEED_URL, TYPHOON, write_seeds
-from fake_bot_api import TOKEN, FakeBotApi
 
 from bot.settings import DEFAULT_API_ROOT, Settings, SettingsError
-
-pytest_plugins = ["bot_fixtures"]
+from tests.support import REPO
+from tests.support.fake_bot_api import TOKEN, FakeBotApi
+from tests.support.harness import bot_environ, run_bot, setting_names
+from tests.support.seeds import SEED_TITLE, SEED_URL, TYPHOON, write_seeds
 
 
 def test_defaults():
@@ -92,22 +93,18 @@ def test_a_malformed_token_is_rejected_without_echoing_it():
     assert bad not in str(error.value)
 
 
-def _run_bot(args, cwd, env, **kw):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEBHOOK_"))}
-    environ.update(env, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        **kw,
-    )
+def test_every_setting_is_in_env_example_and_in_the_readme_table():
+    names = setting_names()
+    assert {"TELEGRAM_BOT_TOKEN", "ALIASES_FILE", "SUBSCRIPTIONS_DB"} <= names
+    example = (REPO / ".env.example").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in sorted(names):
+        assert re.search(rf"^{name}=", example, re.M), f"{name} is not in .env.example"
+        assert f"\n| `{name}` |" in readme, f"{name} is not in the README's settings table"
 
 
 def test_without_a_token_it_exits_2_and_says_how_to_get_one(tmp_path):
-    result = _run_bot([], tmp_path, {})
+    result = run_bot(cwd=tmp_path)
     assert result.returncode == 2
     assert "BotFather" in result.stderr and ".env" in result.stderr
     assert result.stdout == ""
@@ -116,8 +113,7 @@ def test_without_a_token_it_exits_2_and_says_how_to_get_one(tmp_path):
 def test_without_a_token_at_a_terminal_it_says_how_and_lets_you_try_it(tmp_path):
     """The README's run command on a fresh machine: no token, a person at a terminal."""
     seeds = write_seeds(tmp_path / "seeds", TYPHOON)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEBHOOK_"))}
-    environ.update(PYTHONPATH=str(REPO), SEEDS_DIR=str(seeds), INDEX_DIR=str(tmp_path / "i"))
+    environ = bot_environ(SEEDS_DIR=str(seeds), INDEX_DIR=str(tmp_path / "i"))
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot"],
@@ -149,27 +145,28 @@ def test_without_a_token_at_a_terminal_it_says_how_and_lets_you_try_it(tmp_path)
 
 def test_settings_come_from_a_dotenv_file_and_errors_exit_2(tmp_path):
     (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nRESULTS_PER_PAGE=many\n")
-    result = _run_bot([], tmp_path, {})
+    result = run_bot(cwd=tmp_path)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "RESULTS_PER_PAGE" in line and TOKEN not in result.stderr
-    result = _run_bot([], tmp_path, {"RESULTS_PER_PAGE": "2", "SEEDS_DIR": "missing"})
+    result = run_bot(cwd=tmp_path, RESULTS_PER_PAGE="2", SEEDS_DIR="missing")
     assert result.returncode == 2 and "SEEDS_DIR" in result.stderr
 
 
 def test_console_mode_answers_questions_without_a_token(tmp_path):
     seeds = write_seeds(tmp_path / "seeds", TYPHOON)
     stdin = "石破茂访问白宫\n/latest 2\n🙂\n/about\n"
-    result = _run_bot(
-        ["--console"],
-        tmp_path,
-        {"SEEDS_DIR": str(seeds), "INDEX_DIR": str(tmp_path / "i")},
-        input=stdin,
+    result = run_bot(
+        "--console",
+        cwd=tmp_path,
+        stdin=stdin,
+        SEEDS_DIR=str(seeds),
+        INDEX_DIR=str(tmp_path / "i"),
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert SEED_TITLE in out and f"voachinese.com ({SEED_URL})" in out
-    assert out.index(TYPHOON["title"], out.index("🗞")) < out.index(SEED_TITLE, out.index("🗞"))
+    assert out.index(TYPHOON.title, out.index("🗞")) < out.index(SEED_TITLE, out.index("🗞"))
     assert "没有找到" in out and "2 篇文章" in out
     assert "<b>" not in out and "&amp;" not in out
 
@@ -177,15 +174,13 @@ def test_console_mode_answers_questions_without_a_token(tmp_path):
 def test_python_m_bot_polls_registers_commands_and_stops_cleanly_on_sigterm(tmp_path):
     seeds = write_seeds(tmp_path / "seeds")
     with FakeBotApi() as fake:
-        env = {
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE_URL": fake.api_root,
-            "SEEDS_DIR": str(seeds),
-            "INDEX_DIR": str(tmp_path / "index"),
-            "LOG_LEVEL": "DEBUG",  # even debug logs must not contain the token
-        }
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
-        environ.update(env, PYTHONPATH=str(REPO))
+        environ = bot_environ(
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_BASE_URL=fake.api_root,
+            SEEDS_DIR=str(seeds),
+            INDEX_DIR=str(tmp_path / "index"),
+            LOG_LEVEL="DEBUG",  # even debug logs must not contain the token
+        )
         process = subprocess.Popen(
             [sys.executable, "-m", "bot"],
             cwd=tmp_path,

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from bot_harness import RAIL, SEED_TITLE, SEED_URL, TYPHOON
-from fake_bot_api import utf16_len, visible_text
-
-pytest_plugins = ["bot_fixtures"]
-
-
-def _chat(fake_api, user_id=1001, lang="zh-hans"):
-    user = fake_api.user(user_id, lang)
-    return user, fake_api.private_chat(user)
+from tests.support.fake_bot_api import utf16_len, visible_text
+from tests.support.seeds import RAIL, SEED_TITLE, SEED_URL, TYPHOON
 
 
 async def test_private_question_gets_passages_with_title_and_source_link(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     question = fake_api.send_text(chat, user, "石破茂和特朗普会谈讨论了防卫预算吗？")
     reply = await fake_api.wait_for_reply(question)
     html = reply.params["text"]
@@ -26,14 +19,14 @@ async def test_private_question_gets_passages_with_title_and_source_link(bot, fa
 
 
 async def test_section_heading_is_shown_in_bold_next_to_the_title(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     question = fake_api.send_text(chat, user, "台风海葵什么时候进入台湾海峡")
     html = (await fake_api.wait_for_reply(question)).params["text"]
-    assert f"<b>1. {TYPHOON['title']}</b> · <b>{TYPHOON['heading']}</b>" in html
+    assert f"<b>1. {TYPHOON.title}</b> · <b>{TYPHOON.heading}</b>" in html
 
 
 async def test_no_match_emoji_punctuation_and_stopwords_get_a_rephrase_hint(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     for text in ["🙂🙂🙂", "？？！！……", "的了吗呢是什么", "zzzzqqqq"]:
         question = fake_api.send_text(chat, user, text)
         html = (await fake_api.wait_for_reply(question)).params["text"]
@@ -41,7 +34,7 @@ async def test_no_match_emoji_punctuation_and_stopwords_get_a_rephrase_hint(bot,
 
 
 async def test_markup_in_a_question_is_shown_as_text(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     question = fake_api.send_text(chat, user, "<b>台风</b> & <i>海葵")
     html = (await fake_api.wait_for_reply(question)).params["text"]
     assert "&lt;b&gt;台风&lt;/b&gt; &amp; &lt;i&gt;海葵" in html
@@ -52,42 +45,34 @@ async def test_markup_in_a_question_is_shown_as_text(bot, fake_api):
 
 
 async def test_a_4096_character_question_gets_a_reply_within_the_limit(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     question = fake_api.send_text(chat, user, ("台风海葵登陆台东" * 512)[:4096])
     html = (await fake_api.wait_for_reply(question)).params["text"]
-    assert TYPHOON["title"] in html
+    assert TYPHOON.title in html
     assert utf16_len(visible_text(html)) <= 4096
 
 
 async def test_latest_lists_newest_first_and_caps_n(bot, fake_api):
-    user, chat = _chat(fake_api)
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/latest"))).params["text"]
-    titles = [TYPHOON["title"], SEED_TITLE, RAIL["title"]]
+    user, chat = fake_api.user_in_private_chat()
+    html = await fake_api.say(chat, user, "/latest")
+    titles = [TYPHOON.title, SEED_TITLE, RAIL.title]
     positions = [html.index(t) for t in titles]
     assert positions == sorted(positions)
-    assert "<b>2025-03-01</b>" in html and f'<a href="{TYPHOON["url"]}">' in html
+    assert "<b>2025-03-01</b>" in html and f'<a href="{TYPHOON.url}">' in html
     assert "强烈台风海葵周日下午在台湾东部台东县登陆" in html  # the first sentence
 
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/latest 1"))).params[
-        "text"
-    ]
-    assert TYPHOON["title"] in html and SEED_TITLE not in html
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/latest 100000"))).params[
-        "text"
-    ]
-    assert RAIL["title"] in html
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/latest abc"))).params[
-        "text"
-    ]
+    html = await fake_api.say(chat, user, "/latest 1")
+    assert TYPHOON.title in html and SEED_TITLE not in html
+    html = await fake_api.say(chat, user, "/latest 100000")
+    assert RAIL.title in html
+    html = await fake_api.say(chat, user, "/latest abc")
     assert "用法" in html
 
 
 async def test_start_and_help_explain_in_chinese_with_examples_from_the_articles(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     for command in ("/start", "/help"):
-        html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, command))).params[
-            "text"
-        ]
+        html = await fake_api.say(chat, user, command)
         assert "可以这样问" in html and "/latest" in html and "@ThisBot" in html
         examples = [line for line in html.split("\n") if line.startswith("• ")]
         assert examples, html
@@ -98,25 +83,23 @@ async def test_start_and_help_explain_in_chinese_with_examples_from_the_articles
 
 
 async def test_about_counts_articles_and_passages(bot, fake_api, bot_library):
-    user, chat = _chat(fake_api)
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/about"))).params["text"]
+    user, chat = fake_api.user_in_private_chat()
+    html = await fake_api.say(chat, user, "/about")
     stats = bot_library.stats()
     assert f"{stats.articles} 篇文章" in html and f"{stats.passages} 个段落" in html
     assert "2025-03-01" in html
 
 
 async def test_ask_without_a_question_gets_a_usage_hint(bot, fake_api):
-    user, chat = _chat(fake_api)
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/ask"))).params["text"]
+    user, chat = fake_api.user_in_private_chat()
+    html = await fake_api.say(chat, user, "/ask")
     assert "用法：/ask" in html
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/ask 台风海葵"))).params[
-        "text"
-    ]
-    assert TYPHOON["title"] in html
+    html = await fake_api.say(chat, user, "/ask 台风海葵")
+    assert TYPHOON.title in html
 
 
 async def test_next_page_button_edits_the_message(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     question = fake_api.send_text(chat, user, "特朗普")
     reply = await fake_api.wait_for_reply(question)
     assert "第 1 页" in reply.params["text"]
@@ -145,7 +128,7 @@ async def test_next_page_button_edits_the_message(bot, fake_api):
 
 
 async def test_stale_foreign_and_unknown_buttons_get_polite_answers(bot, fake_api):
-    user, chat = _chat(fake_api)
+    user, chat = fake_api.user_in_private_chat()
     question = fake_api.send_text(chat, user, "特朗普")
     reply = await fake_api.wait_for_reply(question)
     data = reply.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
@@ -165,10 +148,8 @@ async def test_stale_foreign_and_unknown_buttons_get_polite_answers(bot, fake_ap
 
 
 async def test_unknown_commands_and_stickers_get_one_short_hint(bot, fake_api):
-    user, chat = _chat(fake_api)
-    html = (await fake_api.wait_for_reply(fake_api.send_text(chat, user, "/weather"))).params[
-        "text"
-    ]
+    user, chat = fake_api.user_in_private_chat()
+    html = await fake_api.say(chat, user, "/weather")
     assert "/help" in html
     for _ in range(3):
         sticker = fake_api.make_message(

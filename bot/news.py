@@ -1,8 +1,10 @@
-"""New articles: feed ingest on a schedule, and pushing what is new to subscribed chats.
+"""New articles: the one path from "new files in SEEDS_DIR" to "subscribed chats told".
 
-Every library refresh goes through `NewsFeeds.refresh`, whoever triggers it (the ingest job,
-the SEEDS_DIR rescan job, /reload), so an article is pushed however it arrived. Which articles
-were pushed is kept in the subscription store, so each is pushed at most once, across restarts.
+Whatever brings articles in (the feed ingest job, the SEEDS_DIR rescan job, /reload, a
+restart) ends in `NewsService.refresh`, which reloads the library and pushes each article not
+pushed before to every subscribed chat. The subscription store remembers the chats and the
+articles already pushed, so each is pushed at most once, across restarts; the handlers reach
+it through this service.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from retrieval import Article, Library
 from retrieval.feeds import format_report, ingest_feeds
 
 from . import render
-from .settings import Settings
 from .subscriptions import SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -27,37 +28,47 @@ logger = logging.getLogger(__name__)
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
 
 
-class NewsFeeds:
-    """The ingest job, and the push of new articles after each refresh that changed something."""
+class NewsService:
+    """Feed ingest, library refreshes, subscriptions and the pushes that follow.
 
-    def __init__(self, library: Library, settings: Settings, store: SubscriptionStore) -> None:
+    Lifecycle: `start` from post_init; `catch_up` once, right after the application starts;
+    `rescan` and `ingest` as repeating jobs; `refresh` for /reload."""
+
+    def __init__(
+        self, library: Library, subscriptions: SubscriptionStore, feed_urls: Sequence[str] = ()
+    ) -> None:
         self.library = library
-        self.settings = settings
-        self.store = store
+        self.subscriptions = subscriptions
+        self.feed_urls = tuple(feed_urls)
 
     # ---- start-up -----------------------------------------------------------------------
 
-    async def start(self, application: Application) -> None:
-        """First start: the existing articles count as announced. Every start: push what
-        arrived while the bot was down (once the application runs, from a job)."""
-        ids = [ref.id for ref in await asyncio.to_thread(self.library.article_refs)]
-        recorded = await asyncio.to_thread(self.store.baseline, ids)
+    async def start(self) -> None:
+        """Bring a subscriptions database from an older version up to today's article ids;
+        on the very first start, count the existing articles as pushed (no backlog)."""
+        refs = await asyncio.to_thread(self.library.article_refs)
+        migrated = await asyncio.to_thread(self.subscriptions.migrate, refs)
+        if migrated:
+            logger.info("subscriptions database upgraded: %d pushed articles re-keyed", migrated)
+        recorded = await asyncio.to_thread(self.subscriptions.baseline, [r.id for r in refs])
         if recorded:
             logger.info("first start: %d existing articles will not be pushed", recorded)
-        application.job_queue.run_once(self._announce_job, when=0, name="announce-new-articles")
 
-    async def _announce_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.announce(context.application)
+    async def catch_up(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """JobQueue, once the application runs: push what arrived while the bot was down."""
+        await self._push_new(context.application)
 
-    # ---- ingest and refresh -------------------------------------------------------------
+    # ---- new articles -------------------------------------------------------------------
+
+    async def rescan(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """JobQueue: pick up files added to SEEDS_DIR without a restart, and push them."""
+        await self._refresh_or_log(context.application)
 
     async def ingest(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """JobQueue: fetch FEED_URLS into SEEDS_DIR, then load and push what is new."""
+        """JobQueue: fetch the feeds into SEEDS_DIR, then refresh if anything was written."""
         try:
             # The library's own directory: the one the answers come from.
-            reports = await asyncio.to_thread(
-                ingest_feeds, self.settings.feed_urls, self.library.seeds_dir
-            )
+            reports = await asyncio.to_thread(ingest_feeds, self.feed_urls, self.library.seeds_dir)
         except Exception:
             logger.exception("feed ingest failed")
             return
@@ -67,10 +78,7 @@ class NewsFeeds:
             level = logging.WARNING if report.error else logging.INFO
             logger.log(level, "feed %s", format_report(report))
         if any(report.new or report.updated for report in reports):
-            try:
-                await self.refresh(context.application)
-            except Exception:
-                logger.exception("refreshing the library failed; keeping the previous snapshot")
+            await self._refresh_or_log(context.application)
 
     async def refresh(self, application: Application) -> bool:
         """Rescan SEEDS_DIR; when anything changed, push the new articles. True if changed."""
@@ -80,14 +88,31 @@ class NewsFeeds:
             logger.info(
                 "library refreshed: %d articles, %d passages", stats.articles, stats.passages
             )
-            await self.announce(application)
+            await self._push_new(application)
         return changed
+
+    async def _refresh_or_log(self, application: Application) -> None:
+        """A job's refresh: a failure keeps the previous library and the job's schedule."""
+        try:
+            await self.refresh(application)
+        except Exception:
+            logger.exception("refreshing the library failed; keeping the previous snapshot")
+
+    # ---- subscriptions ------------------------------------------------------------------
+
+    async def subscribe(self, chat_id: int) -> bool:
+        """Push new articles to this chat from now on; False if it already was subscribed."""
+        return await asyncio.to_thread(self.subscriptions.subscribe, chat_id)
+
+    async def unsubscribe(self, chat_id: int) -> bool:
+        """Stop pushing to this chat; False if it was not subscribed."""
+        return await asyncio.to_thread(self.subscriptions.unsubscribe, chat_id)
 
     # ---- pushing ------------------------------------------------------------------------
 
-    async def announce(self, application: Application) -> None:
-        """Record the articles not announced yet and push them in the background, so a long
-        push (many chats, flood limits) holds up neither the jobs nor /reload."""
+    async def _push_new(self, application: Application) -> None:
+        """Record the articles not pushed yet and push them in the background, so a long push
+        (many chats, flood limits) holds up neither the jobs nor /reload."""
         try:
             articles = await asyncio.to_thread(self._claim_new)
         except Exception:
@@ -99,7 +124,7 @@ class NewsFeeds:
     def _claim_new(self) -> list[Article]:
         """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest)."""
         ids = [ref.id for ref in self.library.article_refs()]  # newest first
-        new_ids = self.store.claim_new(ids)
+        new_ids = self.subscriptions.claim_new(ids)
         new_ordered = [i for i in ids if i in new_ids]
         if len(new_ordered) > PUSH_MAX_ARTICLES:
             logger.info(
@@ -114,7 +139,7 @@ class NewsFeeds:
         gone: set[int] = set()
         for number, article in enumerate(articles):
             # Read per article: a chat that unsubscribed meanwhile gets no more.
-            chats = [c for c in await asyncio.to_thread(self.store.chats) if c not in gone]
+            chats = [c for c in await asyncio.to_thread(self.subscriptions.chats) if c not in gone]
             if number == 0:
                 logger.info("pushing %d new articles to %d chats", len(articles), len(chats))
             html = render.render_new_article(article)
@@ -131,7 +156,7 @@ class NewsFeeds:
             await bot.send_message(chat_id, html)
             return True
         except ChatMigrated as exc:  # the group became a supergroup, with a new id
-            await asyncio.to_thread(self.store.move, chat_id, exc.new_chat_id)
+            await asyncio.to_thread(self.subscriptions.move, chat_id, exc.new_chat_id)
             logger.info("chat %s is now %s; subscription moved", chat_id, exc.new_chat_id)
             await self._send(bot, exc.new_chat_id, html)
             return False  # the old id is gone; the next article goes to the new one
@@ -145,6 +170,6 @@ class NewsFeeds:
         except TelegramError as exc:  # flood limits and retries are the rate limiter's job
             logger.warning("push to chat %s failed: %s", chat_id, exc.message)
             return True
-        await asyncio.to_thread(self.store.unsubscribe, chat_id)
+        await asyncio.to_thread(self.subscriptions.unsubscribe, chat_id)
         logger.info("chat %s unsubscribed: %s", chat_id, reason)
         return False

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from fake_bot_api import telegram_html_problems
 
 from bot import i18n, render
 from bot.i18n import pick_language
 from retrieval import Article, Hit, Paragraph, Passage
+from tests.support.fake_bot_api import telegram_html_problems
 
 
 def _article(title="标题 <新闻> & “引号”", url="https://www.voachinese.com/a/x?a=1&b=2", day=1):
@@ -110,9 +110,9 @@ def test_pick_language(code, lang):
 
 def test_every_string_exists_in_every_language_and_is_valid_html():
     for key in i18n.string_keys():
-        assert set(i18n.translations(key)) == set(i18n.languages()), key
-        for lang in i18n.languages():
+        assert set(i18n.translations(key)) == set(i18n.LANGUAGES), key
+        for lang in i18n.LANGUAGES:
             text = i18n.t(lang, key, question="q", page=1, example="e", bot="B", max=20, n=3,
                           articles=1, passages=2, newest="d", count=1, result="r", topic="t",
-                          examples="x")  # fmt: skip
+                          examples="x", commands="c")  # fmt: skip
             assert telegram_html_problems(text) == [], (key, lang)

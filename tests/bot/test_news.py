@@ -1,4 +1,5 @@
-"""Feeds in the bot: scheduled ingest, /subscribe and /unsubscribe, and new-article pushes.
+"""News in the bot: scheduled ingest, /subscribe and /unsubscribe, new-article pushes, and
+the subscriptions database across restarts and upgrades.
 
 The real Application talks to the fake Bot API server; feeds come from a second loopback
 HTTP server serving tests/fixtures/feeds/bot_news.xml.
@@ -8,27 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from bot_harness import RAIL, REPO, SEED_TITLE, TYPHOON, running_bot, seed_text, write_seeds
-from fake_bot_api import TOKEN, telegram_html_problems
 
 from bot.render import render_new_article
 from bot.settings import Settings, SettingsError
 from bot.subscriptions import SubscriptionStore
 from retrieval import Library
+from tests.support import FEEDS
+from tests.support.fake_bot_api import TOKEN, telegram_html_problems
+from tests.support.harness import run_bot, running_bot
+from tests.support.http import LoopbackServer, reply
+from tests.support.legacy import write_version_0_subscriptions
+from tests.support.seeds import RAIL, SEED_TITLE, SEED_URL, TYPHOON, SeedArticle, write_seeds
 
-pytest_plugins = ["bot_fixtures"]
-
-FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 VOLCANO_TITLE = "冰岛雷克雅内斯半岛火山再度喷发 <蓝湖> & 渔村居民撤离"
 VOLCANO_URL = "https://www.voachinese.com/a/iceland-volcano-eruption/7980001.html"
 ICEBERG_TITLE = "南极冰架崩解 科学家追踪巨型冰山漂移"
@@ -36,58 +34,42 @@ ICEBERG_TITLE = "南极冰架崩解 科学家追踪巨型冰山漂移"
 ANONYMOUS_ADMIN = {
     "id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"
 }  # fmt: skip
-QUAKE = {
-    "title": "智利北部发生规模七级地震 沿海发布海啸警报",
-    "url": "https://www.voachinese.com/a/chile-earthquake/7990001.html",
-    "published": datetime(2025, 3, 6, 4, 0, tzinfo=UTC),
-    "paragraphs": ["智利北部周四凌晨发生规模七级地震，当局一度对沿海地区发布海啸警报。"],
-}
-FLOOD = {
-    "title": "巴西南部洪水肆虐 数万人被迫离家",
-    "url": "https://www.voachinese.com/a/brazil-floods/7990002.html",
-    "published": datetime(2025, 3, 7, 4, 0, tzinfo=UTC),
-    "paragraphs": ["巴西南部连日暴雨引发洪水，数万名居民被迫离开家园。"],
-}
+QUAKE = SeedArticle(
+    title="智利北部发生规模七级地震 沿海发布海啸警报",
+    url="https://www.voachinese.com/a/chile-earthquake/7990001.html",
+    published=datetime(2025, 3, 6, 4, 0, tzinfo=UTC),
+    paragraphs=("智利北部周四凌晨发生规模七级地震，当局一度对沿海地区发布海啸警报。",),
+)
+FLOOD = SeedArticle(
+    title="巴西南部洪水肆虐 数万人被迫离家",
+    url="https://www.voachinese.com/a/brazil-floods/7990002.html",
+    published=datetime(2025, 3, 7, 4, 0, tzinfo=UTC),
+    paragraphs=("巴西南部连日暴雨引发洪水，数万名居民被迫离开家园。",),
+)
+ECLIPSE = SeedArticle(
+    title="日全食横越北美 数百万人仰望天空",
+    # Not in canonical form (host case, a #fragment): its article id changed with the upgrade.
+    url="https://WWW.voachinese.com/a/solar-eclipse/7990003.html#top",
+    published=datetime(2025, 3, 5, 4, 0, tzinfo=UTC),
+    paragraphs=("日全食周一横越北美，数百万人走出户外仰望天空。",),
+)
 
 
 # ---- the loopback feed server ----------------------------------------------------------
 
 
-class _FeedHandler(BaseHTTPRequestHandler):
-    server: _FeedServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        file = FEEDS / self.path.rpartition("/")[2]
-        status, body = (200, file.read_bytes()) if file.is_file() else (404, b"not found")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/rss+xml" if status == 200 else "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _FeedServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _FeedHandler)
-        self.requests: list[str] = []
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+def serve_feeds(request: BaseHTTPRequestHandler) -> None:
+    file = FEEDS / request.path.rpartition("/")[2]
+    if file.is_file():
+        reply(request, 200, file.read_bytes(), "application/rss+xml")
+    else:
+        reply(request, 404, b"not found", "text/plain")
 
 
 @pytest.fixture
-def feed_server() -> Iterator[_FeedServer]:
-    server = _FeedServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def feed_server() -> Iterator[LoopbackServer]:
+    with LoopbackServer(serve_feeds) as server:
+        yield server
 
 
 @pytest.fixture
@@ -105,11 +87,6 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "subscriptions.sqlite3"
 
 
-def _add_seed(seeds: Path, article: dict, name: str) -> None:
-    text = seed_text(article["title"], article["url"], article["published"], article["paragraphs"])
-    (seeds / name).write_text(text, encoding="utf-8")
-
-
 def _pushes(fake_api, chat_id: int) -> list[str]:
     """The pushed articles (not replies) a chat received, as HTML."""
     return [
@@ -121,12 +98,6 @@ def _pushes(fake_api, chat_id: int) -> list[str]:
 
 def _attempts(fake_api, chat_id: int) -> int:
     return sum(int(c.params["chat_id"]) == chat_id for c in fake_api.calls_to("sendMessage", False))
-
-
-async def _say(fake_api, chat: dict, user: dict, text: str, **extra) -> str:
-    message = fake_api.make_message(chat, user, text, **extra)
-    fake_api.push_update({"message": message})
-    return (await fake_api.wait_for_reply(message)).params["text"]
 
 
 # ---- settings ---------------------------------------------------------------------------
@@ -150,15 +121,6 @@ def test_feed_settings_are_read_with_sensible_defaults():
     assert settings.subscriptions_db == Path("/var/lib/bot/subs.sqlite3")
 
 
-def _run_bot(cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "FEED_"))}
-    environ.update(TELEGRAM_BOT_TOKEN=TOKEN, PYTHONPATH=str(REPO), **env)
-    return subprocess.run(
-        [sys.executable, "-m", "bot"], cwd=cwd, env=environ, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -172,7 +134,7 @@ def _run_bot(cwd: Path, **env: str) -> subprocess.CompletedProcess:
 def test_invalid_feed_settings_exit_2_with_one_line_naming_the_setting(tmp_path, name, value):
     with pytest.raises(SettingsError, match=rf"^{name}"):
         Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, name: value})
-    result = _run_bot(tmp_path, **{name: value})
+    result = run_bot(cwd=tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, **{name: value})
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert name in line and TOKEN not in line
@@ -181,8 +143,9 @@ def test_invalid_feed_settings_exit_2_with_one_line_naming_the_setting(tmp_path,
 
 def test_an_unusable_subscriptions_db_exits_2_with_one_line(tmp_path):
     seeds = write_seeds(tmp_path / "seeds")
-    result = _run_bot(
-        tmp_path,
+    result = run_bot(
+        cwd=tmp_path,
+        TELEGRAM_BOT_TOKEN=TOKEN,
         SEEDS_DIR=str(seeds),
         INDEX_DIR=str(tmp_path / "index"),
         SUBSCRIPTIONS_DB=str(tmp_path / "no-such-dir" / "subscriptions.sqlite3"),
@@ -196,13 +159,13 @@ def test_an_unusable_subscriptions_db_exits_2_with_one_line(tmp_path):
 
 
 def test_a_pushed_article_shows_date_linked_title_and_first_paragraph_escaped(bot_library):
-    [typhoon] = [a for a in bot_library.latest(3) if a.title == TYPHOON["title"]]
+    [typhoon] = [a for a in bot_library.latest(3) if a.title == TYPHOON.title]
     html = render_new_article(typhoon)
     assert html.startswith("🆕 <b>2025-03-01</b> ")
-    assert f'<a href="{TYPHOON["url"]}">{TYPHOON["title"]}</a>' in html
-    assert TYPHOON["paragraphs"][0] in html and TYPHOON["paragraphs"][1] not in html
+    assert f'<a href="{TYPHOON.url}">{TYPHOON.title}</a>' in html
+    assert TYPHOON.paragraphs[0] in html and TYPHOON.paragraphs[1] not in html
     assert telegram_html_problems(html) == []
-    [rail] = [a for a in bot_library.latest(3) if a.title == RAIL["title"]]
+    [rail] = [a for a in bot_library.latest(3) if a.title == RAIL.title]
     long = render_new_article(rail)  # a first paragraph far over 4,096 characters
     assert telegram_html_problems(long) == [] and long.endswith("…")
 
@@ -213,12 +176,12 @@ def test_a_pushed_article_shows_date_linked_title_and_first_paragraph_escaped(bo
 async def test_subscribe_and_unsubscribe_in_a_private_chat(bot, fake_api):
     user = fake_api.user(6001, "en")
     chat = fake_api.private_chat(user)
-    assert "Subscribed" in await _say(fake_api, chat, user, "/subscribe")
-    assert "already subscribed" in await _say(fake_api, chat, user, "/subscribe")
-    assert "Unsubscribed" in await _say(fake_api, chat, user, "/unsubscribe")
-    assert "not subscribed" in await _say(fake_api, chat, user, "/unsubscribe")
+    assert "Subscribed" in await fake_api.say(chat, user, "/subscribe")
+    assert "already subscribed" in await fake_api.say(chat, user, "/subscribe")
+    assert "Unsubscribed" in await fake_api.say(chat, user, "/unsubscribe")
+    assert "not subscribed" in await fake_api.say(chat, user, "/unsubscribe")
     chinese = fake_api.user(6002, "zh-hans")
-    assert "已订阅" in await _say(fake_api, fake_api.private_chat(chinese), chinese, "/subscribe")
+    assert "已订阅" in await fake_api.say(fake_api.private_chat(chinese), chinese, "/subscribe")
     assert fake_api.calls_to("getChatMember") == []  # private chats need no check
 
 
@@ -229,17 +192,17 @@ async def test_in_groups_only_administrators_change_the_subscription(fake_api, b
     fake_api.set_member_status(group, owner, "creator")
     store = SubscriptionStore(db)
     async with running_bot(fake_api, bot_library, SUBSCRIPTIONS_DB=str(db)):
-        refusal = await _say(fake_api, group, member, "/subscribe@ThisBot")
+        refusal = await fake_api.say(group, member, "/subscribe@ThisBot")
         assert "only the group's administrators" in refusal
         assert store.chats() == []
-        assert "Subscribed" in await _say(fake_api, group, admin, "/subscribe@ThisBot")
+        assert "Subscribed" in await fake_api.say(group, admin, "/subscribe@ThisBot")
         assert store.chats() == [group["id"]]
-        refusal = await _say(fake_api, group, member, "/unsubscribe@ThisBot")
+        refusal = await fake_api.say(group, member, "/unsubscribe@ThisBot")
         assert "only the group's administrators" in refusal
-        assert "Unsubscribed" in await _say(fake_api, group, owner, "/unsubscribe@ThisBot")
+        assert "Unsubscribed" in await fake_api.say(group, owner, "/unsubscribe@ThisBot")
         checks = len(fake_api.calls_to("getChatMember"))
         # An anonymous administrator writes as the group itself: no getChatMember needed.
-        reply = await _say(fake_api, group, ANONYMOUS_ADMIN, "/subscribe", sender_chat=group)
+        reply = await fake_api.say(group, ANONYMOUS_ADMIN, "/subscribe", sender_chat=group)
         assert "已订阅" in reply
         assert len(fake_api.calls_to("getChatMember")) == checks
     assert store.chats() == [group["id"]]
@@ -258,16 +221,20 @@ async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pus
     store.subscribe(group["id"])
     feed, missing = feed_server.url("/feeds/bot_news.xml"), feed_server.url("/feeds/gone.xml")
     env = {"FEED_URLS": f"{feed} {missing}", "FEED_INTERVAL_MINUTES": "0.005"}  # 0.3 s
+
+    def fetches() -> int:
+        return [r.path for r in feed_server.requests].count("/feeds/bot_news.xml")
+
     async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db), **env):
         await fake_api.wait_for(lambda: len(_pushes(fake_api, group["id"])) == 2)
         # Later runs of the job find nothing new and push nothing.
-        await fake_api.wait_for(lambda: feed_server.requests.count("/feeds/bot_news.xml") >= 4)
+        await fake_api.wait_for(lambda: fetches() >= 4)
         await fake_api.settle()
         chat = fake_api.private_chat(reader)
-        answer = await _say(fake_api, chat, reader, "冰岛火山喷发了吗？")
+        answer = await fake_api.say(chat, reader, "冰岛火山喷发了吗？")
         assert "冰岛雷克雅内斯半岛火山再度喷发 &lt;蓝湖&gt; &amp; 渔村居民撤离" in answer
-        latest = await _say(fake_api, chat, reader, "/latest 3")
-        assert latest.index("冰岛") < latest.index(ICEBERG_TITLE) < latest.index(TYPHOON["title"])
+        latest = await fake_api.say(chat, reader, "/latest 3")
+        assert latest.index("冰岛") < latest.index(ICEBERG_TITLE) < latest.index(TYPHOON.title)
 
     for chat_id in (reader["id"], group["id"]):
         pushes = _pushes(fake_api, chat_id)
@@ -276,7 +243,7 @@ async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pus
         assert len(pushes) == 2
         assert f'<a href="{VOLCANO_URL}">' in pushes[1] and "&lt;蓝湖&gt; &amp;" in pushes[1]
         assert ICEBERG_TITLE in pushes[0] and "巨型冰山从南极冰架崩解" in pushes[0]
-        assert not any(TYPHOON["title"] in p or SEED_TITLE in p for p in pushes)
+        assert not any(TYPHOON.title in p or SEED_TITLE in p for p in pushes)
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.endswith("bot_news.xml: 2 new, 0 updated, 1 skipped") for m in messages)
     failed = [r for r in caplog.records if "gone.xml: failed: HTTP 404" in r.getMessage()]
@@ -294,11 +261,11 @@ async def test_the_first_start_does_not_push_the_backlog_but_later_files_are_pus
         await asyncio.sleep(0.6)  # a few rescans and the start-up check
         assert _pushes(fake_api, reader["id"]) == []
         # Not from a feed: a file dropped into SEEDS_DIR, found by the rescan job.
-        _add_seed(seeds, QUAKE, "300_quake.txt")
+        QUAKE.write(seeds, "300_quake.txt")
         await fake_api.wait_for(lambda: _pushes(fake_api, reader["id"]))
         await asyncio.sleep(0.6)
     [push] = _pushes(fake_api, reader["id"])
-    assert QUAKE["title"] in push and QUAKE["url"] in push
+    assert QUAKE.title in push and QUAKE.url in push
 
 
 async def test_a_chat_that_blocked_the_bot_is_unsubscribed_after_one_failed_send(
@@ -316,11 +283,11 @@ async def test_a_chat_that_blocked_the_bot_is_unsubscribed_after_one_failed_send
     admin = fake_api.user(8299, "en")
     env = {"SUBSCRIPTIONS_DB": str(db), "ADMIN_USER_IDS": str(admin["id"])}
     async with running_bot(fake_api, library, **env):
-        _add_seed(seeds, QUAKE, "300_quake.txt")
-        _add_seed(seeds, FLOOD, "301_flood.txt")
+        QUAKE.write(seeds, "300_quake.txt")
+        FLOOD.write(seeds, "301_flood.txt")
         # /reload is a refresh too: it pushes what it found.
         chat = fake_api.private_chat(admin)
-        assert "changes loaded" in await _say(fake_api, chat, admin, "/reload")
+        assert "changes loaded" in await fake_api.say(chat, admin, "/reload")
         await fake_api.wait_for(lambda: len(_pushes(fake_api, fine)) == 2)
         await fake_api.wait_for(lambda: len(_pushes(fake_api, -100301)) == 2)
         await fake_api.settle()
@@ -338,16 +305,51 @@ async def test_subscriptions_survive_a_restart(fake_api, seeds, tmp_path, db):
     chat = fake_api.private_chat(user)
     library = Library.from_dir(seeds, index_dir=tmp_path / "index")
     async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
-        assert "Subscribed" in await _say(fake_api, chat, user, "/subscribe")
+        assert "Subscribed" in await fake_api.say(chat, user, "/subscribe")
     # While the bot is down, an article arrives; the next start loads and pushes it.
-    _add_seed(seeds, FLOOD, "301_flood.txt")
+    FLOOD.write(seeds, "301_flood.txt")
     library = Library.from_dir(seeds, index_dir=tmp_path / "index")
     async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
         await fake_api.wait_for(lambda: _pushes(fake_api, chat["id"]))
-        assert "already subscribed" in await _say(fake_api, chat, user, "/subscribe")
+        assert "already subscribed" in await fake_api.say(chat, user, "/subscribe")
     [push] = _pushes(fake_api, chat["id"])
-    assert FLOOD["title"] in push
+    assert FLOOD.title in push
     # A third start pushes nothing again.
     async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
         await asyncio.sleep(0.3)
     assert len(_pushes(fake_api, chat["id"])) == 1
+
+
+async def test_after_an_upgrade_nothing_is_pushed_twice_and_new_articles_still_are(
+    fake_api, seeds, tmp_path, db
+):
+    reader = 8401
+    ECLIPSE.write(seeds, "200_eclipse.txt")
+    write_version_0_subscriptions(db, [reader], [SEED_URL, TYPHOON.url, ECLIPSE.url])
+    FLOOD.write(seeds, "301_flood.txt")  # arrived while the bot was being upgraded
+    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+        await fake_api.wait_for(lambda: _pushes(fake_api, reader))
+        await fake_api.settle()
+    # One push task sends oldest first: had the eclipse counted as new, it would have come
+    # before the flood.
+    [push] = _pushes(fake_api, reader)
+    assert FLOOD.title in push
+    assert SubscriptionStore(db).chats() == [reader]
+
+
+async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
+    fake_api, seeds, tmp_path, db
+):
+    store = SubscriptionStore(db)
+    store.baseline([ref.id for ref in Library.from_dir(seeds, tmp_path / "index").article_refs()])
+    store.subscribe(8501)
+    QUAKE.write(seeds, "300_quake.txt")
+    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    # Each menu registration fails twice before it succeeds: start-up takes 1.5 s of retries,
+    # longer than a one-off job may be late by default.
+    fake_api.fail("setMyCommands", status=502, times=4)
+    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+        await fake_api.wait_for(lambda: _pushes(fake_api, 8501))
+    [push] = _pushes(fake_api, 8501)
+    assert QUAKE.title in push

@@ -1,12 +1,14 @@
 """A fake Telegram Bot API server on 127.0.0.1 for driving the real Application over HTTP.
 
-It runs a ThreadingHTTPServer in a background thread, so it is independent of the test's
-event loop. It records every call, serves queued updates through getUpdates (honouring
-offset, limit and the long-poll timeout), keeps the messages the bot sent (edits included),
-checks every HTML text the way Telegram would (allowed tags, entities, 4,096 UTF-16 units),
-and can be told to fail a method: a 429 with retry_after, a 5xx, a 400. It answers
-getChatMember with a status the test sets, and can refuse every sendMessage to a chat the way
-Telegram does once a user blocked the bot (403) or a chat was deleted (400).
+It runs on the tests' loopback server (tests.support.http), in a background thread, so it is
+independent of the test's event loop. It records every call, serves queued updates through
+getUpdates (honouring offset, limit and the long-poll timeout), keeps the messages the bot
+sent (edits included), checks every HTML text the way Telegram would (allowed tags, entities,
+4,096 UTF-16 units), accepts one answer per callback query (a second one gets Telegram's
+400, and is recorded as a problem), and can be told to fail a method: a 429 with
+retry_after, a 5xx, a 400. It answers getChatMember with a status the test sets, and can
+refuse every sendMessage to a chat the way Telegram does once a user blocked the bot (403)
+or a chat was deleted (400).
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ import html
 import itertools
 import json
 import re
-import sys
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.support.http import LoopbackServer, reply
 
 TOKEN = "123456789:TEST-token_abcdefghijklmnopqrstuvwx"
 BOT_ID = 123456789
 BOT_USERNAME = "ThisBot"
 MESSAGE_LIMIT = 4096
+# What Telegram answers to a second answerCallbackQuery, or one for a query it never sent.
+QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query id is invalid"
 
 # JSON-encoded parameters, as PTB sends them in form data.
 _JSON_PARAMS = {
@@ -126,7 +131,7 @@ class FakeBotApi:
     bot_id: int = BOT_ID
     privacy_mode: bool = True
     calls: list[Call] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # invalid HTML the bot tried to send
+    problems: list[str] = field(default_factory=list)  # what Telegram would have refused
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -139,27 +144,14 @@ class FakeBotApi:
         self.update_handed_out_at: dict[int, float] = {}  # update id → first getUpdates
         self.member_status: dict[tuple[int, int], str] = {}  # (chat id, user id) → status
         self._unreachable: dict[int, _Failure] = {}  # chat id → how sendMessage fails
+        self._open_queries: set[str] = set()  # callback queries sent and not answered yet
         self._closing = False
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> FakeBotApi:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            do_GET = do_POST
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(self._handle, keep_alive=True).start()
         return self
 
     def stop(self) -> None:
@@ -167,8 +159,7 @@ class FakeBotApi:
             self._closing = True
             self._lock.notify_all()
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def __enter__(self) -> FakeBotApi:
         return self.start()
@@ -179,7 +170,7 @@ class FakeBotApi:
     @property
     def api_root(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url()
 
     # ---- what the tests do --------------------------------------------------------------
 
@@ -251,6 +242,13 @@ class FakeBotApi:
         self.chats[chat["id"]] = chat
         return chat
 
+    def user_in_private_chat(
+        self, user_id: int = 1001, language_code: str | None = "zh-hans"
+    ) -> tuple[dict, dict]:
+        """A user and their private chat with the bot."""
+        user = self.user(user_id, language_code)
+        return user, self.private_chat(user)
+
     def group_chat(self, chat_id: int = -1001234567890, title: str = "News fans") -> dict:
         chat = {"id": chat_id, "type": "supergroup", "title": title}
         self.chats[chat_id] = chat
@@ -283,6 +281,8 @@ class FakeBotApi:
 
     def press_button(self, message: dict, user: dict, data: str) -> str:
         query_id = f"cb{next(self._update_ids)}"
+        with self._lock:
+            self._open_queries.add(query_id)
         self.push_update(
             {
                 "callback_query": {
@@ -343,6 +343,12 @@ class FakeBotApi:
     async def wait_for_reply(self, message: dict, timeout: float = 10.0) -> Call:
         calls = await self.wait_for(lambda: self.replies_to(message), timeout, "a reply")
         return calls[0]
+
+    async def say(self, chat: dict, user: dict, text: str, **extra: Any) -> str:
+        """A user sends `text`; returns the text (HTML) of the bot's reply to it."""
+        message = self.make_message(chat, user, text, **extra)
+        self.push_update({"message": message})
+        return (await self.wait_for_reply(message)).params["text"]
 
     async def settle(self, quiet: float = 0.3) -> None:
         """Wait until all pushed updates were fetched and no call came for `quiet` seconds."""
@@ -501,6 +507,12 @@ class FakeBotApi:
         return {k: v for k, v in message.items() if k != "html"}
 
     def _api_answerCallbackQuery(self, params: dict) -> bool:
+        query_id = params["callback_query_id"]
+        with self._lock:
+            if query_id not in self._open_queries:
+                self.problems.append(f"answerCallbackQuery: {query_id} answered twice or unknown")
+                raise _ApiError(400, QUERY_INVALID)
+            self._open_queries.remove(query_id)
         return True
 
     def _api_answerInlineQuery(self, params: dict) -> bool:
@@ -548,17 +560,6 @@ class FakeBotApi:
         return True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The bot opens up to 256 connections at once; the default backlog of 5 resets them.
-    request_queue_size = 1024
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (the bot shutting down mid long-poll) is not a test failure.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class _ApiError(Exception):
     def __init__(self, status: int, description: str, parameters: dict | None = None) -> None:
         super().__init__(description)
@@ -602,9 +603,4 @@ def _parse_params(content_type: str, body: bytes) -> dict[str, Any]:
 
 
 def _reply(request: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
-    body = json.dumps(payload).encode()
-    request.send_response(status)
-    request.send_header("Content-Type", "application/json")
-    request.send_header("Content-Length", str(len(body)))
-    request.end_headers()
-    request.wfile.write(body)
+    reply(request, status, json.dumps(payload).encode(), "application/json")

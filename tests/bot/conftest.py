@@ -1,13 +1,13 @@
-"""The bot tests' fixtures, loaded with `pytest_plugins = ["bot_fixtures"]` in each
-test_bot_* module (tests/conftest.py belongs to the retrieval tests)."""
+"""The bot tests' fixtures: a small library, the fake Bot API server, the running bot."""
 
 from __future__ import annotations
 
 import pytest
-from bot_harness import RAIL, TYPHOON, running_bot, write_seeds
-from fake_bot_api import FakeBotApi, telegram_html_problems
 
 from retrieval import Library
+from tests.support.fake_bot_api import FakeBotApi, telegram_html_problems
+from tests.support.harness import running_bot
+from tests.support.seeds import RAIL, TYPHOON, write_seeds
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,8 @@ def bot_library(tmp_path_factory):
 def fake_api():
     with FakeBotApi() as server:
         yield server
-    # Every text the bot tried to send must be valid Telegram HTML within 4,096 characters.
+    # Nothing the bot sent may be what Telegram refuses: invalid HTML, over 4,096 characters,
+    # a second answer to one callback query.
     assert server.problems == []
     for message in server.messages.values():
         if "html" in message:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from bot_harness import TYPHOON, running_bot
-
-pytest_plugins = ["bot_fixtures"]
+from tests.support.harness import running_bot
+from tests.support.seeds import TYPHOON
 
 
 def _group(fake_api):
@@ -15,7 +14,7 @@ async def test_ask_addressed_to_this_bot_is_answered_in_a_thread(bot, fake_api):
     user, group = _group(fake_api)
     question = fake_api.send_text(group, user, "/ask@ThisBot 台风海葵在哪里登陆？")
     reply = await fake_api.wait_for_reply(question)  # threaded: reply_parameters.message_id
-    assert TYPHOON["title"] in reply.params["text"]
+    assert TYPHOON.title in reply.params["text"]
     assert reply.params["reply_parameters"]["allow_sending_without_reply"] is True
 
 
@@ -35,7 +34,7 @@ async def test_latest_addressed_to_this_bot(bot, fake_api):
     user, group = _group(fake_api)
     question = fake_api.send_text(group, user, "/latest@ThisBot 2")
     html = (await fake_api.wait_for_reply(question)).params["text"]
-    assert TYPHOON["title"] in html
+    assert TYPHOON.title in html
 
 
 async def test_a_reply_to_the_bots_message_is_a_question(bot, fake_api):
@@ -45,7 +44,7 @@ async def test_a_reply_to_the_bots_message_is_a_question(bot, fake_api):
     [bot_message] = fake_api.sent_to(group["id"])
     follow_up = fake_api.send_text(group, user, "台风海葵在哪里登陆？", reply_to=bot_message)
     html = (await fake_api.wait_for_reply(follow_up)).params["text"]
-    assert TYPHOON["title"] in html
+    assert TYPHOON.title in html
     # A reply to someone else's message is chatter.
     other = fake_api.send_text(group, user, "台风海葵在哪里登陆？", reply_to=first)
     await fake_api.settle()
@@ -59,7 +58,7 @@ async def test_mentions_are_answered_when_privacy_mode_is_off(fake_api, bot_libr
         chatter = fake_api.send_text(group, user, "台风海葵好大")
         question = fake_api.send_text(group, user, "@ThisBot 台风海葵在哪里登陆？")
         html = (await fake_api.wait_for_reply(question)).params["text"]
-        assert TYPHOON["title"] in html
+        assert TYPHOON.title in html
         # The mention is stripped from the question the bot echoes and searches for.
         assert "「台风海葵在哪里登陆？」" in html
         case_and_middle = fake_api.send_text(group, user, "台风海葵 @thisbot 在哪里登陆")

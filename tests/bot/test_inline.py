@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from bot_harness import RAIL, SEED_TITLE, TYPHOON
-
-pytest_plugins = ["bot_fixtures"]
+from tests.support.seeds import RAIL, SEED_TITLE, TYPHOON
 
 
 async def test_inline_question_returns_passages_with_links(bot, fake_api):
@@ -28,7 +26,7 @@ async def test_empty_inline_query_lists_the_newest_articles(bot, fake_api):
     fake_api.inline_query(fake_api.user(4002), "")
     [call] = await fake_api.wait_for(lambda: fake_api.calls_to("answerInlineQuery"))
     titles = [r["title"] for r in call.params["results"]]
-    assert titles == [TYPHOON["title"], SEED_TITLE, RAIL["title"]]
+    assert titles == [TYPHOON.title, SEED_TITLE, RAIL.title]
 
 
 async def test_inline_query_without_matches_offers_to_open_the_bot(bot, fake_api):

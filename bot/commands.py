@@ -1,0 +1,133 @@
+"""The bot's commands, in one table: their names, who may use them, and their words.
+
+Every place that lists or answers commands reads `COMMANDS`: handler registration (app.py,
+which puts each command's scope check in front of its handler), the command menu Telegram
+shows (`menu`), /help (`help_lines`) and the console (`find`). Each command is answered by
+the method of the same name on `handlers.BotHandlers`, and in the console by the one on
+`console.ConsoleSession` (tests check both exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .i18n import Lang
+
+
+class Scope(Enum):
+    """Who may use a command."""
+
+    EVERYONE = "everyone"
+    # Anyone in a private chat; in groups, the group's administrators (anonymous ones too).
+    CHAT_ADMINS = "chat admins"
+    # ADMIN_USER_IDS only. Left out of the menu and /help: others would only be refused.
+    BOT_ADMINS = "bot admins"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command: /name (and its aliases), and the words that present it."""
+
+    name: str
+    scope: Scope = Scope.EVERYONE
+    # Telegram's command menu (setMyCommands: plain text, 1-256 characters). Every language,
+    # for each command the menu and /help list (scope other than BOT_ADMINS).
+    menu: Mapping[Lang, str] = field(default_factory=dict)
+    # The line in /help after "/name" (trusted Telegram HTML; "{bot}" is the bot's username).
+    help: Mapping[Lang, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    console: bool = True  # answered by `python -m bot --console` (which has no chat)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "ask",
+        menu={"zh-Hans": "提问", "zh-Hant": "提問", "en": "Ask a question"},
+        help={
+            "zh-Hans": "问题 — 提问（群组里用 /ask@{bot}）",
+            "zh-Hant": "問題 — 提問（群組裡用 /ask@{bot}）",
+            "en": "question — ask (in groups: /ask@{bot})",
+        },
+    ),
+    Command(
+        "latest",
+        menu={"zh-Hans": "最新文章", "zh-Hant": "最新文章", "en": "Newest articles"},
+        help={
+            "zh-Hans": "[n] — 最新的 n 篇文章",
+            "zh-Hant": "[n] — 最新的 n 篇文章",
+            "en": "[n] — the n newest articles",
+        },
+    ),
+    Command(
+        "about",
+        menu={"zh-Hans": "收录情况", "zh-Hant": "收錄情況", "en": "What the archive holds"},
+        help={
+            "zh-Hans": "— 收录了多少文章",
+            "zh-Hant": "— 收錄了多少文章",
+            "en": "— what the archive holds",
+        },
+    ),
+    Command(
+        "subscribe",
+        menu={
+            "zh-Hans": "订阅新文章",
+            "zh-Hant": "訂閱新文章",
+            "en": "Get new articles as they arrive",
+        },
+        help={
+            "zh-Hans": "— 有新文章时发到这个聊天（群组里仅限管理员）",
+            "zh-Hant": "— 有新文章時發到這個聊天（群組裡僅限管理員）",
+            "en": "— get each new article in this chat (in groups: admins only)",
+        },
+        scope=Scope.CHAT_ADMINS,
+        console=False,
+    ),
+    Command(
+        "unsubscribe",
+        menu={"zh-Hans": "退订新文章", "zh-Hant": "退訂新文章", "en": "Stop new articles"},
+        help={
+            "zh-Hans": "— 停止推送新文章",
+            "zh-Hant": "— 停止推送新文章",
+            "en": "— stop the new articles",
+        },
+        scope=Scope.CHAT_ADMINS,
+        console=False,
+    ),
+    Command(
+        "help",
+        menu={"zh-Hans": "使用说明", "zh-Hant": "使用說明", "en": "How to use this bot"},
+        help={"zh-Hans": "— 这份说明", "zh-Hant": "— 這份說明", "en": "— this message"},
+        aliases=("start",),  # what Telegram sends when someone opens the bot
+    ),
+    Command("reload", scope=Scope.BOT_ADMINS, console=False),
+)
+
+# setMyCommands takes two-letter ISO 639-1 codes, which cannot tell simplified from
+# traditional Chinese: the default menu is in simplified Chinese, English users get English.
+MENU_LANGUAGES: Mapping[str | None, Lang] = {None: "zh-Hans", "en": "en"}
+
+
+def listed() -> list[Command]:
+    """The commands shown in the menu and in /help, in the table's order."""
+    return [c for c in COMMANDS if c.scope is not Scope.BOT_ADMINS]
+
+
+def menu(lang: Lang) -> list[tuple[str, str]]:
+    """(command, description) pairs for setMyCommands."""
+    return [(c.name, c.menu[lang]) for c in listed()]
+
+
+def help_lines(lang: Lang, bot: str) -> str:
+    """The command list in /help, one line a command; `bot` is the escaped bot username."""
+    return "\n".join(f"/{c.name} {c.help[lang].format(bot=bot)}" for c in listed())
+
+
+def find(name: str) -> Command | None:
+    """The command called `name` (or one of its aliases), if the bot has one."""
+    return next((c for c in COMMANDS if name in c.names), None)

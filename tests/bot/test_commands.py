@@ -1,0 +1,53 @@
+"""The command table: every command answered, listed alike in the menu and /help, its scope
+enforced."""
+
+from __future__ import annotations
+
+import re
+
+from bot import commands
+from bot.commands import COMMANDS
+from bot.console import ConsoleSession
+from bot.handlers import BotHandlers
+from bot.i18n import LANGUAGES
+from tests.support.fake_bot_api import telegram_html_problems
+from tests.support.harness import running_bot
+
+
+def test_every_command_has_a_handler_and_console_commands_a_console_method():
+    for command in COMMANDS:
+        assert callable(getattr(BotHandlers, command.name, None)), command.name
+        if command.console:
+            assert callable(getattr(ConsoleSession, command.name, None)), command.name
+    names = [name for command in COMMANDS for name in command.names]
+    assert len(names) == len(set(names))
+
+
+def test_listed_commands_have_their_words_in_every_language():
+    assert [c.name for c in commands.listed()] == [
+        "ask", "latest", "about", "subscribe", "unsubscribe", "help",
+    ]  # fmt: skip
+    for command in commands.listed():
+        for lang in LANGUAGES:
+            assert 1 <= len(command.menu[lang]) <= 256, (command.name, lang)
+            assert "<" not in command.menu[lang]  # the menu is plain text
+            line = command.help[lang].format(bot="ThisBot")
+            assert telegram_html_problems(line) == [], (command.name, lang)
+
+
+async def test_the_menu_and_help_list_the_same_commands(bot, fake_api):
+    user, chat = fake_api.user_in_private_chat(language_code="en")
+    html = await fake_api.say(chat, user, "/help")
+    in_help = re.findall(r"^/(\w+)", html, re.M)
+    for call in fake_api.calls_to("setMyCommands"):
+        assert [c["command"] for c in call.params["commands"]] == in_help
+    assert "reload" not in in_help
+
+
+async def test_an_admin_only_command_refuses_everyone_else(fake_api, bot_library):
+    admin = fake_api.user(9101, "en")
+    async with running_bot(fake_api, bot_library, ADMIN_USER_IDS=str(admin["id"])):
+        stranger, chat = fake_api.user_in_private_chat(9102, "en")
+        assert await fake_api.say(chat, stranger, "/reload") == "Only admins can use this command."
+        reply = await fake_api.say(fake_api.private_chat(admin), admin, "/reload")
+        assert reply.startswith("Rescanned the articles")
