@@ -9,8 +9,6 @@ import sys
 
 from dotenv import load_dotenv
 
-from retrieval import Library
-
 from .i18n import DEFAULT_LANG, LANGUAGES
 from .logs import configure_logging
 from .settings import NO_TOKEN_MESSAGE, Settings, SettingsError
@@ -57,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return 2
     configure_logging(settings.log_level, secrets=[settings.token or ""])
+
+    # Imported here: the retrieval stack (numpy, OpenCC, jieba) takes a second to load, which
+    # a settings error need not wait for.
+    from retrieval import Library
 
     try:
         library = Library.from_dir(
