@@ -63,13 +63,19 @@ class SeedStat:
 
 def is_web_url(url: str) -> bool:
     """An absolute http(s) URL: the only kind that may become a link or a feed to fetch."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. "http://[x": urlsplit refuses it, so no client could fetch it
+        return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def canonical_url(url: str) -> str:
     """The form that identifies an article: trimmed, no #fragment, lower-case scheme and host."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # unsplittable ("http://[x"): still one article, identified as written
+        return url.strip().partition("#")[0]
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
 
 
