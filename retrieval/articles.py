@@ -8,11 +8,12 @@ The body is a feed item's HTML on one line (see the README for the variants it s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 
 from retrieval import seedfile
 from retrieval.models import Article, Paragraph, Passage
@@ -144,25 +145,30 @@ def _blocks(soup: BeautifulSoup) -> list[tuple[str, bool]]:
         if text:
             blocks.append((text, is_heading))
 
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # not a Comment, CData, Doctype
-                    buffer.append(str(child))
-            elif child.name == "br":
+    # An explicit stack, not recursion: a hostile file may nest thousands of elements.
+    # Each entry is an element's children still to visit and whether it ends a block.
+    stack: list[tuple[Iterator[PageElement], bool]] = [(iter(soup.children), False)]
+    while stack:
+        children, ends_block = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if ends_block:
                 flush()
-            elif child.name in _BLOCKS:
-                flush()
-                if _is_heading(child):
-                    buffer.append(child.get_text())
-                    flush(is_heading=True)
-                else:
-                    walk(child)
-                    flush()
-            elif isinstance(child, Tag):
-                walk(child)
-
-    walk(soup)
+        elif isinstance(child, NavigableString):
+            if type(child) is NavigableString:  # not a Comment, CData, Doctype
+                buffer.append(str(child))
+        elif child.name == "br":
+            flush()
+        elif child.name in _BLOCKS:
+            flush()
+            if _is_heading(child):
+                buffer.append(child.get_text())
+                flush(is_heading=True)
+            else:
+                stack.append((iter(child.children), True))
+        elif isinstance(child, Tag):
+            stack.append((iter(child.children), False))
     flush()
     return blocks
 
