@@ -199,12 +199,14 @@ def passages_of(article: Article) -> list[Passage]:
     """One passage per paragraph (the caption too); long ones split, tiny ones merged."""
     pieces: list[tuple[str, str | None]] = []
     if article.caption:
-        pieces.append((article.caption, None))
+        pieces.extend((chunk, None) for chunk in split_long(article.caption))
     for paragraph in article.paragraphs:
         pieces.extend((chunk, paragraph.section) for chunk in split_long(paragraph.text))
     merged: list[tuple[str, str | None]] = []
     for text, section in pieces:
-        if merged and len(text) < FRAGMENT_MIN_CHARS:
+        # A full passage takes no more fragments: a run of thousands of tiny paragraphs
+        # becomes passages of about PASSAGE_MAX_CHARS, and merging stays linear.
+        if merged and len(text) < FRAGMENT_MIN_CHARS and len(merged[-1][0]) <= PASSAGE_MAX_CHARS:
             prev_text, prev_section = merged[-1]
             merged[-1] = (f"{prev_text}\n{text}", prev_section)
         elif merged and len(merged[-1][0]) < FRAGMENT_MIN_CHARS:
@@ -219,21 +221,28 @@ def passages_of(article: Article) -> list[Passage]:
 
 
 def split_long(text: str, limit: int = PASSAGE_MAX_CHARS) -> list[str]:
-    """Split a paragraph longer than `limit` at sentence ends into pieces of at most ~limit."""
+    """Split a paragraph longer than `limit` at sentence ends into pieces of at most ~limit.
+
+    Linear in the length of the text, however long a sentence runs."""
     if len(text) <= limit:
         return [text]
     sentences = [s for s in _SENTENCE.findall(text) if s.strip()]
     chunks: list[str] = []
     current = ""
     for sentence in sentences:
-        while len(sentence) > limit:  # one run-on sentence: cut it at a comma, else hard
-            cut = max(sentence.rfind("，", 0, limit), sentence.rfind(",", 0, limit))
-            cut = cut + 1 if cut > limit // 2 else limit
+        # One run-on sentence: cut it at a comma, else hard. Cut by offsets: slicing off the
+        # rest at each cut copies it each time, quadratic in a megabyte without a full stop.
+        start = 0
+        while len(sentence) - start > limit:
+            end = start + limit
+            cut = max(sentence.rfind("，", start, end), sentence.rfind(",", start, end))
+            cut = cut + 1 if cut - start > limit // 2 else end
             if current:
                 chunks.append(current)
                 current = ""
-            chunks.append(sentence[:cut])
-            sentence = sentence[cut:]
+            chunks.append(sentence[start:cut])
+            start = cut
+        sentence = sentence[start:]
         if current and len(current) + len(sentence) > limit:
             chunks.append(current)
             current = ""
