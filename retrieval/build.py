@@ -70,13 +70,27 @@ def _init_worker(analyzer: Analyzer, parent_pid: int) -> None:
     parent killed with SIGKILL cannot stop its pool)."""
     global _worker_analyzer
     _worker_analyzer = analyzer
+    # The worker's own parent is the pool's process, or with forkserver the fork server,
+    # which exits when the pool's process does; either way the worker is then re-parented.
+    ppid = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while os.getppid() == ppid and _alive(parent_pid):
             time.sleep(0.5)
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process exists (it may have died before this worker started)."""
+    if os.name != "posix":
+        return True  # signal 0 would terminate it on Windows
+    try:
+        os.kill(pid, 0)
+    except OSError:  # gone, or the pid now belongs to another user's process
+        return False
+    return True
 
 
 def article_terms(
