@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from retrieval.feeds.fetch import MAX_BYTES, fetch_feed, make_client
+from retrieval.feeds.fetch import DEADLINE_SECONDS, MAX_BYTES, fetch_feed, make_client
 from retrieval.feeds.parse import FeedError, parse_feed
 from retrieval.feeds.write import known_articles, store_items
 
@@ -35,15 +35,16 @@ def ingest_feeds(
     *,
     client: httpx.Client | None = None,
     max_bytes: int = MAX_BYTES,
+    deadline: float = DEADLINE_SECONDS,
 ) -> list[FeedReport]:
     """Fetch each feed and write its new or changed items into `seeds_dir`; one report each.
 
-    Whatever one feed does, the next is fetched."""
+    Each feed gets `deadline` seconds to arrive; whatever one feed does, the next is fetched."""
     seeds_dir = Path(seeds_dir)
     known = known_articles(seeds_dir)
     http = client if client is not None else make_client()
     try:
-        return [_ingest_one(http, url, seeds_dir, known, max_bytes) for url in urls]
+        return [_ingest_one(http, url, seeds_dir, known, max_bytes, deadline) for url in urls]
     finally:
         if client is None:
             http.close()
@@ -55,9 +56,10 @@ def _ingest_one(
     seeds_dir: Path,
     known: dict[str, Path],
     max_bytes: int,
+    deadline: float,
 ) -> FeedReport:
     try:
-        fetched = fetch_feed(client, url, max_bytes=max_bytes)
+        fetched = fetch_feed(client, url, max_bytes=max_bytes, deadline=deadline)
         parsed = parse_feed(fetched.body, fetched.url, content_type=fetched.content_type)
         stored = store_items(parsed.items, seeds_dir, known)
     except FeedError as exc:
