@@ -61,7 +61,7 @@ def _ingest_one(
     try:
         fetched = fetch_feed(client, url, max_bytes=max_bytes, deadline=deadline)
         parsed = parse_feed(fetched.body, fetched.url, content_type=fetched.content_type)
-        stored = store_items(parsed.items, seeds_dir, known)
+        stored = store_items(parsed.items, seeds_dir, known, feed=url)
     except FeedError as exc:
         logger.info("%s failed: %s", url, exc)
         return FeedReport(url, error=str(exc))
