@@ -8,11 +8,12 @@ The body is a feed item's HTML on one line (see the README for the variants it s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 
 from retrieval import seedfile
 from retrieval.models import Article, Paragraph, Passage
@@ -144,25 +145,30 @@ def _blocks(soup: BeautifulSoup) -> list[tuple[str, bool]]:
         if text:
             blocks.append((text, is_heading))
 
-    def walk(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # not a Comment, CData, Doctype
-                    buffer.append(str(child))
-            elif child.name == "br":
+    # An explicit stack, not recursion: a hostile file may nest thousands of elements.
+    # Each entry is an element's children still to visit and whether it ends a block.
+    stack: list[tuple[Iterator[PageElement], bool]] = [(iter(soup.children), False)]
+    while stack:
+        children, ends_block = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if ends_block:
                 flush()
-            elif child.name in _BLOCKS:
-                flush()
-                if _is_heading(child):
-                    buffer.append(child.get_text())
-                    flush(is_heading=True)
-                else:
-                    walk(child)
-                    flush()
-            elif isinstance(child, Tag):
-                walk(child)
-
-    walk(soup)
+        elif isinstance(child, NavigableString):
+            if type(child) is NavigableString:  # not a Comment, CData, Doctype
+                buffer.append(str(child))
+        elif child.name == "br":
+            flush()
+        elif child.name in _BLOCKS:
+            flush()
+            if _is_heading(child):
+                buffer.append(child.get_text())
+                flush(is_heading=True)
+            else:
+                stack.append((iter(child.children), True))
+        elif isinstance(child, Tag):
+            stack.append((iter(child.children), False))
     flush()
     return blocks
 
@@ -193,12 +199,14 @@ def passages_of(article: Article) -> list[Passage]:
     """One passage per paragraph (the caption too); long ones split, tiny ones merged."""
     pieces: list[tuple[str, str | None]] = []
     if article.caption:
-        pieces.append((article.caption, None))
+        pieces.extend((chunk, None) for chunk in split_long(article.caption))
     for paragraph in article.paragraphs:
         pieces.extend((chunk, paragraph.section) for chunk in split_long(paragraph.text))
     merged: list[tuple[str, str | None]] = []
     for text, section in pieces:
-        if merged and len(text) < FRAGMENT_MIN_CHARS:
+        # A full passage takes no more fragments: a run of thousands of tiny paragraphs
+        # becomes passages of about PASSAGE_MAX_CHARS, and merging stays linear.
+        if merged and len(text) < FRAGMENT_MIN_CHARS and len(merged[-1][0]) <= PASSAGE_MAX_CHARS:
             prev_text, prev_section = merged[-1]
             merged[-1] = (f"{prev_text}\n{text}", prev_section)
         elif merged and len(merged[-1][0]) < FRAGMENT_MIN_CHARS:
@@ -213,21 +221,28 @@ def passages_of(article: Article) -> list[Passage]:
 
 
 def split_long(text: str, limit: int = PASSAGE_MAX_CHARS) -> list[str]:
-    """Split a paragraph longer than `limit` at sentence ends into pieces of at most ~limit."""
+    """Split a paragraph longer than `limit` at sentence ends into pieces of at most ~limit.
+
+    Linear in the length of the text, however long a sentence runs."""
     if len(text) <= limit:
         return [text]
     sentences = [s for s in _SENTENCE.findall(text) if s.strip()]
     chunks: list[str] = []
     current = ""
     for sentence in sentences:
-        while len(sentence) > limit:  # one run-on sentence: cut it at a comma, else hard
-            cut = max(sentence.rfind("，", 0, limit), sentence.rfind(",", 0, limit))
-            cut = cut + 1 if cut > limit // 2 else limit
+        # One run-on sentence: cut it at a comma, else hard. Cut by offsets: slicing off the
+        # rest at each cut copies it each time, quadratic in a megabyte without a full stop.
+        start = 0
+        while len(sentence) - start > limit:
+            end = start + limit
+            cut = max(sentence.rfind("，", start, end), sentence.rfind(",", start, end))
+            cut = cut + 1 if cut - start > limit // 2 else end
             if current:
                 chunks.append(current)
                 current = ""
-            chunks.append(sentence[:cut])
-            sentence = sentence[cut:]
+            chunks.append(sentence[start:cut])
+            start = cut
+        sentence = sentence[start:]
         if current and len(current) + len(sentence) > limit:
             chunks.append(current)
             current = ""

@@ -64,21 +64,33 @@ class _Vocabulary(dict[str, int]):
 _worker_analyzer: Analyzer | None = None
 
 
-def _init_worker(analyzer: Analyzer) -> None:
+def _init_worker(analyzer: Analyzer, pool_pid: int) -> None:
     """A worker's set-up: its own Analyzer (which arrives as data and builds its segmenter
-    and converter here), and a watchdog that ends the worker once its parent is gone: a
-    parent killed with SIGKILL cannot stop its pool. (Under forkserver the parent is the
-    fork server, which exits when the process that started it dies.)"""
+    and converter here), and a watchdog that ends the worker once the pool's process is
+    gone: a process killed with SIGKILL cannot stop its pool."""
     global _worker_analyzer
     _worker_analyzer = analyzer
+    # Under fork and spawn the worker is re-parented when the pool's process dies. Under
+    # forkserver its parent is the fork server, which outlives the pool's process as long as
+    # workers hold its pipe, so the pool's process itself is watched too.
     parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == parent and _alive(pool_pid):
             time.sleep(0.5)
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # signal 0 would terminate it on Windows
+    try:
+        os.kill(pid, 0)
+    except OSError:  # gone, or the pid now belongs to another user's process
+        return False
+    return True
 
 
 def article_terms(
@@ -161,7 +173,7 @@ def parse_files(
             workers.count,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(analyzer,),
+            initargs=(analyzer, os.getpid()),
         ) as pool:
             results = pool.map(_parse_chunk, [str(seeds_dir)] * len(chunks), chunks)
             return [f for local, files in results for f in _globalise(local, files, vocab)]

@@ -10,13 +10,16 @@ A seed file, as the public feed archiver writes it (one feed item a file):
 
 The body (the feed's HTML on one line) is parsed by `retrieval.articles`. Variants survived
 here: YAML front matter before the comment, CRLF, a BOM, titles holding `[ ] (` and URLs
-holding `)`. Which URL an article *is* is decided here too (`canonical_url`), so the index
-and feed ingest agree on what "the same article" means.
+holding `)`. Feed ingest records the feed that wrote a file in front matter
+(`feed: "<url>"`), which decides which feeds may rewrite it. Which URL an article *is* is
+decided here too (`canonical_url`), so the index and feed ingest agree on what "the same
+article" means.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -29,7 +32,8 @@ SUFFIXES = (".txt", ".md")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 HEAD_BYTES = 8192  # enough for YAML front matter, the comment and a long title line
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*\n", re.S)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
+_FEED_LINE = re.compile(r"^feed:[ \t]*(\S.*?)[ \t]*$", re.M)
 _TIME_COMMENT = re.compile(r"\A\s*<!--\s*(-?\d{1,16})\s*-->[ \t]*\n")
 # Greedy title and a space-free URL: titles may hold "[", "]" or "(", URLs may hold ")".
 _TITLE_LINK = re.compile(r"\A\s*\[(.*)\]\((\S+)\)[ \t]*\n")
@@ -51,6 +55,7 @@ class SeedHeader:
     url: str
     comment_ms: int | None  # the <!--ms--> date, if the file has one
     body: str  # everything after the header (and its ------ rule)
+    feed: str | None = None  # the feed that wrote the file (front matter `feed:`), if recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +68,19 @@ class SeedStat:
 
 def is_web_url(url: str) -> bool:
     """An absolute http(s) URL: the only kind that may become a link or a feed to fetch."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. "http://[x": urlsplit refuses it, so no client could fetch it
+        return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def canonical_url(url: str) -> str:
     """The form that identifies an article: trimmed, no #fragment, lower-case scheme and host."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # unsplittable ("http://[x"): still one article, identified as written
+        return url.strip().partition("#")[0]
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
 
 
@@ -88,7 +99,12 @@ def split_header(text: str) -> SeedHeader:
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise SeedFormatError("empty file")
-    rest = _FRONT_MATTER.sub("", text, count=1)
+    feed: str | None = None
+    rest = text
+    if front := _FRONT_MATTER.match(text):
+        rest = text[front.end() :]
+        if line := _FEED_LINE.search(front.group(1)):
+            feed = _yaml_string(line.group(1))
     comment_ms: int | None = None
     if m := _TIME_COMMENT.match(rest):
         comment_ms = int(m.group(1))
@@ -100,7 +116,16 @@ def split_header(text: str) -> SeedHeader:
     rest = rest[m.end() :]
     if rule := _RULE.match(rest):
         rest = rest[rule.end() :]
-    return SeedHeader(title=title, url=url, comment_ms=comment_ms, body=rest)
+    return SeedHeader(title=title, url=url, comment_ms=comment_ms, body=rest, feed=feed)
+
+
+def _yaml_string(value: str) -> str:
+    """A front matter value: double-quoted as render writes it (JSON, which YAML reads), or
+    plain."""
+    try:
+        return json.loads(value) if value.startswith('"') else value
+    except ValueError:
+        return value
 
 
 def decode(raw: bytes) -> str:
@@ -179,11 +204,16 @@ def scan(seeds_dir: Path) -> dict[str, SeedStat]:
 # --- writing -----------------------------------------------------------------------------------
 
 
-def render(title: str, url: str, published_ms: int, body_html: str) -> str:
-    """The text of a seed file, as the archiver writes it (the body on one line)."""
+def render(
+    title: str, url: str, published_ms: int, body_html: str, *, feed: str | None = None
+) -> str:
+    """The text of a seed file, as the archiver writes it (the body on one line); with `feed`,
+    front matter first records the feed that wrote it."""
     title = _SPACES.sub(" ", title).strip()
     body = re.sub(r"[ \t]*[\r\n]+[ \t\r\n]*", " ", body_html).strip()
-    return f"<!--{published_ms}-->\n[{title}]({url.strip()})\n------\n\n{body}\n"
+    # JSON quoting is valid YAML and keeps any character of the URL on its one line.
+    front = f"---\nfeed: {json.dumps(feed.strip())}\n---\n" if feed else ""
+    return f"{front}<!--{published_ms}-->\n[{title}]({url.strip()})\n------\n\n{body}\n"
 
 
 def file_name(url: str, published_ms: int) -> str:

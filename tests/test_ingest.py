@@ -124,7 +124,9 @@ def own_files(d: Path) -> list[Path]:
 
 def read_seed(path: Path) -> tuple[int, str, str, str]:
     """(ms, title, url, body) of a seed file, checking the exact layout on the way."""
-    first, header, rule, blank, body = path.read_text(encoding="utf-8").split("\n", 4)
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r'\A---\nfeed: "http[^"\n]+"\n---\n', "", text)  # the feed that wrote it
+    first, header, rule, blank, body = text.split("\n", 4)
     match = re.fullmatch(r"<!--(\d+)-->", first)
     assert match, first
     assert header.startswith("[") and header.endswith(")")

@@ -1,9 +1,14 @@
-"""Fetching a feed over HTTP with limits: timeouts, a deadline, a size cap, bounded redirects."""
+"""Fetching a feed over HTTP with limits: one deadline, a size cap, bounded redirects."""
 
 from __future__ import annotations
 
-import time
+import contextlib
+import socket
+import threading
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -14,11 +19,18 @@ USER_AGENT = "news-qa-bot/0.1 (+feed ingest)"
 MAX_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
-# Read timeouts bound each chunk, not the whole body: a server dripping bytes needs this.
+# The whole fetch: connect, redirects, headers and body. httpx's timeouts bound each socket
+# operation, so a server sending a byte at a time never trips them.
 DEADLINE_SECONDS = 60.0
 ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, " + (
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1"
 )
+# The content codings _inflate undoes, a piece at a time, so the size cap holds for the
+# decoded body (httpx's own decoders inflate a whole chunk at once: a gzip bomb's 2 GB).
+ACCEPT_ENCODING = "gzip, deflate"
+_WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+MAX_CODINGS = 2
+_PIECE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +52,31 @@ def make_client(timeout: httpx.Timeout | float = TIMEOUT) -> httpx.Client:
     )
 
 
-def fetch_feed(client: httpx.Client, url: str, *, max_bytes: int = MAX_BYTES) -> Fetched:
-    """GET `url`, streaming, refusing bodies over `max_bytes`; raises FeedError."""
+def fetch_feed(
+    client: httpx.Client,
+    url: str,
+    *,
+    max_bytes: int = MAX_BYTES,
+    deadline: float = DEADLINE_SECONDS,
+) -> Fetched:
+    """GET `url`, streaming, within `deadline` seconds in all, refusing bodies over
+    `max_bytes` (compressed or decoded); raises FeedError."""
     if not is_web_url(url):
         raise FeedError("not an http(s) URL")
     too_big = f"response larger than {max_bytes:,} bytes"
+    timer = _Deadline(deadline)
     try:
-        with client.stream("GET", url) as response:
+        with (
+            timer,
+            client.stream(
+                "GET",
+                url,
+                # One request per connection: the deadline can then always reach the socket
+                # a request waits on (a pooled connection would not announce it).
+                headers={"Accept-Encoding": ACCEPT_ENCODING, "Connection": "close"},
+                extensions={"trace": timer.trace},
+            ) as response,
+        ):
             if response.status_code >= 300:
                 reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 if response.is_redirect:
@@ -55,28 +85,118 @@ def fetch_feed(client: httpx.Client, url: str, *, max_bytes: int = MAX_BYTES) ->
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise FeedError(too_big)
-            deadline = time.monotonic() + DEADLINE_SECONDS
-            chunks: list[bytes] = []
-            size = 0
-            # iter_bytes yields decoded bytes, so the cap also stops compression bombs.
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise FeedError(too_big)
-                if time.monotonic() > deadline:
-                    raise FeedError(f"download took longer than {DEADLINE_SECONDS:.0f} s")
-                chunks.append(chunk)
-            content_type = response.headers.get("content-type")
-            return Fetched(str(response.url), b"".join(chunks), content_type)
-    except httpx.TooManyRedirects as exc:
-        raise FeedError(f"more than {MAX_REDIRECTS} redirects") from exc
-    except httpx.ConnectTimeout as exc:
-        raise FeedError("connection timed out") from exc
-    except httpx.TimeoutException as exc:
-        raise FeedError("timed out waiting for the server") from exc
-    except httpx.ConnectError as exc:
-        raise FeedError(f"cannot connect: {exc}") from exc
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise FeedError(f"bad URL: {exc}") from exc
-    except httpx.HTTPError as exc:
-        raise FeedError(f"{type(exc).__name__}: {exc}") from exc
+            if response.is_stream_consumed:  # a mock transport's body: read and decoded
+                body: Iterable[bytes] = [response.content]
+            else:
+                body = _capped(response.iter_raw(), max_bytes, too_big)
+                for coding in reversed(_codings(response.headers.get("content-encoding", ""))):
+                    body = _inflate(body, coding)
+            data = b"".join(_capped(body, max_bytes, too_big))
+            return Fetched(str(response.url), data, response.headers.get("content-type"))
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        if timer.expired:
+            raise FeedError(timer.reason) from exc
+        raise _reason(exc) from exc
+
+
+def _reason(exc: Exception) -> FeedError:
+    if isinstance(exc, httpx.TooManyRedirects):
+        return FeedError(f"more than {MAX_REDIRECTS} redirects")
+    if isinstance(exc, httpx.ConnectTimeout):
+        return FeedError("connection timed out")
+    if isinstance(exc, httpx.TimeoutException):
+        return FeedError("timed out waiting for the server")
+    if isinstance(exc, httpx.ConnectError):
+        return FeedError(f"cannot connect: {exc}")
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return FeedError(f"bad URL: {exc}")
+    return FeedError(f"{type(exc).__name__}: {exc}")
+
+
+class _Deadline:
+    """Ends a fetch at its deadline, whatever it waits for: a timer shuts the connection's
+    socket down, which wakes the read blocked on it, and a new connection is refused."""
+
+    def __init__(self, seconds: float) -> None:
+        self.reason = f"took longer than {seconds:g} s"
+        self.expired = False
+        self._finished = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._finished = True
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx's trace extension, called at each step of a request: remembers the socket
+        of each new connection (a redirect opens one), and opens none after the deadline."""
+        with self._lock:
+            if event == "connection.connect_tcp.started" and self.expired:
+                raise FeedError(self.reason)
+            if event != "connection.connect_tcp.complete":
+                return
+            stream = info.get("return_value")
+            self._socket = stream.get_extra_info("socket") if stream is not None else None
+            late = self.expired
+        if late:  # connected just after the deadline: fail its first read or write
+            self._shutdown()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _codings(header: str) -> list[str]:
+    """The Content-Encoding codings, in the order they were applied; FeedError if unknown."""
+    codings = [c.strip().lower() for c in header.split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if len(codings) > MAX_CODINGS:
+        raise FeedError(f"Content-Encoding has {len(codings)} layers: {header[:80]}")
+    for coding in codings:
+        if coding not in _WBITS:
+            raise FeedError(f"unsupported Content-Encoding: {coding[:40]}")
+    return codings
+
+
+def _inflate(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
+    """Undo one content coding, yielding at most _PIECE bytes at a time."""
+    inflater = zlib.decompressobj(_WBITS[coding])
+    try:
+        for data in pieces:
+            while True:
+                out = inflater.decompress(data, _PIECE)
+                data = inflater.unconsumed_tail
+                if out:
+                    yield out
+                # a full piece may leave output pending inside zlib: ask again until less
+                if not data and len(out) < _PIECE:
+                    break
+    except zlib.error as exc:
+        raise FeedError(f"cannot decode the {coding} body: {exc}") from exc
+
+
+def _capped(pieces: Iterable[bytes], max_bytes: int, reason: str) -> Iterator[bytes]:
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > max_bytes:
+            raise FeedError(reason)
+        yield piece

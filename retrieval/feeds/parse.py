@@ -8,7 +8,9 @@ HTML. Policies, so they are written down:
   truncated item would be written as if complete. The two bozo kinds that say nothing about
   the XML itself are accepted: CharacterEncodingOverride (declared encoding was wrong,
   feedparser found the right one) and NonXMLContentType (a feed served as text/html).
-- Items without a title, an http(s) link or any content are skipped, one note each.
+- Items without a title, an http(s) link or any content are skipped, one note each; so is an
+  item with a date no datetime holds (year 10000) and an item that fails in any other way
+  (markup the HTML parser rejects): one item never costs the feed.
 - An item without a date gets the feed's date, else the fetch time, and counts as undated.
 """
 
@@ -22,6 +24,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote, urljoin
 
 import feedparser
@@ -107,7 +110,16 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
 
 
 def _struct_ms(value: time.struct_time | None) -> int | None:
-    return calendar.timegm(value) * 1000 if value else None
+    """Epoch milliseconds of a feedparser date, None without one; ValueError for a date no
+    datetime holds (year 10000 once a time zone is applied), which no file could be named by."""
+    if not value:
+        return None
+    try:
+        ms = calendar.timegm(value) * 1000
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"date out of range: {exc}") from exc
+    return ms
 
 
 def _entry_html(entry: feedparser.FeedParserDict) -> str:
@@ -192,44 +204,64 @@ def parse_feed(
         logger.info("%s: accepted despite %s", feed_url, exc)
 
     feed = parsed.get("feed", {})
-    feed_ms = _struct_ms(feed.get("updated_parsed") or feed.get("published_parsed"))
+    try:
+        feed_ms = _struct_ms(feed.get("updated_parsed") or feed.get("published_parsed"))
+    except ValueError:
+        feed_ms = None  # the feed's own date only stands in for missing item dates
     fallback_ms = feed_ms if feed_ms is not None else (now_ms or int(time.time() * 1000))
     items: list[FeedItem] = []
     rejected: list[str] = []
     for number, entry in enumerate(parsed.get("entries", []), start=1):
-        title = _one_line(entry.get("title", ""))
-        if entry.get("title_detail", {}).get("type") == "text/html":
-            title = _one_line(BeautifulSoup(title, "html.parser").get_text())
-        raw_link = (entry.get("link") or "").strip()
-        label = f"item {number}" + (f" ({title[:60]!r})" if title else "")
-        if not raw_link:
-            rejected.append(f"skipped {label}: no link")
-            continue
+        try:
+            outcome = _item(entry, number, feed_url, fallback_ms)
+        except Exception as exc:  # whatever one item holds, the others are still read
+            logger.debug("%s: item %d failed", feed_url, number, exc_info=True)
+            reason = _one_line(f"{type(exc).__name__}: {exc}")
+            outcome = f"skipped item {number}: unreadable: {reason[:120]}"
+        if isinstance(outcome, str):
+            rejected.append(outcome)
+        else:
+            items.append(outcome)
+    return ParsedFeed(tuple(items), tuple(rejected))
+
+
+def _item(
+    entry: feedparser.FeedParserDict, number: int, feed_url: str, fallback_ms: int
+) -> FeedItem | str:
+    """One entry as a FeedItem, or the note saying why it is skipped."""
+    title = _one_line(entry.get("title", ""))
+    if entry.get("title_detail", {}).get("type") == "text/html":
+        title = _one_line(BeautifulSoup(title, "html.parser").get_text())
+    raw_link = (entry.get("link") or "").strip()
+    label = f"item {number}" + (f" ({title[:60]!r})" if title else "")
+    if not raw_link:
+        return f"skipped {label}: no link"
+    try:
         link = urljoin(feed_url, raw_link)
-        # A space or newline inside the URL would break the `[title](url)` line.
-        link = re.sub(r"\s", lambda m: quote(m.group()), link)
-        if not is_web_url(link):
-            rejected.append(f"skipped {label}: link is not http(s): {raw_link[:80]}")
-            continue
-        if not title:
-            rejected.append(f"skipped {label}: no title ({link})")
-            continue
-        body = sanitize_html(_entry_html(entry), link)
-        if not body:
-            rejected.append(f"skipped {label}: no content")
-            continue
+    except ValueError:  # "http://[x" and the like
+        return f"skipped {label}: unusable link: {raw_link[:80]}"
+    # A space or newline inside the URL would break the `[title](url)` line.
+    link = re.sub(r"\s", lambda m: quote(m.group()), link)
+    if not is_web_url(link):
+        return f"skipped {label}: link is not http(s): {raw_link[:80]}"
+    if not title:
+        return f"skipped {label}: no title ({link})"
+    try:
         ms = _struct_ms(
             entry.get("published_parsed")
             or entry.get("updated_parsed")
             or entry.get("created_parsed")
         )
-        items.append(
-            FeedItem(
-                title=title,
-                link=link,
-                published_ms=ms if ms is not None else fallback_ms,
-                html=body,
-                dated=ms is not None,
-            )
-        )
-    return ParsedFeed(tuple(items), tuple(rejected))
+    except ValueError:
+        raw = entry.get("published") or entry.get("updated") or entry.get("created") or ""
+        return f"skipped {label}: date out of range: {_one_line(str(raw))[:60]}"
+    body = sanitize_html(_entry_html(entry), link)
+    if not body:
+        return f"skipped {label}: no content"
+    return FeedItem(
+        title=title,
+        link=link,
+        published_ms=ms if ms is not None else fallback_ms,
+        html=body,
+        dated=ms is not None,
+    )

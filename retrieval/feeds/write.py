@@ -4,6 +4,11 @@ Items are matched by canonical URL against every seed file already there, whatev
 variant. Files feed ingest wrote (named `yyyymmdd-HHMMSS_<hex16>.txt`) are replaced in place
 when an item's text changes; any other file (the seed, archive copies) is read for its URL but
 never rewritten. Files are written to a hidden temporary file, then renamed.
+
+An article belongs to the feed that first wrote it, which its file records (front matter
+`feed:`): only feeds on that feed's host may rewrite it, so one feed cannot replace another's
+articles by publishing their URLs. A file without the record (written before it was kept)
+belongs to feeds on the article's own host.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from retrieval import seedfile
 from retrieval.feeds.parse import FeedItem
@@ -33,9 +39,23 @@ class StoreCounts:
     error: str | None = None  # the write that failed, if one did (the rest were not tried)
 
 
-def render_item(item: FeedItem) -> str:
-    """The seed-file text of an item."""
-    return seedfile.render(item.title, item.link, item.published_ms, item.html)
+def render_item(item: FeedItem, feed: str | None = None) -> str:
+    """The seed-file text of an item; `feed` (the feed that owns it) is recorded when given."""
+    return seedfile.render(item.title, item.link, item.published_ms, item.html, feed=feed)
+
+
+def may_rewrite(feed: str, owner: str | None, article_url: str) -> bool:
+    """Whether `feed` may rewrite an article that `owner` wrote (None: not recorded): only
+    feeds on the owner's host may, or for an unrecorded owner, on the article's host."""
+    host = _host(feed)
+    return host is not None and host == _host(owner if owner is not None else article_url)
+
+
+def _host(url: str) -> str | None:
+    try:
+        return urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
 
 
 def known_articles(seeds_dir: Path) -> dict[str, Path]:
@@ -69,8 +89,11 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def store_items(items: Sequence[FeedItem], seeds_dir: Path, known: dict[str, Path]) -> StoreCounts:
-    """Write new items, replace changed ones in files ingest owns, count the rest as skipped.
+def store_items(
+    items: Sequence[FeedItem], seeds_dir: Path, known: dict[str, Path], feed: str
+) -> StoreCounts:
+    """Write `feed`'s new items, replace changed ones in files ingest wrote for a feed on the
+    same host, count the rest as skipped.
 
     `known` (from known_articles) is updated with the files written."""
     new = updated = skipped = undated = 0
@@ -95,7 +118,7 @@ def store_items(items: Sequence[FeedItem], seeds_dir: Path, known: dict[str, Pat
                     skipped += 1
                     notes.append(f"skipped {item.link}: {path.name} exists for another link")
                     continue
-                write_atomic(path, render_item(item))
+                write_atomic(path, render_item(item, feed))
                 known[key] = path
                 new += 1
                 undated += not item.dated
@@ -103,25 +126,27 @@ def store_items(items: Sequence[FeedItem], seeds_dir: Path, known: dict[str, Pat
             if not seedfile.is_ingest_file(existing):
                 skipped += 1  # the seed or an archive copy: never rewritten
                 continue
-            old = existing.read_bytes()
-            if not item.dated:  # keep the date it was first given
-                first_ms = _comment_ms(old)
-                if first_ms is not None:
-                    item = replace(item, published_ms=first_ms)
-            text = render_item(item)
-            if old == text.encode("utf-8"):
+            old = seedfile.read_text(existing)
+            header = seedfile.split_header(old)
+            if not may_rewrite(feed, header.feed, header.url):
+                skipped += 1
+                owner = header.feed or "feeds on the article's host"
+                notes.append(f"skipped {item.link}: the article belongs to {owner}")
+                continue
+            if not item.dated and header.comment_ms is not None:  # keep its first date
+                item = replace(item, published_ms=header.comment_ms)
+            # The owner stays the feed that first wrote it; an unrecorded one is not added
+            # just to record it, so an unchanged item leaves an old file as it is.
+            text = render_item(item, header.feed)
+            if old == text:
                 skipped += 1
                 continue
-            write_atomic(existing, text)
+            write_atomic(existing, render_item(item, header.feed or feed))
             updated += 1
             undated += not item.dated
+        except seedfile.SeedFormatError as exc:  # replaced since it was scanned: leave it
+            skipped += 1
+            notes.append(f"skipped {item.link}: {existing.name}: {exc}")
         except OSError as exc:
             return counts(f"cannot write: {exc}")
     return counts()
-
-
-def _comment_ms(seed_bytes: bytes) -> int | None:
-    try:
-        return seedfile.split_header(seedfile.decode(seed_bytes[: seedfile.HEAD_BYTES])).comment_ms
-    except seedfile.SeedFormatError:
-        return None
