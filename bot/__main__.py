@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Imported here: the retrieval stack (numpy, OpenCC, jieba) takes a second to load, which
     # a settings error need not wait for.
-    from retrieval import Library
+    from retrieval.library import AliasesFileError, Library
 
     try:
         library = Library.from_dir(
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         logger.error("SEEDS_DIR: %s is not a readable directory (%s)", settings.seeds_dir, exc)
         return 2
-    except ValueError as exc:  # an unusable ALIASES_FILE
+    except AliasesFileError as exc:
         logger.error("ALIASES_FILE: %s", exc)
         return 2
 

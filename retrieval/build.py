@@ -107,10 +107,18 @@ def article_terms(
 
 
 def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
+    """One seed file, parsed and analysed; a file that cannot be is skipped with the reason,
+    whatever went wrong, and never takes the rest of the build down with it."""
     try:
-        article = read_article(Path(seeds_dir, rel), rel)
+        return _analyse(read_article(Path(seeds_dir, rel), rel), analyzer, vocab)
     except SeedFormatError as exc:
         return ParsedFile(rel, error=str(exc))
+    except Exception as exc:  # a parser bug on one odd file: log it, keep the rest
+        log.exception("could not parse seed file %s", rel)
+        return ParsedFile(rel, error=f"could not be parsed ({type(exc).__name__})")
+
+
+def _analyse(article: Article, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
     passages = passages_of(article)
     names, passage_terms = article_terms(article, passages, analyzer)
     ids: list[int] = []
@@ -124,7 +132,7 @@ def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary
     keys |= np.asarray(ids, np.int64)
     unique, counts = np.unique(keys, return_counts=True)
     return ParsedFile(
-        rel,
+        article.source,
         url=article.url,
         published_ms=int(article.published.timestamp() * 1000),
         article_json=encode_article(article),

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from retrieval.library import Library
+from retrieval.library import AliasesFileError, Library
 from retrieval.models import Article, Hit
 
 
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except AliasesFileError as exc:
         print(f"error: aliases file (--aliases, ALIASES_FILE) {exc}", file=sys.stderr)
         return 2
     try:

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 300.0
 
 
+class AliasesFileError(ValueError):
+    """The operator's alias file cannot be read or has a malformed line (the message says)."""
+
+
 def default_index_dir(seeds_dir: Path) -> Path:
     """$XDG_CACHE_HOME/news-qa-bot/<seeds path hash>, else ~/.cache/news-qa-bot/<hash>."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -125,7 +129,7 @@ class Library:
     ) -> Library:
         """Open the library of a seeds directory: load its saved index, bring it up to date.
 
-        Raises OSError for a missing or unreadable seeds directory, ValueError for an
+        Raises OSError for a missing or unreadable seeds directory, AliasesFileError for an
         unusable aliases file (both with a one-line message)."""
         seeds = Path(seeds_dir)
         if not seeds.exists():
@@ -137,7 +141,7 @@ class Library:
         try:
             analyzer = Analyzer.default(aliases_file)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{aliases_file}: {exc}") from exc
+            raise AliasesFileError(f"{aliases_file}: {exc}") from exc
         index = Path(index_dir) if index_dir else default_index_dir(seeds)
         library = cls(seeds, index, analyzer, workers, lock_wait_seconds)
         library.refresh()

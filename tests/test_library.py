@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import ArticleRef, Library
+from retrieval import Article, ArticleRef, Library, SkippedFile, build
 from retrieval.store import load
 from tests.support.seeds import SEED, seed_file
 
@@ -334,3 +334,24 @@ def test_half_written_generation_is_ignored(seeds_dir: Path, index_dir: Path) ->
     library = Library.from_dir(seeds_dir, index_dir)
     assert library.search("德地秀士")
     assert not library.refresh()
+
+
+def test_a_file_that_breaks_the_parser_is_skipped_and_the_rest_indexed(
+    seeds_dir: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (seeds_dir / "odd.txt").write_text(
+        seed_file("怪文件", "https://x.test/odd", ["一段会让解析器出错的文字。"]), encoding="utf-8"
+    )
+    real = build.passages_of
+
+    def passages_of(article: Article) -> list:
+        if article.title == "怪文件":
+            raise RuntimeError("a parser bug")
+        return real(article)
+
+    monkeypatch.setattr(build, "passages_of", passages_of)
+    library = Library.from_dir(seeds_dir, index_dir)
+    assert library.stats().skipped == (
+        SkippedFile("odd.txt", "could not be parsed (RuntimeError)"),
+    )
+    assert library.search("德地秀士", k=1)
