@@ -239,7 +239,7 @@ def first_paragraph(article: Article) -> str:
         text = " ".join(paragraph.text.split())
         if text:
             return text
-    return " ".join((article.caption or "").split())
+    return " ".join((article.captions[0] if article.captions else "").split())
 
 
 def render_new_article(article: Article) -> str:

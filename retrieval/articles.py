@@ -56,7 +56,7 @@ def parse_article(text: str, source: str = "") -> Article:
         url=header.url,
         published=published,
         paragraphs=body.paragraphs,
-        caption=body.caption,
+        captions=body.captions,
         dateline=body.dateline,
         source=source,
     )
@@ -91,7 +91,7 @@ def parse_date(text: str) -> datetime | None:
 class _Body:
     def __init__(self) -> None:
         self.published: datetime | None = None
-        self.caption: str | None = None
+        self.captions: tuple[str, ...] = ()
         self.dateline: str | None = None
         self.paragraphs: tuple[Paragraph, ...] = ()
 
@@ -113,9 +113,13 @@ def _parse_body(html: str) -> _Body:
             body.published = date
             italic.decompose()
             break
-    if small := soup.find("small"):
-        body.caption = _clean(small.get_text()) or None
+    # Every <small> is a photo caption: the lead image's, and those of images further down.
+    captions = []
+    for small in soup.find_all("small"):
+        if text := _clean(small.get_text()):
+            captions.append(text)
         small.decompose()
+    body.captions = tuple(captions)
     if body.published is None and (date := parse_date(soup.get_text(" ")[:400])):
         body.published = date
 
@@ -160,6 +164,10 @@ def _blocks(soup: BeautifulSoup) -> list[tuple[str, bool]]:
                 buffer.append(str(child))
         elif child.name == "br":
             flush()
+        elif child.name in ("strong", "b") and not "".join(buffer).strip() and _alone(child):
+            buffer.clear()
+            buffer.append(child.get_text())  # a bold line between breaks: a heading
+            flush(is_heading=True)
         elif child.name in _BLOCKS:
             flush()
             if _is_heading(child):
@@ -171,6 +179,23 @@ def _blocks(soup: BeautifulSoup) -> list[tuple[str, bool]]:
             stack.append((iter(child.children), False))
     flush()
     return blocks
+
+
+def _alone(tag: Tag) -> bool:
+    """Short bold text with a line break or a block (or nothing) on both sides."""
+    if len(_clean(tag.get_text())) > 80:
+        return False
+    for direction in ("next_sibling", "previous_sibling"):
+        sibling = getattr(tag, direction)
+        while isinstance(sibling, NavigableString) and not str(sibling).strip():
+            sibling = getattr(sibling, direction)
+        if sibling is None:
+            continue
+        if isinstance(sibling, NavigableString) or (
+            sibling.name != "br" and sibling.name not in _BLOCKS
+        ):
+            return False
+    return bool(_clean(tag.get_text()))
 
 
 def _is_heading(tag: Tag) -> bool:
@@ -194,14 +219,62 @@ def _is_heading(tag: Tag) -> bool:
 
 # --- passages --------------------------------------------------------------------------------
 
+# What a reader does not accept as an answer (README, "Passages"): found by looking at the
+# blocks that recur across the VOA corpus, not tuned to any question.
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b(?:bit\.ly|youtu\.be|t\.co)/\S+", re.I)
+_WORD_CHAR = re.compile(r"\w")
+_ENDS_WITH_COLON = re.compile(r"[:：]\s*\Z")
+_WHOLLY_BRACKETED = re.compile(r"\A[（(][^（()）]*[)）]\Z")
+LINK_LINE_MAX_WORD_CHARS = 20  # a block with a link and fewer other letters is a link line
+LABEL_MAX_CHARS = 12  # a block this short ending in a colon labels a link (获取更多RSS：)
+NOTE_MAX_CHARS = 60  # a bracketed block this short is a source note (（本文依据了路透社的报道）)
+HEADING_MAX_CHARS = 30  # a line this short without a sentence end, before a paragraph
+_SENTENCE_END = re.compile(r"[。！？!?…．.”’」』\"')）:：]\Z")
+
+
+def boilerplate(text: str) -> str | None:
+    """Why a block is not a passage a reader accepts as an answer; None when it is one."""
+    if not _WORD_CHAR.search(text):
+        return "separator"  # ==========
+    if _URL.search(text):
+        rest = _URL.sub("", text)
+        if len(_WORD_CHAR.findall(rest)) < LINK_LINE_MAX_WORD_CHARS or _ENDS_WITH_COLON.search(
+            rest
+        ):
+            return "link"  # https://feedx.net, 《时事大家谈》YouTube播放列表：http://bit.ly/…
+    if len(text) <= LABEL_MAX_CHARS and _ENDS_WITH_COLON.search(text):
+        return "label"  # 获取更多RSS：
+    if len(text) <= NOTE_MAX_CHARS and _WHOLLY_BRACKETED.match(text):
+        return "note"  # （本文依据了路透社的报道）, （完）
+    return None
+
 
 def passages_of(article: Article) -> list[Passage]:
-    """One passage per paragraph (the caption too); long ones split, tiny ones merged."""
+    """One passage per paragraph; long ones split, tiny ones merged with a neighbour.
+
+    Captions, boilerplate and heading-like lines are not passages: a short line without a
+    sentence end that precedes a paragraph labels the paragraphs under it, as a heading."""
     pieces: list[tuple[str, str | None]] = []
-    if article.caption:
-        pieces.extend((chunk, None) for chunk in split_long(article.caption))
-    for paragraph in article.paragraphs:
-        pieces.extend((chunk, paragraph.section) for chunk in split_long(paragraph.text))
+    section: str | None = None
+    paragraphs = article.paragraphs
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph.section != (paragraphs[i - 1].section if i else None):
+            section = None  # a marked-up heading starts a new section
+        text = paragraph.text
+        if (
+            len(text) <= HEADING_MAX_CHARS
+            and not _SENTENCE_END.search(text)
+            and i + 1 < len(paragraphs)
+            and len(paragraphs[i + 1].text) > HEADING_MAX_CHARS
+            and not boilerplate(text)
+        ):
+            section = text
+            continue
+        pieces.extend(
+            (chunk, section or paragraph.section)
+            for chunk in split_long(text)
+            if not boilerplate(chunk)
+        )
     merged: list[tuple[str, str | None]] = []
     for text, section in pieces:
         # A full passage takes no more fragments: a run of thousands of tiny paragraphs

@@ -23,7 +23,7 @@ class Article:
     url: str
     published: datetime  # always timezone-aware (UTC)
     paragraphs: tuple[Paragraph, ...]
-    caption: str | None = None
+    captions: tuple[str, ...] = ()  # photo captions: what the article is about, never answers
     dateline: str | None = None
     source: str = ""  # seed file path, relative to the seeds directory
 
@@ -37,7 +37,7 @@ class Article:
                     if ch in "。！？!?" and i >= 8:
                         return text[: i + 1]
                 return text
-        return self.caption or ""
+        return self.captions[0] if self.captions else ""
 
 
 @dataclass(frozen=True, slots=True)

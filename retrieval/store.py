@@ -30,7 +30,7 @@ from retrieval.scoring import Postings, tf_weights
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8  # bump when the stored arrays or what becomes a passage change
 # Arrays of a draft; a servable index adds "weight", the tf part of each posting's score.
 ARRAYS = (
     "indptr",  # term t's postings are [indptr[t], indptr[t + 1])

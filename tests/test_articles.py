@@ -11,6 +11,7 @@ import pytest
 from retrieval import seedfile
 from retrieval.articles import (
     PASSAGE_MAX_CHARS,
+    boilerplate,
     parse_article,
     passages_of,
     read_article,
@@ -31,9 +32,8 @@ def test_seed_header_date_caption_and_dateline(seed_text: str) -> None:
     assert article.url == SEED_URL
     # the <div><i> RFC 822 date wins over the comment's epoch ms (which is 22:39:02)
     assert article.published == datetime(2025, 2, 10, 22, 51, 4, tzinfo=UTC)
-    assert (
-        article.caption
-        == "美国总统唐纳德·特朗普在白宫椭圆形办公室会见日本首相石破茂。(2025年2月7日)"
+    assert article.captions == (
+        "美国总统唐纳德·特朗普在白宫椭圆形办公室会见日本首相石破茂。(2025年2月7日)",
     )
     assert article.dateline == "台北"
     assert len(article.id) == 16
@@ -164,19 +164,85 @@ def test_unreadable_path_is_a_format_error(tmp_path: Path) -> None:
 # --- passages ----------------------------------------------------------------------------------
 
 
-def test_passages_of_seed_caption_first_headings_excluded() -> None:
+def test_seed_passages_are_its_paragraphs_not_its_caption_nor_its_headings() -> None:
     article = read_article(SEED, SEED.name)
     passages = passages_of(article)
-    assert passages[0].text == article.caption
+    assert passages[0].text == article.paragraphs[0].text
     assert passages[0].section is None
     texts = [p.text for p in passages]
+    assert article.captions[0] not in texts
     assert "重申美日同盟 地区战略再强化" not in texts
-    assert passages[2].section == "重申美日同盟 地区战略再强化"
+    assert passages[1].section == "重申美日同盟 地区战略再强化"
     assert [p.ordinal for p in passages] == list(range(len(passages)))
     assert all(p.id == f"{article.id}:{p.ordinal}" for p in passages)
     # every passage is text the reader sees in the article, unchanged
-    for p in passages[1:]:
+    for p in passages:
         assert any(p.text in para.text for para in article.paragraphs)
+
+
+def test_every_small_is_a_caption_and_none_is_a_passage() -> None:
+    body = (
+        "<div><small>首张图片说明文字。</small></div><p>第一段正文，讲的是一件事情。</p>"
+        '<div class="contentImage"><small>文中第二张图片的说明。</small></div>'
+        "<p>第二段正文，讲的是另一件事情。</p>"
+    )
+    article = parse_article(seedfile.render("t", "https://x.test/a", 1_700_000_000_000, body))
+    assert article.captions == ("首张图片说明文字。", "文中第二张图片的说明。")
+    assert [p.text for p in passages_of(article)] == [
+        "第一段正文，讲的是一件事情。",
+        "第二段正文，讲的是另一件事情。",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("获取更多RSS：", "label"),
+        ("https://feedx.net", "link"),
+        ("《时事大家谈》YouTube播放列表：http://bit.ly/2DbDt7Q", "link"),
+        ("请看推文 https://t.co/abc123", "link"),
+        ("==========", "separator"),
+        ("* * *", "separator"),
+        ("（本文依据了路透社的报道）", "note"),
+        ("（完）", "note"),
+        ("(美国之音记者李逸华对本报道亦有贡献。)", "note"),
+        ("美国国务院发言人普赖斯说：", None),
+        ("详情请见 https://www.state.gov 上周发布的年度人权报告，其中列出了多个国家的情况。", None),
+        (
+            "（法新社）美国总统拜登周二在白宫宣布了新的经济刺激计划，包括两万亿美元的基础设施投资。",
+            None,
+        ),
+    ],
+)
+def test_boilerplate_is_recognised_by_kind(text: str, kind: str | None) -> None:
+    assert boilerplate(text) == kind
+
+
+def test_the_archivers_footer_and_link_lines_are_not_passages() -> None:
+    paragraphs = [
+        "这是文章的第一段正文，内容相当完整。",
+        "《时事大家谈》YouTube播放列表：http://bit.ly/2DbDt7Q",
+        "这是文章的第二段正文，内容同样完整。",
+        "获取更多RSS：",
+        "https://feedx.net",
+        "https://feedx.xyz",
+    ]
+    passages = passages_of(parse_article(seed_file("t", "https://x.test/a", paragraphs)))
+    assert [p.text for p in passages] == [paragraphs[0], paragraphs[2]]
+
+
+def test_bold_lines_between_breaks_and_short_unpunctuated_lines_are_headings() -> None:
+    body = (
+        "<p>导语这一段是正常的新闻正文，交代了事情的来龙去脉。</p>"
+        "<br><strong>疫情冲击经济</strong><br>第一部分的正文很长，讲述疫情对经济造成的影响。<br>"
+        "<p>抗议持续升温</p><p>第二部分的正文也很长，讲述各地抗议活动的最新进展，以及警方的回应。</p>"
+    )
+    article = parse_article(seedfile.render("t", "https://x.test/a", 1_700_000_000_000, body))
+    assert [(p.section, p.text[:5]) for p in passages_of(article)] == [
+        (None, "导语这一段"),
+        ("疫情冲击经济", "第一部分的"),
+        ("抗议持续升温", "第二部分的"),
+    ]
 
 
 def test_long_paragraph_split_at_sentence_ends() -> None:
@@ -204,6 +270,6 @@ def test_tiny_fragments_merge_with_a_neighbour() -> None:
     )
     passages = passages_of(parse_article(text))
     assert [p.text for p in passages] == [
-        "（完）\n这是正常长度的一段正文内容。\n图为。",
+        "这是正常长度的一段正文内容。\n图为。",
         "另一段正常长度的正文。",
     ]

@@ -223,12 +223,10 @@ def test_a_run_of_tiny_paragraphs_is_merged_in_linear_time_into_short_passages()
     assert sum(p.text.count("短句。") for p in passages) == 320_000
 
 
-def test_a_huge_caption_is_split_like_a_paragraph() -> None:
-    caption = "图片说明没有句号" * 10_000
-    article = Article("x", "t", "https://news.example.org/x", datetime.now(UTC), (), caption)
-    passages = passages_of(article)
-    assert "".join(p.text for p in passages) == caption
-    assert max(len(p.text) for p in passages) <= 400
+def test_a_huge_caption_is_never_split_into_passages() -> None:
+    caption = "图片说明没有句号" * 10_000  # captions are article evidence, not answers
+    article = Article("x", "t", "https://news.example.org/x", datetime.now(UTC), (), (caption,))
+    assert passages_of(article) == []
 
 
 # ---- 8. worker processes die with their parent ------------------------------------------------

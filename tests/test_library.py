@@ -107,7 +107,7 @@ def test_latest_is_newest_first_and_stats_count(seeds_dir: Path, index_dir: Path
     assert len(library.latest(1)) == 1
     stats = library.stats()
     assert stats.articles == 3
-    assert stats.passages == 21 + 2
+    assert stats.passages == 20 + 2  # the seed's paragraphs (not its caption), and two
     assert stats.newest == library.latest(1)[0].published
     assert stats.skipped == ()
 
