@@ -57,6 +57,24 @@ def row(name: str, line: str) -> str:
     return f"| {name} | " + " | ".join(values.get(k, "n/a") for k in COLUMNS) + " |"
 
 
+def question_sets(shared: Path) -> dict[str, Path]:
+    return {
+        "dev (50 articles)": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
+        "held-out (31 other articles)": HELDOUT,
+    }
+
+
+def prepare(shared: Path, work: Path) -> Path:
+    """The library the questions are about: the seed and the VOA corpus (kept in `work`)."""
+    library = work / "voa-zh-2020"
+    if not library.is_dir():
+        with tarfile.open(shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
+            tar.extractall(work, filter="data")
+        for seed in (shared / "seeds").glob("*.txt"):
+            shutil.copy(seed, library / seed.name)
+    return library
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
@@ -66,23 +84,14 @@ def main() -> int:
     shared = args.shared.resolve()
     work = args.work or Path(tempfile.mkdtemp(prefix="newsqa-"))
     try:
-        library = work / "voa-zh-2020"
-        if not library.is_dir():
-            with tarfile.open(shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
-                tar.extractall(work, filter="data")
-            for seed in (shared / "seeds").glob("*.txt"):
-                shutil.copy(seed, library / seed.name)
+        library = prepare(shared, work)
         cmd = (
             f"{sys.executable} -m retrieval search --seeds {library} "
             f"--index-dir {work / 'index'} -k 10 --json"
         )
-        sets = {
-            "dev (50 articles)": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
-            "held-out (31 other articles)": HELDOUT,
-        }
         print("| set | " + " | ".join(COLUMNS) + " |")
         print("|---" * (len(COLUMNS) + 1) + "|")
-        for name, questions in sets.items():
+        for name, questions in question_sets(shared).items():
             print(row(name, evaluate(shared, questions, cmd, args.show_misses)), flush=True)
     finally:
         if args.work is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import opencc
 
 ROOT = Path(__file__).resolve().parent.parent
+RETRIEVAL = [sys.executable, "-m", "retrieval"]
 
 
 def full_width(text: str) -> str:
@@ -51,6 +52,45 @@ def row(name: str, line: str) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
+VARIANTS = ("simplified (as written)", "traditional, Taiwan wording (s2twp)", "full-width")
+
+
+def prepare(shared: Path, work: Path, limit: int = 0) -> tuple[Path, dict[str, Path]]:
+    """The CMRC dev paragraphs as articles among the VOA corpus (the pool), and the questions
+    in each variant: (pool directory, variant name → questions file)."""
+    with tarfile.open(shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
+        tar.extractall(work, filter="data")
+    subprocess.run(
+        [
+            sys.executable,
+            str(shared / "bench" / "squad2seeds.py"),
+            str(shared / "datasets" / "cmrc2018" / "cmrc2018_dev.json"),
+            str(work / "cmrc"),
+            str(work / "q.jsonl"),
+            "--prefix",
+            "cmrc",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pool = work / "pool"
+    pool.mkdir()
+    for path in [*(work / "voa-zh-2020").glob("*.txt"), *(work / "cmrc").glob("*.txt")]:
+        shutil.copy(path, pool / path.name)
+    questions = [json.loads(line) for line in (work / "q.jsonl").open(encoding="utf-8")]
+    if limit:
+        questions = questions[:limit]
+    to_tw = opencc.OpenCC("s2twp")
+    convert = dict(zip(VARIANTS, (lambda q: q, to_tw.convert, full_width), strict=True))
+    files = {}
+    for i, name in enumerate(VARIANTS):
+        files[name] = work / f"q{i}.jsonl"
+        with files[name].open("w", encoding="utf-8") as out:
+            for q in questions:
+                out.write(json.dumps({**q, "q": convert[name](q["q"])}, ensure_ascii=False) + "\n")
+    return pool, files
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
@@ -60,42 +100,7 @@ def main() -> int:
     shared = args.shared.resolve()
     work = Path(tempfile.mkdtemp(prefix="quality-"))
     try:
-        with tarfile.open(shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
-            tar.extractall(work, filter="data")
-        subprocess.run(
-            [
-                sys.executable,
-                str(shared / "bench" / "squad2seeds.py"),
-                str(shared / "datasets" / "cmrc2018" / "cmrc2018_dev.json"),
-                str(work / "cmrc"),
-                str(work / "q.jsonl"),
-                "--prefix",
-                "cmrc",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        pool = work / "pool"
-        pool.mkdir()
-        for path in [*(work / "voa-zh-2020").glob("*.txt"), *(work / "cmrc").glob("*.txt")]:
-            shutil.copy(path, pool / path.name)
-
-        questions = [json.loads(line) for line in (work / "q.jsonl").open(encoding="utf-8")]
-        if args.limit:
-            questions = questions[: args.limit]
-        to_tw = opencc.OpenCC("s2twp")
-        variants = {
-            "simplified (as written)": lambda q: q,
-            "traditional, Taiwan wording (s2twp)": to_tw.convert,
-            "full-width letters and digits": full_width,
-        }
-        files = {}
-        for i, (name, convert) in enumerate(variants.items()):
-            files[name] = work / f"q{i}.jsonl"
-            with files[name].open("w", encoding="utf-8") as out:
-                for q in questions:
-                    out.write(json.dumps({**q, "q": convert(q["q"])}, ensure_ascii=False) + "\n")
-
+        pool, files = prepare(shared, work, args.limit)
         index = work / "index"
         started = time.perf_counter()
         subprocess.run(

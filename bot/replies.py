@@ -42,7 +42,7 @@ def answer(
     """Page `page` (0-based) of the answers to `question`."""
     page = max(0, min(page, MAX_PAGES - 1))
     # One hit more than this page needs tells whether a next page exists.
-    hits = library.search(question, k=(page + 1) * per_page + 1)
+    hits = library.search(question, k=(page + 1) * per_page + 1).hits
     page_hits = hits[page * per_page : (page + 1) * per_page]
     if not page_hits:
         return Answer(
@@ -82,7 +82,7 @@ def example_questions(library: Library, lang: Lang, limit: int = 3) -> list[str]
     questions = []
     for topic in render.example_topics(library.latest(10), limit=limit):
         question = t(lang, "example_question", topic=topic)
-        if library.search(question, k=1):
+        if library.search(question, k=1).hits:
             questions.append(question)
         if len(questions) >= limit:
             break
@@ -131,7 +131,7 @@ def inline_items(library: Library, query: str) -> list[InlineItem]:
             for i, a in enumerate(library.latest(INLINE_MAX_RESULTS))
         ]
     items = []
-    for i, hit in enumerate(library.search(query, k=INLINE_MAX_RESULTS)):
+    for i, hit in enumerate(library.search(query, k=INLINE_MAX_RESULTS).hits):
         title = hit.article.title
         if hit.passage.section:
             title = f"{title} · {hit.passage.section}"

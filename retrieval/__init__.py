@@ -18,13 +18,23 @@ if TYPE_CHECKING:
         LibraryStats,
         Paragraph,
         Passage,
+        SearchResult,
         SkippedFile,
     )
 
 _HOMES = {
     "Library": "retrieval.library",
     **dict.fromkeys(
-        ("Article", "ArticleRef", "Hit", "LibraryStats", "Paragraph", "Passage", "SkippedFile"),
+        (
+            "Article",
+            "ArticleRef",
+            "Hit",
+            "LibraryStats",
+            "Paragraph",
+            "Passage",
+            "SearchResult",
+            "SkippedFile",
+        ),
         "retrieval.models",
     ),
 }
@@ -36,6 +46,7 @@ __all__ = [
     "LibraryStats",
     "Paragraph",
     "Passage",
+    "SearchResult",
     "SkippedFile",
 ]
 

@@ -25,9 +25,7 @@ import opencc
 import rjieba
 
 # Bump when the analysis changes in a way that alters index terms: saved indexes rebuild.
-ANALYZER_VERSION = 5
-# Each passage is indexed with its article's title terms this many times.
-TITLE_WEIGHT = 2
+ANALYZER_VERSION = 6
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # 中文名(English Name): the gloss tells us the Chinese run before it is one name.
@@ -37,6 +35,15 @@ _GLOSSED_NAME = re.compile(
 _HAN_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+(?:[.'\-]\w+)*")
 _LATIN = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
+# Question words carry no topic (为啥, 几年, 哪家, 啥时候, 多少度): the listed ones, 几/哪/多少/
+# 第几 and one more character, and any word with 啥 or 咋. Like stopwords they are dropped, and
+# they also end a run of characters, so that 为什 or 少人 never become bigrams.
+QUESTION_WORD = re.compile(
+    r"(?:几|哪|多少|第几|哪几)[\u4e00-\u9fff]?|[\u4e00-\u9fff]*[啥咋][\u4e00-\u9fff]*"
+    r"|干嘛|干吗|干什么|怎么回事|多久|多大|多长|多远|多高|多重|谁家|何时|何地|何故|肯不肯"
+    r"|会不会|能不能|要不要|可不可以|是不是|有没有|算不算|怎样|怎么样|如何|为何|为什么|什么样"
+    r"|怎的|时候"
+)
 
 
 def _data_lines(text: str) -> Iterable[str]:
@@ -117,9 +124,7 @@ class Analyzer:
     @cached_property
     def fingerprint(self) -> str:
         """Changes whenever the terms this analyzer produces could change."""
-        h = hashlib.sha256(
-            f"v{ANALYZER_VERSION}|t{TITLE_WEIGHT}|rjieba-{version('rjieba')}".encode()
-        )
+        h = hashlib.sha256(f"v{ANALYZER_VERSION}|rjieba-{version('rjieba')}".encode())
         for k, v in sorted(self.aliases.items()):
             h.update(f"a|{k}|{v}\n".encode())
         for w in sorted(self.stopwords):
@@ -168,6 +173,19 @@ class Analyzer:
             {w for w in self._stop if len(w) == 2} | {a + b for a in chars for b in chars}
         )
 
+    def is_question_word(self, word: str) -> bool:
+        """为啥, 几年, 什么时候…: a word that asks rather than says (normalised form)."""
+        known = self._question_words.get(word)
+        if known is None:
+            if len(self._question_words) > 100_000:  # bounded, whatever text arrives
+                self._question_words.clear()
+            known = self._question_words[word] = bool(QUESTION_WORD.fullmatch(word))
+        return known
+
+    @cached_property
+    def _question_words(self) -> dict[str, bool]:
+        return {}
+
     def terms(self, text: str, names: Iterable[str] = ()) -> list[str]:
         """The index terms of a text: words, Chinese character bigrams, and known whole names."""
         # The hot loop of indexing (a million passages): plain locals, C-level helpers.
@@ -176,11 +194,18 @@ class Analyzer:
         noise = self._noise_bigrams
         alias = self._alias_map
         is_han = _HAN_WORD.fullmatch
+        is_question = self.is_question_word
         out: list[str] = []
         run: list[str] = []  # consecutive Chinese words, for bigrams across word boundaries
         for word in self._segmenter.cut(normalized, False):
             word = alias.get(word, word)
             if is_han(word):
+                if is_question(word):
+                    if run:
+                        chars = "".join(run)
+                        out += [b for b in map(str.__add__, chars, chars[1:]) if b not in noise]
+                        run = []
+                    continue
                 run.append(word)
                 if word not in stop:
                     out.append(word)
@@ -200,6 +225,28 @@ class Analyzer:
         for name in names:
             out += [name] * normalized.count(name)
         return out
+
+    def content_words(self, text: str) -> list[list[tuple[str, str]]]:
+        """The text's content words, in runs of neighbours (stopwords, question words and
+        punctuation end a run); each word as matched (normalised, aliased) and as written."""
+        normalized = self.normalize(text)
+        same_length = len(normalized) == len(text)
+        runs: list[list[tuple[str, str]]] = [[]]
+        start = 0
+        for word in self._segmenter.cut(normalized, False):
+            written = text[start : start + len(word)] if same_length else word
+            start += len(word)
+            word = word.strip()
+            if (
+                not any(ch.isalnum() for ch in word)
+                or word in self._stop
+                or self.is_question_word(word)
+            ):
+                if runs[-1]:
+                    runs.append([])
+                continue
+            runs[-1].append((self._alias_map.get(word, word), written.strip()))
+        return [run for run in runs if run]
 
     def query_terms(
         self,

@@ -18,8 +18,9 @@ import numpy as np
 from scipy import sparse
 
 from retrieval import seedfile
-from retrieval.analysis import TITLE_WEIGHT, Analyzer
+from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_article
+from retrieval.cues import passage_cues
 from retrieval.models import Article, Passage
 from retrieval.seedfile import SeedFormatError, SeedStat
 from retrieval.store import FileRecord, Index, IndexDraft, encode_article
@@ -30,27 +31,60 @@ PARALLEL_FROM_FILES = 400  # below this, worker start-up costs more than it save
 
 
 @dataclass(frozen=True)
+class Rows:
+    """Documents (passages, or articles) of one batch as rows of a docs x terms matrix in CSR
+    form: document i holds nnz[i] consecutive entries of term_ids and tf."""
+
+    nnz: np.ndarray  # int64
+    term_ids: np.ndarray  # int32
+    tf: np.ndarray  # uint32
+
+    @staticmethod
+    def of(term_ids: list[int], lengths: list[int], tf: list[int] | None = None) -> Rows:
+        """Rows from each document's term ids end to end (`lengths` of them each), with the
+        tf of each occurrence (1 when not given); each (document, term) pair counted once."""
+        sizes = np.asarray(lengths, np.int64)
+        keys = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes) << 32
+        keys |= np.asarray(term_ids, np.int64)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        counts = np.bincount(inverse, weights=tf, minlength=unique.shape[0])
+        return Rows(
+            nnz=np.bincount(unique >> 32, minlength=sizes.shape[0]).astype(np.int64),
+            term_ids=(unique & 0xFFFFFFFF).astype(np.int32),
+            tf=counts.astype(np.uint32),
+        )
+
+
+_NO_ROWS = Rows(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.uint32))
+
+
+@dataclass(frozen=True)
 class ParsedFile:
     """One seed file, parsed and analysed, as compact arrays (cheap to send between processes).
 
-    Passages are rows of a docs x terms matrix in CSR form: passage i owns doc_nnz[i] entries
-    of term_ids / tf. Term ids are local to a batch until `_globalise` maps them.
-    """
+    Term ids are local to a batch until `_globalise` maps them."""
 
     path: str
     error: str | None = None
     url: str | None = None
     published_ms: int = 0
     article_json: bytes = b""
-    doc_len: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    doc_nnz: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    term_ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
-    tf: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint16))
+    passages: Rows = _NO_ROWS
+    passage_len: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    passage_cues: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    article: Rows = _NO_ROWS  # one row: the article as a whole (see article_terms)
     names: dict[str, str] = field(default_factory=dict)
 
     @property
-    def n_docs(self) -> int:
-        return int(self.doc_len.shape[0])
+    def n_passages(self) -> int:
+        return int(self.passage_len.shape[0])
+
+    def with_terms(self, mapping: np.ndarray) -> ParsedFile:
+        return replace(
+            self,
+            passages=replace(self.passages, term_ids=mapping[self.passages.term_ids]),
+            article=replace(self.article, term_ids=mapping[self.article.term_ids]),
+        )
 
 
 class _Vocabulary(dict[str, int]):
@@ -93,17 +127,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# The article as one document, for article evidence: its title counts twice, its photo
+# captions once, and its passages (README, "Ranking").
+TITLE_WEIGHT = 2
+
+
 def article_terms(
     article: Article, passages: list[Passage], analyzer: Analyzer
-) -> tuple[dict[str, str], list[list[str]]]:
-    """The names an article glosses, and the index terms of each of its passages."""
+) -> tuple[dict[str, str], list[list[str]], list[str]]:
+    """The names an article glosses, the index terms of each passage, and the terms that
+    the article as a whole adds to its passages' (its title, twice, and its captions)."""
     names = analyzer.glossed_names(
         "\n".join([*article.captions, *(p.text for p in article.paragraphs)])
     )
-    # A passage is indexed with its article's title, which says what the passage is about
-    # (a BM25F-style field weight; CMRC R@1 .913 without, .958 once, .972 twice).
-    title_terms = analyzer.terms(article.title, names) * TITLE_WEIGHT
-    return names, [analyzer.terms(p.text, names) + title_terms for p in passages]
+    passage_terms = [analyzer.terms(p.text, names) for p in passages]
+    about = analyzer.terms(article.title, names) * TITLE_WEIGHT
+    about += analyzer.terms("\n".join(article.captions), names)
+    return names, passage_terms, about
 
 
 def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
@@ -120,26 +160,27 @@ def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary
 
 def _analyse(article: Article, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
     passages = passages_of(article)
-    names, passage_terms = article_terms(article, passages, analyzer)
+    names, passage_terms, about = article_terms(article, passages, analyzer)
     ids: list[int] = []
     lengths = []
     for terms in passage_terms:
         ids += map(vocab.__getitem__, terms)
         lengths.append(len(terms))
-    doc_len = np.asarray(lengths, np.int64)
-    # count each (passage, term) pair once: the CSR rows of this file
-    keys = np.repeat(np.arange(len(passages), dtype=np.int64), doc_len) << 32
-    keys |= np.asarray(ids, np.int64)
-    unique, counts = np.unique(keys, return_counts=True)
+    rows = Rows.of(ids, lengths)
+    # the article as one document: its passages' terms, then its title's and captions'
+    whole = [*rows.term_ids.tolist(), *map(vocab.__getitem__, about)]
+    counts = [*rows.tf.tolist(), *[1] * len(about)]
     return ParsedFile(
         article.source,
         url=article.url,
         published_ms=int(article.published.timestamp() * 1000),
-        article_json=encode_article(article),
-        doc_len=doc_len,
-        doc_nnz=np.bincount(unique >> 32, minlength=len(passages)).astype(np.int64),
-        term_ids=(unique & 0xFFFFFFFF).astype(np.int32),
-        tf=np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16),
+        article_json=encode_article(article, passages),
+        passages=rows,
+        passage_len=np.asarray(lengths, np.int64),
+        passage_cues=np.fromiter(
+            (passage_cues(analyzer.normalize(p.text)) for p in passages), np.uint64, len(passages)
+        ),
+        article=Rows.of(whole, [len(whole)], counts),
         names=names,
     )
 
@@ -193,7 +234,7 @@ def _globalise(
     local: list[str], files: list[ParsedFile], vocab: dict[str, int]
 ) -> list[ParsedFile]:
     mapping = np.fromiter((vocab.setdefault(t, len(vocab)) for t in local), np.int32, len(local))
-    return [replace(f, term_ids=mapping[f.term_ids]) if f.term_ids.size else f for f in files]
+    return [f.with_terms(mapping) if f.error is None else f for f in files]
 
 
 # --- building a generation ---------------------------------------------------------------------
@@ -270,41 +311,42 @@ def _assemble(
     fresh: list[ParsedFile],
     vocab: dict[str, int],
 ) -> IndexDraft:
-    """A new generation: the kept files' passages taken from `old`, then the fresh files'.
+    """A new generation: the kept files' articles taken from `old`, then the fresh files'.
 
     Memory matters at a million passages: postings go straight into their term-major arrays
     (no doc-major copy beside them), and each fresh file is released once it is copied.
     """
     n_terms = len(vocab)
     names = dict(old.names) if old else {}
-    kept_blocks: list[_RowBlock] = []
     numbers = np.array([records[p].article_number for p in kept], dtype=np.int64)
     if old is not None and kept:
         oa = old.arrays
-        starts, ends = oa["article_doc_start"][numbers], oa["article_doc_start"][numbers + 1]
+        starts = oa["article_passage_start"][numbers]
+        ends = oa["article_passage_start"][numbers + 1]
         rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        shape = (old.n_docs, len(old.vocab))
-        old_rows = sparse.csc_matrix((oa["tf"], oa["indices"], oa["indptr"]), shape=shape).tocsr()
-        for lo in range(0, rows.shape[0], 50_000):  # bounded temporaries for the scatter
-            part = old_rows[rows[lo : lo + 50_000]]
-            kept_blocks.append(_RowBlock(np.diff(part.indptr), part.indices, part.data))
-        del old_rows
+        kept_passages = _rows_of(oa, "passage", old.n_passages, n_terms, rows)
+        kept_articles = _rows_of(oa, "article", old.n_articles, n_terms, numbers)
         kept_json = _gather_bytes(oa["article_json"], oa["article_json_offsets"], numbers)
-        kept_doc_len, kept_ordinal = oa["doc_len"][rows], oa["doc_ordinal"][rows]
         kept_json_lengths = np.diff(oa["article_json_offsets"])[numbers]
         kept_published = oa["article_published_ms"][numbers]
         kept_counts = ends - starts
+        per_passage = {k: [oa[k][rows]] for k in ("passage_len", "passage_ordinal", "passage_cues")}
+        kept_article_len = oa["article_len"][numbers]
     else:
+        kept_passages, kept_articles = [], []
         kept_json = np.empty(0, np.uint8)
-        kept_doc_len, kept_ordinal = np.empty(0), np.empty(0, np.int32)
         kept_json_lengths = kept_published = kept_counts = np.empty(0, np.int64)
+        per_passage = {"passage_len": [], "passage_ordinal": [], "passage_cues": []}
+        kept_article_len = np.empty(0)
 
-    blocks = [*kept_blocks, *(_RowBlock(f.doc_nnz, f.term_ids, f.tf) for f in fresh)]
-    postings = _TermMajor(blocks, n_terms)
-    del blocks
-    for block in kept_blocks:
-        postings.add(block)
-    del kept_blocks
+    # a passage's tf fits 16 bits (a hundred million postings at a million passages)
+    passages = _TermMajor([*kept_passages, *(f.passages for f in fresh)], n_terms, np.uint16)
+    articles = _TermMajor([*kept_articles, *(f.article for f in fresh)], n_terms, np.uint32)
+    for block in kept_passages:
+        passages.add(block)
+    for block in kept_articles:
+        articles.add(block)
+    del kept_passages, kept_articles
 
     n_articles = len(kept) + len(fresh)
     json_bytes = kept_json.shape[0] + sum(len(f.article_json) for f in fresh)
@@ -312,55 +354,75 @@ def _assemble(
     article_json[: kept_json.shape[0]] = kept_json
     json_lengths = np.concatenate([kept_json_lengths, np.zeros(len(fresh), np.int64)])
     published = np.concatenate([kept_published, np.zeros(len(fresh), np.int64)])
-    doc_counts = np.concatenate([kept_counts, np.zeros(len(fresh), np.int64)])
-    doc_len_parts, ordinal_parts = [kept_doc_len], [kept_ordinal]
+    passage_counts = np.concatenate([kept_counts, np.zeros(len(fresh), np.int64)])
+    article_len = np.concatenate([kept_article_len, np.zeros(len(fresh))])
     byte, article, fresh_paths = kept_json.shape[0], len(kept), []
     for i in range(len(fresh)):
         f = fresh[i]
         fresh[i] = None  # type: ignore[call-overload]  # release it once copied
-        postings.add(_RowBlock(f.doc_nnz, f.term_ids, f.tf))
+        passages.add(f.passages)
+        articles.add(f.article)
         size = len(f.article_json)
         article_json[byte : byte + size] = np.frombuffer(f.article_json, np.uint8)
-        json_lengths[article], published[article], doc_counts[article] = (
-            size,
-            f.published_ms,
-            f.n_docs,
-        )
-        doc_len_parts.append(f.doc_len)
-        ordinal_parts.append(np.arange(f.n_docs, dtype=np.int32))
+        json_lengths[article], published[article] = size, f.published_ms
+        passage_counts[article] = f.n_passages
+        article_len[article] = int(f.article.tf.sum())
+        per_passage["passage_len"].append(f.passage_len)
+        per_passage["passage_ordinal"].append(np.arange(f.n_passages, dtype=np.int32))
+        per_passage["passage_cues"].append(f.passage_cues)
         names.update(f.names)
         fresh_paths.append(f.path)
         byte, article = byte + size, article + 1
 
-    assert postings.complete(), "every block's postings were placed"
+    assert passages.complete() and articles.complete(), "every block's postings were placed"
     new_records = {p: replace(r, article_number=None) for p, r in records.items()}
     for number, path in enumerate([*kept, *fresh_paths]):
         new_records[path] = replace(records[path], article_number=number)
     terms = [""] * n_terms
     for term, i in vocab.items():
         terms[i] = term
+
+    def joined(key: str, dtype: type) -> np.ndarray:
+        parts = per_passage[key]
+        return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+
     arrays = {
-        "indptr": postings.indptr,
-        "indices": postings.indices,
-        "tf": postings.tf,
-        "doc_len": np.concatenate(doc_len_parts).astype(np.float64),
-        "doc_article": np.repeat(np.arange(n_articles, dtype=np.int32), doc_counts),
-        "doc_ordinal": np.concatenate(ordinal_parts).astype(np.int32),
+        "passage_indptr": passages.indptr,
+        "passage_indices": passages.indices,
+        "passage_tf": passages.tf,
+        "passage_len": joined("passage_len", np.float64),
+        "passage_article": np.repeat(np.arange(n_articles, dtype=np.int32), passage_counts),
+        "passage_ordinal": joined("passage_ordinal", np.int32),
+        "passage_cues": joined("passage_cues", np.uint64),
+        "article_indptr": articles.indptr,
+        "article_indices": articles.indices,
+        "article_tf": articles.tf,
+        "article_len": article_len.astype(np.float64),
         "article_json": article_json,
         "article_json_offsets": _offsets(json_lengths),
-        "article_doc_start": _offsets(doc_counts),
+        "article_passage_start": _offsets(passage_counts),
         "article_published_ms": published,
     }
     return IndexDraft(fingerprint, new_records, arrays, terms, names)
 
 
-@dataclass(frozen=True)
-class _RowBlock:
-    """Consecutive passages in doc-major (CSR) form: passage i owns doc_nnz[i] postings."""
-
-    doc_nnz: np.ndarray
-    term_ids: np.ndarray
-    tf: np.ndarray
+def _rows_of(
+    arrays: Mapping[str, np.ndarray], field: str, n_docs: int, n_terms: int, docs: np.ndarray
+) -> list[Rows]:
+    """Some documents of a term-major field of a saved index, back in doc-major blocks."""
+    old_terms = arrays[f"{field}_indptr"].shape[0] - 1
+    by_term = sparse.csc_matrix(
+        (arrays[f"{field}_tf"], arrays[f"{field}_indices"], arrays[f"{field}_indptr"]),
+        shape=(n_docs, old_terms),
+    )
+    by_doc = by_term.tocsr()
+    del by_term
+    blocks = []
+    for lo in range(0, docs.shape[0], 50_000):  # bounded temporaries for the scatter
+        part = by_doc[docs[lo : lo + 50_000]]
+        blocks.append(Rows(np.diff(part.indptr), part.indices.astype(np.int32), part.data))
+    assert old_terms <= n_terms, "the vocabulary only grows"
+    return blocks
 
 
 class _TermMajor:
@@ -370,7 +432,7 @@ class _TermMajor:
     `add` then places one block's postings, so the output is the only full-size copy.
     """
 
-    def __init__(self, blocks: list[_RowBlock], n_terms: int) -> None:
+    def __init__(self, blocks: list[Rows], n_terms: int, tf_dtype: type) -> None:
         df = np.zeros(n_terms, np.int64)
         for block in blocks:
             unique, counts = np.unique(block.term_ids, return_counts=True)
@@ -378,17 +440,18 @@ class _TermMajor:
         self.indptr = _offsets(df)
         nnz = int(self.indptr[-1])
         self.indices = np.empty(nnz, np.int32)
-        self.tf = np.empty(nnz, np.uint16)
+        self.tf = np.empty(nnz, tf_dtype)
+        self._tf_max = np.iinfo(tf_dtype).max
         self._cursor = self.indptr[:-1].copy()
         self._next_doc = 0
 
     def complete(self) -> bool:
         return bool(np.array_equal(self._cursor, self.indptr[1:]))
 
-    def add(self, block: _RowBlock) -> None:
-        n_docs = block.doc_nnz.shape[0]
+    def add(self, block: Rows) -> None:
+        n_docs = block.nnz.shape[0]
         docs = np.repeat(
-            np.arange(self._next_doc, self._next_doc + n_docs, dtype=np.int32), block.doc_nnz
+            np.arange(self._next_doc, self._next_doc + n_docs, dtype=np.int32), block.nnz
         )
         self._next_doc += n_docs
         if not block.term_ids.size:
@@ -400,7 +463,7 @@ class _TermMajor:
         rank = np.arange(terms.shape[0]) - np.repeat(first, sizes)
         where = self._cursor[terms] + rank
         self.indices[where] = docs[order]
-        self.tf[where] = block.tf[order]
+        self.tf[where] = np.minimum(block.tf[order], self._tf_max)
         self._cursor[terms[first]] += sizes
 
 

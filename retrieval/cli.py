@@ -7,11 +7,12 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.library import AliasesFileError, Library
-from retrieval.models import Article, Hit
+from retrieval.models import Article, Hit, SearchResult
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,9 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "search":
-            queries = (args.query and [" ".join(args.query)]) or _stdin_lines()
-            for query in queries:
-                _print_hits(query, library.search(query, args.k), as_json=args.json)
+            asked = [Asked(" ".join(args.query))] if args.query else map(read_line, sys.stdin)
+            for question in asked:
+                result = library.search(question.query, args.k, context=question.context)
+                _print_result(question, result, as_json=args.json)
         elif args.command == "latest":
             for article in library.latest(args.n):
                 _print_article(article, as_json=args.json)
@@ -109,9 +111,29 @@ def _ingest(urls: Sequence[str], seeds_dir: Path) -> int:
     return 1 if any(r.error for r in reports) else 0
 
 
-def _stdin_lines() -> Iterable[str]:
-    for line in sys.stdin:
-        yield line.strip()
+@dataclass(frozen=True)
+class Asked:
+    """One line of `search` input: a question, and the earlier ones it may follow up."""
+
+    query: str
+    context: tuple[str, ...] = ()
+
+
+def read_line(line: str) -> Asked:
+    """A JSON object {"query": "...", "context": ["earlier question", ...]} (oldest first),
+    or else the line itself as a plain query: every line is one question, whatever it holds.
+    No state is kept between lines: context comes only from the line's own `context`."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("query"), str):
+            context = data.get("context")
+            earlier = context if isinstance(context, list) else []
+            return Asked(data["query"], tuple(c for c in earlier if isinstance(c, str)))
+    return Asked(line)
 
 
 def hit_json(rank: int, hit: Hit) -> dict[str, object]:
@@ -128,15 +150,26 @@ def hit_json(rank: int, hit: Hit) -> dict[str, object]:
     }
 
 
-def _print_hits(query: str, hits: list[Hit], as_json: bool) -> None:
+def _print_result(question: Asked, result: SearchResult, as_json: bool) -> None:
     if as_json:
-        hits_json = [hit_json(rank, hit) for rank, hit in enumerate(hits, 1)]
-        print(json.dumps({"query": query, "hits": hits_json}, ensure_ascii=False), flush=True)
+        line: dict[str, object] = {"query": question.query}
+        if question.context:
+            line["context"] = list(question.context)
+        line["read_with"] = result.read_with
+        line["confident"] = result.confident
+        line["missing"] = list(result.missing)
+        line["hits"] = [hit_json(rank, hit) for rank, hit in enumerate(result.hits, 1)]
+        print(json.dumps(line, ensure_ascii=False), flush=True)
         return
-    print(f"? {query}")
-    if not hits:
+    print(f"? {question.query}")
+    if result.read_with:
+        print(f"  (read as a follow-up of: {result.read_with})")
+    if not result.hits:
         print("  (no matching passage)")
-    for rank, hit in enumerate(hits, 1):
+    elif not result.confident:
+        missing = f"; the articles lack: {', '.join(result.missing)}" if result.missing else ""
+        print(f"  (not confident these answer it{missing})")
+    for rank, hit in enumerate(result.hits, 1):
         heading = f" · {hit.passage.section}" if hit.passage.section else ""
         print(f"{rank}. [{hit.score:.2f}] {hit.article.title}{heading}")
         print(f"   {hit.passage.text}")

@@ -6,19 +6,27 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 
-from retrieval import build, store
+from retrieval import build, ranking, store
 from retrieval.analysis import Analyzer
-from retrieval.articles import passages_of
-from retrieval.models import Article, ArticleRef, Hit, LibraryStats, Passage, SkippedFile
-from retrieval.scoring import okapi_idf, score_terms, top_k
+from retrieval.cues import boosts
+from retrieval.models import (
+    Article,
+    ArticleRef,
+    Hit,
+    LibraryStats,
+    Passage,
+    SearchResult,
+    SkippedFile,
+)
+from retrieval.scoring import okapi_idf, score, top_k
 from retrieval.seedfile import article_id
 
 log = logging.getLogger(__name__)
@@ -41,10 +49,11 @@ def default_index_dir(seeds_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class RankedPassage:
-    """A passage's place in the index and its score: a search before anything is decoded."""
+    """A passage's place in the index and its scores: a search before anything is decoded."""
 
-    doc: int
-    score: float
+    passage: int  # passage number in the index
+    score: float  # what ranks (retrieval.ranking)
+    bm25: float  # its BM25Okapi part: rank_bm25's score of the passage's own terms
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,9 @@ class _Snapshot:
     """An index with what queries need precomputed. Never mutated."""
 
     index: store.Index
-    idf: np.ndarray
+    passage_idf: np.ndarray
+    article_idf: np.ndarray
+    max_idf: float  # of a word the archive never uses, for judging coverage
     tiebreak: np.ndarray  # rank of each passage in (newest article first, then article order)
     newest_first: np.ndarray  # article numbers, newest first
     refs: tuple[ArticleRef, ...]  # by article number
@@ -64,12 +75,11 @@ class _Snapshot:
     @classmethod
     def of(cls, index: store.Index) -> _Snapshot:
         a = index.arrays
-        df = np.diff(a["indptr"])
         published = a["article_published_ms"]
-        doc_published = published[a["doc_article"]] if index.n_docs else published[:0]
-        order = np.lexsort((np.arange(index.n_docs), -doc_published))
-        tiebreak = np.empty(index.n_docs, np.int64)
-        tiebreak[order] = np.arange(index.n_docs)
+        passage_published = published[a["passage_article"]] if index.n_passages else published[:0]
+        order = np.lexsort((np.arange(index.n_passages), -passage_published))
+        tiebreak = np.empty(index.n_passages, np.int64)
+        tiebreak[order] = np.arange(index.n_passages)
         # from the file records: no article has to be decoded for them
         refs: list[ArticleRef | None] = [None] * index.n_articles
         for record in index.files.values():
@@ -81,15 +91,20 @@ class _Snapshot:
                 )
         if any(ref is None for ref in refs):
             raise store.IndexCorrupt("an article without its file record")
+        passage_idf = okapi_idf(np.diff(a["passage_indptr"]).astype(np.float64), index.n_passages)
         return cls(
             index=index,
-            idf=okapi_idf(df.astype(np.float64), index.n_docs),
+            passage_idf=passage_idf,
+            article_idf=okapi_idf(
+                np.diff(a["article_indptr"]).astype(np.float64), index.n_articles
+            ),
+            max_idf=float(passage_idf.max()) if passage_idf.size else 1.0,
             tiebreak=tiebreak,
             newest_first=np.lexsort((np.arange(published.shape[0]), -published)),
             refs=tuple(r for r in refs if r is not None),
             article_numbers={ref.id: number for number, ref in enumerate(refs) if ref},
             glosses={gloss: name for name, gloss in index.names.items()},
-            cut=lru_cache(maxsize=1024)(lambda n: (a := index.article(n), passages_of(a))),
+            cut=lru_cache(maxsize=1024)(index.article),
         )
 
 
@@ -190,7 +205,7 @@ class Library:
                 log.warning("could not save the index in %s: %s", self.index_dir, exc)
         index = index or store.Index.in_memory(draft)
         self._snapshot = _Snapshot.of(index)
-        log.info("index: %d articles, %d passages", index.n_articles, index.n_docs)
+        log.info("index: %d articles, %d passages", index.n_articles, index.n_passages)
         return True
 
     def _load_saved(self) -> store.Index | None:
@@ -208,40 +223,75 @@ class Library:
 
     # --- questions ----------------------------------------------------------------------------
 
-    def rank(self, query: str, k: int = 5) -> list[RankedPassage]:
+    def rank(self, query: str, k: int = 5, *, context: Sequence[str] = ()) -> list[RankedPassage]:
         """The k best passages for the query, best first, before anything is decoded."""
-        return self._rank(self._current, query, k)[1]
+        snap = self._current
+        return self._rank(snap, self._read(snap, query, context), k)
 
     def query_terms(self, query: str) -> list[str]:
         """The index terms a query is scored on (names the articles gloss included)."""
         snap = self._current
         return self.analyzer.query_terms(query, snap.index.names, snap.glosses)
 
-    def _rank(self, snap: _Snapshot, query: str, k: int) -> tuple[list[str], list[RankedPassage]]:
-        index = snap.index
-        terms = self.analyzer.query_terms(query, index.names, snap.glosses)
-        term_ids = [index.vocab[t] for t in terms if t in index.vocab]
-        docs, scores = score_terms(index.postings, snap.idf, term_ids)
-        return terms, [RankedPassage(d, s) for d, s in top_k(docs, scores, k, snap.tiebreak)]
+    def _read(self, snap: _Snapshot, query: str, context: Sequence[str]) -> ranking.Question:
+        def query_terms(text: str) -> list[str]:
+            return self.analyzer.query_terms(text, snap.index.names, snap.glosses)
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The k passages that best answer the query, best first; [] when nothing matches."""
+        return ranking.read_question(self.analyzer, query, context, query_terms, snap.index.vocab)
+
+    def _rank(self, snap: _Snapshot, question: ranking.Question, k: int) -> list[RankedPassage]:
+        index = snap.index
+        passages, bm25 = score(
+            index.postings("passage"), snap.passage_idf, question.passage_weights
+        )
+        if not passages.size:
+            return []
+        articles, article_bm25 = score(
+            index.postings("article"), snap.article_idf, question.article_weights
+        )
+        by_article = np.zeros(index.n_articles)
+        by_article[articles] = article_bm25
+        a = index.arrays
+        scores = ranking.combine(
+            bm25,
+            by_article[a["passage_article"][passages]],
+            boosts(question.asked, a["passage_cues"][passages]),
+        )
+        chosen = top_k(passages, scores, k, snap.tiebreak)
+        where = np.searchsorted(passages, [p for p, _ in chosen])  # passages are ascending
+        return [
+            RankedPassage(p, s, float(bm25[i])) for (p, s), i in zip(chosen, where, strict=True)
+        ]
+
+    def search(self, query: str, k: int = 5, *, context: Sequence[str] = ()) -> SearchResult:
+        """The k passages that best answer the query, best first, and whether they do.
+
+        `context`: the earlier questions of a conversation, oldest first; used only when the
+        query leans on them (a follow-up such as 那以色列有回应吗)."""
         snap = self._current
-        terms, ranked = self._rank(snap, query, k)
+        question = self._read(snap, query, context)
         a = snap.index.arrays
         hits = []
-        for r in ranked:
-            article, passages = snap.cut(int(a["doc_article"][r.doc]))
-            passage = passages[int(a["doc_ordinal"][r.doc])]
-            hits.append(
-                Hit(
-                    score=r.score,
-                    passage=passage,
-                    article=article,
-                    spans=self.analyzer.highlight_spans(terms, passage.text),
-                )
-            )
-        return hits
+        for ranked in self._rank(snap, question, k):
+            article, passages = snap.cut(int(a["passage_article"][ranked.passage]))
+            passage = passages[int(a["passage_ordinal"][ranked.passage])]
+            spans = self.analyzer.highlight_spans(question.terms, passage.text)
+            hits.append(Hit(score=ranked.score, passage=passage, article=article, spans=spans))
+        confident, missing = ranking.judge(
+            self.analyzer,
+            query,
+            question.read_with,
+            self.analyzer.normalize(_article_text(hits[0].article)) if hits else None,
+            partial(self._idf_of_word, snap),
+        )
+        read_with = question.read_with[-1] if question.read_with else None
+        return SearchResult(tuple(hits), confident, tuple(missing), read_with)
+
+    def _idf_of_word(self, snap: _Snapshot, word: str) -> float:
+        """How rare a word is among passages: its rarest index term's idf."""
+        vocab = snap.index.vocab
+        ids = [vocab[t] for t in self.analyzer.terms(word) if t in vocab]
+        return max((float(snap.passage_idf[i]) for i in ids), default=snap.max_idf)
 
     def latest(self, n: int = 5) -> list[Article]:
         """The n newest articles, newest first."""
@@ -260,7 +310,7 @@ class Library:
         return None if number is None else snap.cut(number)[0]
 
     def indexed_terms(self) -> Iterator[list[str]]:
-        """Every passage's index terms, in passage order: what BM25 scores (for references)."""
+        """Every passage's index terms, in passage order: what its BM25Okapi part scores."""
         snap = self._current
         for number in range(snap.index.n_articles):
             article, passages = snap.cut(number)
@@ -277,7 +327,11 @@ class Library:
         skipped = tuple(SkippedFile(p, r.error) for p, r in sorted(index.files.items()) if r.error)
         return LibraryStats(
             articles=index.n_articles,
-            passages=index.n_docs,
+            passages=index.n_passages,
             newest=newest[0].published if newest else None,
             skipped=skipped,
         )
+
+
+def _article_text(article: Article) -> str:
+    return "\n".join([article.title, *article.captions, *(p.text for p in article.paragraphs)])

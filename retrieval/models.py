@@ -71,6 +71,18 @@ class Hit:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchResult:
+    """The best passages for a question, and whether they answer it."""
+
+    hits: tuple[Hit, ...]
+    # the engine's judgement that the archive covers what the question asks: that the first
+    # hit's article holds the question's rarer words (and every number of two digits or more)
+    confident: bool
+    missing: tuple[str, ...]  # the question's words, as written, that the article lacks
+    read_with: str | None = None  # the earlier question a follow-up was read with
+
+
+@dataclass(frozen=True, slots=True)
 class SkippedFile:
     """A seed file that could not be understood, and why."""
 

@@ -10,8 +10,7 @@ so that a query is one multiply-add per posting.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,21 +67,24 @@ def tf_weights(
         yield weight
 
 
-def score_terms(
-    postings: Postings, idf: np.ndarray, term_ids: Sequence[int]
+def score(
+    postings: Postings, idf: np.ndarray, weights: Mapping[int, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of every doc that holds at least one query term: (doc numbers, scores)."""
+    """Scores of every doc that holds at least one query term: (doc numbers, scores).
+
+    `weights` says how much the query holds each term id: its count is BM25Okapi exactly (a
+    term asked twice counts twice); a fraction weighs a term less (a follow-up's context)."""
     # every term that occurs counts, even with idf 0 or below (tiny collections): a passage
     # holding a query term is a match; only passages holding none are never returned
-    counts = Counter(t for t in term_ids if 0 <= t < idf.shape[0])
-    if not counts:
+    weights = {t: w for t, w in weights.items() if 0 <= t < idf.shape[0] and w > 0}
+    if not weights:
         return np.empty(0, np.int64), np.empty(0, np.float64)
     scores = np.zeros(postings.n_docs, dtype=np.float64)
     touched = np.zeros(postings.n_docs, dtype=bool)
-    for term, repeat in counts.items():
+    for term, weight in weights.items():
         lo, hi = postings.indptr[term], postings.indptr[term + 1]
         docs = postings.indices[lo:hi]
-        scores[docs] += (repeat * idf[term]) * postings.weight[lo:hi]
+        scores[docs] += (weight * idf[term]) * postings.weight[lo:hi]
         touched[docs] = True
     docs = np.flatnonzero(touched)  # a linear scan of bytes: cheaper than sorting postings
     return docs, scores[docs]

@@ -25,25 +25,33 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.models import Article, Paragraph
+from retrieval.models import Article, Paragraph, Passage
 from retrieval.scoring import Postings, tf_weights
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 8  # bump when the stored arrays or what becomes a passage change
-# Arrays of a draft; a servable index adds "weight", the tf part of each posting's score.
+FORMAT_VERSION = 9  # bump when the stored arrays or what becomes a passage change
+# Arrays of a draft. Two fields, each term-major postings with its documents' lengths:
+# passages (what answers) and articles (the evidence of what a passage is about).
 ARRAYS = (
-    "indptr",  # term t's postings are [indptr[t], indptr[t + 1])
-    "indices",  # the passage number of each posting
-    "tf",
-    "doc_len",  # terms in each passage
-    "doc_article",  # the article number of each passage
-    "doc_ordinal",  # the passage's position in its article
-    "article_json",  # every article, zlib-compressed JSON, end to end
+    "passage_indptr",  # term t's postings are [indptr[t], indptr[t + 1])
+    "passage_indices",  # the passage number of each posting
+    "passage_tf",
+    "passage_len",  # terms in each passage
+    "passage_article",  # the article number of each passage
+    "passage_ordinal",  # the passage's position in its article
+    "passage_cues",  # the kinds of answer it shows (retrieval.cues)
+    "article_indptr",
+    "article_indices",  # the article number of each posting
+    "article_tf",
+    "article_len",
+    "article_json",  # every article and its passages, zlib-compressed JSON, end to end
     "article_json_offsets",
-    "article_doc_start",  # article a's passages are [start[a], start[a + 1])
+    "article_passage_start",  # article a's passages are [start[a], start[a + 1])
     "article_published_ms",
 )
+# Each field's posting weights, the tf part of BM25 (see scoring.tf_weights), derived.
+WEIGHTS = ("passage_weight", "article_weight")
 
 
 class IndexCorrupt(Exception):
@@ -78,8 +86,17 @@ class IndexDraft:
     names: dict[str, str]  # Chinese names glossed in English in some article → the gloss
 
     @property
-    def n_docs(self) -> int:
-        return int(self.arrays["doc_len"].shape[0])
+    def n_passages(self) -> int:
+        return int(self.arrays["passage_len"].shape[0])
+
+    @property
+    def n_articles(self) -> int:
+        return int(self.arrays["article_len"].shape[0])
+
+    def weights(self, field: str) -> Iterator[np.ndarray]:
+        """The posting weights of a field ("passage" or "article"), in chunks."""
+        a = self.arrays
+        return tf_weights(a[f"{field}_indices"], a[f"{field}_tf"], a[f"{field}_len"])
 
 
 @dataclass(frozen=True)
@@ -87,17 +104,20 @@ class Index:
     """A servable generation (arrays memory-mapped when loaded). Immutable."""
 
     draft: IndexDraft
-    weight: np.ndarray  # float64, one per posting
+    weights: Mapping[str, np.ndarray]  # the WEIGHTS: float64, one per posting of the field
     vocab: dict[str, int]
     generation: str | None = None  # the saved generation it was loaded from; None: unsaved
 
     @classmethod
     def in_memory(cls, draft: IndexDraft) -> Index:
         """Serve a draft that could not be saved: weights computed in memory."""
-        a = draft.arrays
-        chunks = list(tf_weights(a["indices"], a["tf"], a["doc_len"]))
-        weight = np.concatenate(chunks) if chunks else np.empty(0, np.float64)
-        return cls(draft, weight, {t: i for i, t in enumerate(draft.terms)})
+        weights = {}
+        for field in ("passage", "article"):
+            chunks = list(draft.weights(field))
+            weights[f"{field}_weight"] = (
+                np.concatenate(chunks) if chunks else np.empty(0, np.float64)
+            )
+        return cls(draft, weights, {t: i for i, t in enumerate(draft.terms)})
 
     @property
     def fingerprint(self) -> str:
@@ -116,19 +136,23 @@ class Index:
         return self.draft.arrays
 
     @property
-    def postings(self) -> Postings:
-        a = self.draft.arrays
-        return Postings(a["indptr"], a["indices"], self.weight, self.n_docs)
-
-    @property
-    def n_docs(self) -> int:
-        return self.draft.n_docs
+    def n_passages(self) -> int:
+        return self.draft.n_passages
 
     @property
     def n_articles(self) -> int:
-        return int(self.arrays["article_published_ms"].shape[0])
+        return self.draft.n_articles
 
-    def article(self, number: int) -> Article:
+    def postings(self, field: str) -> Postings:
+        """The postings of "passage" or "article" documents, ready to score."""
+        a = self.draft.arrays
+        n_docs = self.n_passages if field == "passage" else self.n_articles
+        return Postings(
+            a[f"{field}_indptr"], a[f"{field}_indices"], self.weights[f"{field}_weight"], n_docs
+        )
+
+    def article(self, number: int) -> tuple[Article, list[Passage]]:
+        """An article and its passages, as indexed."""
         a = self.arrays
         lo, hi = a["article_json_offsets"][number], a["article_json_offsets"][number + 1]
         return decode_article(a["article_json"][lo:hi].tobytes())
@@ -137,19 +161,28 @@ class Index:
 # --- articles as stored ------------------------------------------------------------------------
 
 
-def encode_article(article: Article) -> bytes:
-    """An article as stored: compressed JSON (article texts are half an index's size)."""
+def encode_article(article: Article, passages: list[Passage]) -> bytes:
+    """An article and its passages as stored: compressed JSON (article texts are half an
+    index's size). The passages are stored, not derived again, so that answering never
+    parses or splits text."""
     data = asdict(article)
     data["published"] = article.published.isoformat()
     data["paragraphs"] = [[p.text, p.section] for p in article.paragraphs]
+    data["passages"] = [[p.text, p.section] for p in passages]
     return zlib.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1)
 
 
-def decode_article(blob: bytes) -> Article:
+def decode_article(blob: bytes) -> tuple[Article, list[Passage]]:
     data = json.loads(zlib.decompress(blob).decode("utf-8"))
     data["published"] = datetime.fromisoformat(data["published"])
     data["paragraphs"] = tuple(Paragraph(t, s) for t, s in data["paragraphs"])
-    return Article(**data)
+    data["captions"] = tuple(data["captions"])
+    passages = data.pop("passages")
+    article = Article(**data)
+    return article, [
+        Passage(id=f"{article.id}:{i}", ordinal=i, text=t, section=s)
+        for i, (t, s) in enumerate(passages)
+    ]
 
 
 # --- one writer --------------------------------------------------------------------------------
@@ -198,16 +231,16 @@ def save(index_dir: Path, draft: IndexDraft) -> Path:
         array = draft.arrays[name]
         np.save(gen / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         sizes[name] = [str(array.dtype), list(array.shape)]
-    # Posting weights depend on every passage's length (through avgdl), so each generation
-    # stores its own, streamed to the file chunk by chunk rather than held in memory.
-    a = draft.arrays
-    shape = (int(a["indices"].shape[0]),)
-    with open(gen / "weight.npy", "wb") as fh:
-        header = {"descr": np.dtype(np.float64).str, "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(fh, header)
-        for chunk in tf_weights(a["indices"], a["tf"], a["doc_len"]):
-            fh.write(chunk.tobytes())
-    sizes["weight"] = ["float64", list(shape)]
+    # Posting weights depend on every document's length (through the average), so each
+    # generation stores its own, streamed to the file chunk by chunk rather than held.
+    for field in ("passage", "article"):
+        shape = (int(draft.arrays[f"{field}_indices"].shape[0]),)
+        with open(gen / f"{field}_weight.npy", "wb") as fh:
+            header = {"descr": np.dtype(np.float64).str, "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(fh, header)
+            for chunk in draft.weights(field):
+                fh.write(chunk.tobytes())
+        sizes[f"{field}_weight"] = ["float64", list(shape)]
     (gen / "terms.txt").write_text("\n".join(draft.terms), encoding="utf-8")
     meta = {"files": {p: asdict(r) for p, r in draft.files.items()}, "names": draft.names}
     (gen / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
@@ -297,7 +330,7 @@ def _read_generation(gen: Path) -> Index:
         if (gen / name).stat().st_size != manifest[size_key]:
             raise IndexCorrupt(f"{name} has the wrong size")
     arrays = {}
-    for name in (*ARRAYS, "weight"):
+    for name in (*ARRAYS, *WEIGHTS):
         array = np.load(gen / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         dtype, shape = manifest["arrays"][name]
         if str(array.dtype) != dtype or list(array.shape) != shape:
@@ -308,28 +341,51 @@ def _read_generation(gen: Path) -> Index:
     terms = text.split("\n") if text else []
     if len(terms) != manifest["n_terms"]:
         raise IndexCorrupt("terms.txt does not match the manifest")
-    weight = arrays.pop("weight")
-    _check_consistent(arrays, weight, len(terms))
+    weights = {name: arrays.pop(name) for name in WEIGHTS}
+    _check_consistent(arrays, weights, len(terms))
     files = {str(p): FileRecord(**r) for p, r in meta["files"].items()}
     names = {str(k): str(v) for k, v in meta["names"].items()}
     draft = IndexDraft(str(manifest["fingerprint"]), files, arrays, terms, names)
-    return Index(draft, weight, dict(zip(terms, range(len(terms)), strict=True)), gen.name)
+    return Index(draft, weights, dict(zip(terms, range(len(terms)), strict=True)), gen.name)
 
 
-def _check_consistent(a: Mapping[str, np.ndarray], weight: np.ndarray, n_terms: int) -> None:
-    n_docs = a["doc_len"].shape[0]
-    n_articles = a["article_published_ms"].shape[0]
-    checks = (
-        (a["indptr"].shape[0] == n_terms + 1, "indptr length"),
+def _check_consistent(
+    a: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray], n_terms: int
+) -> None:
+    n_passages = a["passage_len"].shape[0]
+    n_articles = a["article_len"].shape[0]
+    checks = [
+        (a[f"{f}_indptr"].shape[0] == n_terms + 1, f"{f} postings: term count")
+        for f in ("passage", "article")
+    ]
+    checks += [
         (
-            int(a["indptr"][-1]) == a["indices"].shape[0] == a["tf"].shape[0] == weight.shape[0],
-            "postings length",
+            int(a[f"{f}_indptr"][-1])
+            == a[f"{f}_indices"].shape[0]
+            == a[f"{f}_tf"].shape[0]
+            == weights[f"{f}_weight"].shape[0],
+            f"{f} postings: length",
+        )
+        for f in ("passage", "article")
+    ]
+    checks += [
+        (
+            a["passage_ordinal"].shape[0]
+            == a["passage_article"].shape[0]
+            == a["passage_cues"].shape[0]
+            == n_passages,
+            "passage arrays",
         ),
-        (a["doc_ordinal"].shape[0] == a["doc_article"].shape[0] == n_docs, "passage arrays"),
-        (a["article_doc_start"].shape[0] == n_articles + 1, "article starts"),
-        (int(a["article_doc_start"][-1]) == n_docs, "article passage count"),
+        (
+            a["article_passage_start"].shape[0]
+            == a["article_json_offsets"].shape[0]
+            == a["article_published_ms"].shape[0] + 1
+            == n_articles + 1,
+            "article arrays",
+        ),
+        (int(a["article_passage_start"][-1]) == n_passages, "article passage count"),
         (int(a["article_json_offsets"][-1]) == a["article_json"].shape[0], "article text length"),
-    )
+    ]
     for ok, what in checks:
         if not ok:
             raise IndexCorrupt(f"inconsistent index: {what}")

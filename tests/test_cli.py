@@ -40,6 +40,16 @@ def run(
     )
 
 
+def search_json(corpus: Path, index: Path, stdin: str, k: int = 5) -> list[dict]:
+    """`search --json` over stdin: one parsed result a line."""
+    result = run(
+        "search", "--seeds", str(corpus), "--index-dir", str(index), "-k", str(k), "--json",
+        stdin=stdin,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
 @pytest.fixture
 def corpus(seeds_dir: Path) -> Path:
     (seeds_dir / "mars.txt").write_text(
@@ -57,19 +67,7 @@ def corpus(seeds_dir: Path) -> Path:
 
 def test_search_json_one_line_per_stdin_query_in_order(corpus: Path, tmp_path: Path) -> None:
     stdin = "天问一号着陆\n\n德地秀士 延伸威慑的可信度\n完全无关的词语组合xyz\n"
-    result = run(
-        "search",
-        "--seeds",
-        str(corpus),
-        "--index-dir",
-        str(tmp_path / "i"),
-        "-k",
-        "2",
-        "--json",
-        stdin=stdin,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = search_json(corpus, tmp_path / "i", stdin, k=2)
     assert [line["query"] for line in lines] == [
         "天问一号着陆",
         "",
@@ -87,6 +85,53 @@ def test_search_json_one_line_per_stdin_query_in_order(corpus: Path, tmp_path: P
     assert hit["published"] == "2025-02-10T22:51:04+00:00"
     assert hit["passage_id"].startswith(hit["article_id"] + ":")
     assert len(lines[2]["hits"]) == 2
+
+
+def test_search_reads_json_lines_with_context_beside_plain_lines(
+    corpus: Path, tmp_path: Path
+) -> None:
+    lines_in = [
+        "德地秀士怎么看联合声明",
+        json.dumps({"query": "那他还说了什么", "context": ["德地秀士怎么看联合声明"]}),
+        json.dumps({"query": "天问一号着陆了吗", "context": ["德地秀士怎么看联合声明"]}),
+        json.dumps({"query": "天问一号着陆", "context": "not a list", "extra": 1}),
+        json.dumps({"query": "天问一号", "context": [7, None, "天问一号"]}),
+        '{"query": "broken json',
+        json.dumps({"query": 5}),
+        json.dumps(["天问一号"]),
+        json.dumps({"query": "那他还说了什么"}),  # no context: nothing to lean on
+    ]
+    out = search_json(corpus, tmp_path / "i", "\n".join(lines_in) + "\n", k=3)
+    assert len(out) == len(lines_in), "every input line gives exactly one output line"
+    standalone, followup, new_topic, odd_context, mixed_context, *plain, alone = out
+    assert followup["query"] == "那他还说了什么"
+    assert followup["context"] == ["德地秀士怎么看联合声明"]
+    assert followup["read_with"] == "德地秀士怎么看联合声明"
+    assert followup["hits"][0]["article_id"] == standalone["hits"][0]["article_id"]
+    # a question that does not lean on the earlier one is read alone, whatever the context
+    assert new_topic["read_with"] is None
+    assert new_topic["hits"][0]["title"] == "火星探测"
+    assert odd_context["query"] == "天问一号着陆" and "context" not in odd_context
+    assert mixed_context["context"] == ["天问一号"]
+    # anything that is not such an object is a plain query, searched as written
+    assert [line["query"] for line in plain] == lines_in[5:8]
+    assert alone["read_with"] is None
+    for line in out:
+        assert isinstance(line["confident"], bool) and isinstance(line["missing"], list)
+
+
+def test_search_says_when_the_archive_does_not_answer(corpus: Path, tmp_path: Path) -> None:
+    stdin = "2024年美国大选谁赢了\n石破茂和特朗普会谈了什么\n"
+    unanswered, answered = search_json(corpus, tmp_path / "i", stdin)
+    assert unanswered["hits"], "close passages are still listed"
+    assert unanswered["confident"] is False
+    assert "2024" in unanswered["missing"]
+    assert answered["confident"] is True
+    assert answered["missing"] == []
+    listing = run(
+        "search", "--seeds", str(corpus), "--index-dir", str(tmp_path / "i"), "2024年美国大选谁赢了"
+    )
+    assert "not confident" in listing.stdout and "2024" in listing.stdout
 
 
 def test_search_readable_listing_from_arguments(corpus: Path) -> None:

@@ -269,7 +269,9 @@ def test_a_deeply_nested_item_is_written_and_the_next_feed_arrives(
     assert (deep_report.error, deep_report.new) == (None, 1)
     assert (good.error, good.new) == (None, 2)
     library = Library.from_dir(seeds, tmp_path / "index")
-    assert library.search("深层条目里的正文", k=1)[0].article.url == "https://a.example.org/deep"
+    assert (
+        library.search("深层条目里的正文", k=1).hits[0].article.url == "https://a.example.org/deep"
+    )
 
 
 def _good_links() -> set[str]:

@@ -106,7 +106,7 @@ def test_a_deeply_nested_feed_item_is_written_and_then_indexed(seeds: Path, tmp_
     library = Library.from_dir(seeds, tmp_path / "index")
 
     assert library.stats().skipped == ()
-    [hit] = library.search("经由订阅源到达的深层段落", k=1)
+    [hit] = library.search("经由订阅源到达的深层段落", k=1).hits
     assert hit.article.url == "https://feed.example.org/deep.html"
 
 
@@ -177,7 +177,7 @@ def test_a_symlink_leading_outside_the_seeds_directory_is_not_served(
 
     library = Library.from_dir(seeds, tmp_path / "index")
 
-    assert library.search("蓝鲸四十二号口令", k=5) == []
+    assert library.search("蓝鲸四十二号口令", k=5).hits == ()
     urls = {ref.url for ref in library.article_refs()}
     assert "https://intranet.example.org/secret" not in urls
     assert "https://news.example.org/a/2.html" in urls

@@ -23,7 +23,7 @@ def index_dir(tmp_path: Path) -> Path:
 
 def test_search_returns_hits_with_article_and_passage(seeds_dir: Path, index_dir: Path) -> None:
     library = Library.from_dir(seeds_dir, index_dir)
-    hits = library.search("德地秀士怎么看美日联合声明", k=3)
+    hits = library.search("德地秀士怎么看美日联合声明", k=3).hits
     assert hits, "expected a hit"
     top = hits[0]
     assert "德地秀士" in top.passage.text
@@ -40,7 +40,7 @@ def test_traditional_query_with_regional_name_finds_the_passage(
     seeds_dir: Path, index_dir: Path
 ) -> None:
     library = Library.from_dir(seeds_dir, index_dir)
-    hits = library.search("川普與石破茂會談後的聯合聲明", k=1)
+    hits = library.search("川普與石破茂會談後的聯合聲明", k=1).hits
     assert "联合声明" in hits[0].passage.text
 
 
@@ -49,7 +49,7 @@ def test_english_name_finds_chinese_passages_through_the_articles_gloss(
 ) -> None:
     # the seed writes 长尾贤(Satoru Nagao) once, and later just 长尾贤
     library = Library.from_dir(seeds_dir, index_dir)
-    texts = [h.passage.text for h in library.search("Satoru Nagao", k=3)]
+    texts = [h.passage.text for h in library.search("Satoru Nagao", k=3).hits]
     assert any("长尾贤" in t and "Nagao" not in t for t in texts)
 
 
@@ -57,15 +57,15 @@ def test_english_query_finds_english_names_inside_articles(
     seeds_dir: Path, index_dir: Path
 ) -> None:
     library = Library.from_dir(seeds_dir, index_dir)
-    assert "Hudson Institute" in library.search("Hudson Institute", k=1)[0].passage.text
-    assert "LNG" in library.search("LNG", k=1)[0].passage.text
+    assert "Hudson Institute" in library.search("Hudson Institute", k=1).hits[0].passage.text
+    assert "LNG" in library.search("LNG", k=1).hits[0].passage.text
 
 
 @pytest.mark.parametrize("query", ["", "   ", "的了吗", "？？？", "😀😀", "xyzzy-nothing"])
 def test_queries_that_match_nothing_return_no_hits(
     seeds_dir: Path, index_dir: Path, query: str
 ) -> None:
-    assert Library.from_dir(seeds_dir, index_dir).search(query) == []
+    assert Library.from_dir(seeds_dir, index_dir).search(query).hits == ()
 
 
 def test_ties_break_deterministically(seeds_dir: Path, index_dir: Path) -> None:
@@ -80,12 +80,12 @@ def test_ties_break_deterministically(seeds_dir: Path, index_dir: Path) -> None:
             encoding="utf-8",
         )
     library = Library.from_dir(seeds_dir, index_dir)
-    first = [h.article.url for h in library.search("火星探测", k=3)]
+    first = [h.article.url for h in library.search("火星探测", k=3).hits]
     # newest article first among equals, and the same order every time and after a rebuild
     assert first == ["https://x.test/2", "https://x.test/1", "https://x.test/0"]
     shutil.rmtree(index_dir)
     again = Library.from_dir(seeds_dir, index_dir)
-    assert [h.article.url for h in again.search("火星探测", k=3)] == first
+    assert [h.article.url for h in again.search("火星探测", k=3).hits] == first
 
 
 def test_latest_is_newest_first_and_stats_count(seeds_dir: Path, index_dir: Path) -> None:
@@ -160,7 +160,7 @@ def test_same_url_twice_indexed_once_newest_wins(
     assert library.stats().articles == 2
     assert [a.title for a in library.latest(5)].count("新版本") == 1
     assert "旧版本" not in [a.title for a in library.latest(5)]
-    assert library.search("初版") == []
+    assert library.search("初版").hits == ()
     # the winner disappears: the other copy comes back
     (seeds_dir / "b.txt").unlink()
     library.refresh()
@@ -188,7 +188,7 @@ def test_restart_loads_the_saved_index_without_parsing(seeds_dir: Path, index_di
     os.utime(seed, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert seed.stat().st_size == st.st_size
     library = Library.from_dir(seeds_dir, index_dir)
-    assert library.search("德地秀士")
+    assert library.search("德地秀士").hits
     assert not library.refresh()
 
 
@@ -199,17 +199,17 @@ def test_added_changed_and_deleted_files_are_picked_up(seeds_dir: Path, index_di
         seed_file("火星", "https://x.test/mars", ["火星探测器成功着陆。"]), encoding="utf-8"
     )
     assert library.refresh()
-    assert library.search("火星探测器")[0].article.title == "火星"
+    assert library.search("火星探测器").hits[0].article.title == "火星"
     added.write_text(
         seed_file("月球", "https://x.test/mars", ["月球车开始巡视。"]), encoding="utf-8"
     )
     assert library.refresh()
-    assert library.search("火星探测器") == []
-    assert library.search("月球车")[0].article.title == "月球"
-    assert library.search("德地秀士"), "the unchanged seed is still there"
+    assert library.search("火星探测器").hits == ()
+    assert library.search("月球车").hits[0].article.title == "月球"
+    assert library.search("德地秀士").hits, "the unchanged seed is still there"
     added.unlink()
     assert library.refresh()
-    assert library.search("月球车") == []
+    assert library.search("月球车").hits == ()
     assert library.stats().articles == 1
     # a fresh process sees the same thing from disk
     assert Library.from_dir(seeds_dir, index_dir).stats().articles == 1
@@ -225,12 +225,12 @@ def test_answering_never_waits_for_a_reload(seeds_dir: Path, index_dir: Path) ->
         reload = threading.Thread(target=lambda: (library.refresh(), done.set()))
         reload.start()
         # ...and questions are still answered, from the snapshot before it
-        assert library.search("德地秀士")
-        assert library.search("火星探测器") == []
+        assert library.search("德地秀士").hits
+        assert library.search("火星探测器").hits == ()
         assert not done.is_set()
     reload.join(timeout=60)
     assert done.is_set()
-    assert library.search("火星探测器")[0].article.title == "火星"
+    assert library.search("火星探测器").hits[0].article.title == "火星"
 
 
 def test_a_vanished_seeds_dir_does_not_empty_the_library(seeds_dir: Path, index_dir: Path) -> None:
@@ -238,11 +238,11 @@ def test_a_vanished_seeds_dir_does_not_empty_the_library(seeds_dir: Path, index_
     moved = seeds_dir.with_name("elsewhere")
     seeds_dir.rename(moved)
     assert not library.refresh()
-    assert library.search("德地秀士")
+    assert library.search("德地秀士").hits
     moved.rename(seeds_dir)
     (seeds_dir / SEED.name).unlink()  # back, and really emptied: that is picked up
     assert library.refresh()
-    assert library.search("德地秀士") == []
+    assert library.search("德地秀士").hits == ()
 
 
 def test_incremental_scores_equal_a_fresh_build(seeds_dir: Path, tmp_path: Path) -> None:
@@ -259,8 +259,8 @@ def test_incremental_scores_equal_a_fresh_build(seeds_dir: Path, tmp_path: Path)
     library.refresh()
     fresh = Library.from_dir(seeds_dir, tmp_path / "b")
     for query in ("美日同盟 防卫", "石破茂", "会谈"):
-        ours = [(h.passage.id, round(h.score, 9)) for h in library.search(query, k=10)]
-        theirs = [(h.passage.id, round(h.score, 9)) for h in fresh.search(query, k=10)]
+        ours = [(h.passage.id, round(h.score, 9)) for h in library.search(query, k=10).hits]
+        theirs = [(h.passage.id, round(h.score, 9)) for h in fresh.search(query, k=10).hits]
         assert ours == theirs
 
 
@@ -269,7 +269,7 @@ def test_analyzer_change_rebuilds(seeds_dir: Path, index_dir: Path, tmp_path: Pa
     extra = tmp_path / "aliases.tsv"
     extra.write_text("谢博士\t谢文生\n", encoding="utf-8")
     library = Library.from_dir(seeds_dir, index_dir, aliases_file=extra)
-    assert "谢文生" in library.search("谢博士的看法", k=1)[0].passage.text
+    assert "谢文生" in library.search("谢博士的看法", k=1).hits[0].passage.text
     saved = load(index_dir)
     assert saved is not None and saved.fingerprint == library.analyzer.fingerprint
 
@@ -294,7 +294,7 @@ def test_corrupt_index_is_rebuilt_not_served(
     Library.from_dir(seeds_dir, index_dir)
     gen = index_dir / (index_dir / "CURRENT").read_text().strip()
     if damage == "truncate-array":
-        path = gen / "indices.npy"
+        path = gen / "passage_indices.npy"
         path.write_bytes(path.read_bytes()[:-40])
     elif damage == "drop-manifest":
         (gen / "manifest.json").unlink()
@@ -322,7 +322,7 @@ def test_corrupt_index_is_rebuilt_not_served(
     with caplog.at_level(logging.WARNING):
         library = Library.from_dir(seeds_dir, index_dir)
     assert any("rebuilding" in r.getMessage() for r in caplog.records)
-    assert "德地秀士" in library.search("德地秀士", k=1)[0].passage.text
+    assert "德地秀士" in library.search("德地秀士", k=1).hits[0].passage.text
     assert load(index_dir) is not None
 
 
@@ -332,7 +332,7 @@ def test_half_written_generation_is_ignored(seeds_dir: Path, index_dir: Path) ->
     (index_dir / "gen-crashed").mkdir()
     (index_dir / "gen-crashed" / "indptr.npy").write_bytes(b"junk")
     library = Library.from_dir(seeds_dir, index_dir)
-    assert library.search("德地秀士")
+    assert library.search("德地秀士").hits
     assert not library.refresh()
 
 
@@ -354,4 +354,4 @@ def test_a_file_that_breaks_the_parser_is_skipped_and_the_rest_indexed(
     assert library.stats().skipped == (
         SkippedFile("odd.txt", "could not be parsed (RuntimeError)"),
     )
-    assert library.search("德地秀士", k=1)
+    assert library.search("德地秀士", k=1).hits

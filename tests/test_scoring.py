@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from scipy import sparse
 
 from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_article
-from retrieval.scoring import Postings, okapi_idf, score_terms, tf_weights, top_k
+from retrieval.scoring import Postings, okapi_idf, score, tf_weights, top_k
 from tests.support.seeds import SEED
 
 
@@ -32,7 +33,7 @@ def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
     lengths = np.array([len(doc) for doc in corpus], np.int64)
     postings = build_postings(ids, lengths, len(vocab))
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
-    docs, scores = score_terms(postings, idf, [vocab.get(t, -1) for t in query])
+    docs, scores = score(postings, idf, Counter(vocab.get(t, -1) for t in query))
     full = np.zeros(len(corpus))
     full[docs] = scores
     return full
@@ -86,7 +87,7 @@ def test_a_term_with_zero_idf_still_matches() -> None:
     postings = build_postings(ids, np.array([len(d) for d in corpus]), len(vocab))
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
     assert idf[0] == 0.0
-    docs, scores = score_terms(postings, idf, [0])
+    docs, scores = score(postings, idf, {0: 1})
     assert docs.tolist() == [0, 1]
     assert scores.tolist() == [0.0, 0.0] == BM25Okapi(corpus).get_scores(["common"])[:2].tolist()
 
@@ -94,5 +95,5 @@ def test_a_term_with_zero_idf_still_matches() -> None:
 def test_no_query_term_in_the_index_touches_nothing() -> None:
     postings = build_postings(np.array([0, 1, 1], np.int32), np.array([2, 1]), 2)
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), 2)
-    docs, scores = score_terms(postings, idf, [-1, 7])
+    docs, scores = score(postings, idf, {-1: 1, 7: 1})
     assert docs.size == 0 and scores.size == 0

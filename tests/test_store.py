@@ -13,33 +13,14 @@ import pytest
 from retrieval import Library, build, seedfile, store
 from retrieval.analysis import Analyzer
 from tests.support import REPO
-from tests.support.seeds import SEED, seed_file
-
-SENTENCES = [
-    s
-    for s in SEED.read_text(encoding="utf-8").replace("</p>", "。").split("。")
-    if 12 <= len(s) <= 200 and "<" not in s
-]
-
-
-def write_articles(seeds: Path, start: int, count: int) -> None:
-    """`count` small articles in the seed format, cut from the seed's own sentences."""
-    for number in range(start, start + count):
-        sentences = [SENTENCES[(number * 7 + i) % len(SENTENCES)] for i in range(6)]
-        paragraphs = [f"{sentence}。第{number}篇。" for sentence in sentences]
-        url = f"https://news.example/a/{number}.html"
-        ms = 1_700_000_000_000 + number * 60_000
-        (seeds / f"{number:05d}.txt").write_text(
-            seed_file(f"测试文章{number}", url, paragraphs, ms=ms), encoding="utf-8"
-        )
-
+from tests.support.seeds import write_articles
 
 # Each writer adds articles of its own and refreshes after each one, so that both keep saving.
 WRITER = """
 import logging, sys
 from pathlib import Path
 from retrieval import Library
-from tests.test_store import write_articles
+from tests.support.seeds import write_articles
 logging.basicConfig(level=logging.WARNING)
 seeds, index_dir, me = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 library = Library.from_dir(seeds, index_dir)
@@ -84,7 +65,7 @@ def test_a_busy_index_directory_is_answered_from_memory_and_left_alone(
     write_articles(seeds, 0, 5)
     with store.writer_lock(index_dir, 0), caplog.at_level(logging.WARNING):
         library = Library.from_dir(seeds, index_dir, lock_wait_seconds=0.2)
-    assert library.search("测试文章3", k=1)[0].article.title == "测试文章3"
+    assert library.search("测试文章3", k=1).hits[0].article.title == "测试文章3"
     assert any("serving it unsaved" in r.getMessage() for r in caplog.records)
     assert store.current_generation(index_dir) is None
 
@@ -134,7 +115,10 @@ def test_an_analyzer_that_has_answered_can_be_sent_to_worker_processes(
         assert [(f.path, f.error) for f in files] == [(p, None) for p in paths]
         terms = list(vocab)
         return [
-            sorted(zip([terms[t] for t in f.term_ids], f.tf.tolist(), strict=True)) for f in files
+            sorted(
+                zip([terms[t] for t in f.passages.term_ids], f.passages.tf.tolist(), strict=True)
+            )
+            for f in files
         ]
 
     in_workers = parsed(build.Workers(count=2, from_files=1, start_method=start_method))

@@ -101,3 +101,23 @@ def write_seeds(directory: Path, *articles: SeedArticle, include_seed_article: b
     for i, article in enumerate(articles, start=1):
         article.write(directory, f"{100 + i:03d}_test.txt")
     return directory
+
+
+_SEED_SENTENCES = [
+    s
+    for s in SEED.read_text(encoding="utf-8").replace("</p>", "。").split("。")
+    if 12 <= len(s) <= 200 and "<" not in s
+]
+
+
+def write_articles(seeds: Path, start: int, count: int) -> None:
+    """`count` small articles numbered from `start` (测试文章<number>, one a minute), each of
+    six of the seed's own sentences: filler that gives a library realistic statistics."""
+    for number in range(start, start + count):
+        sentences = [_SEED_SENTENCES[(number * 7 + i) % len(_SEED_SENTENCES)] for i in range(6)]
+        paragraphs = [f"{sentence}。第{number}篇。" for sentence in sentences]
+        url = f"https://news.example/a/{number}.html"
+        ms = DEFAULT_MS + number * 60_000
+        (seeds / f"{number:05d}.txt").write_text(
+            seed_file(f"测试文章{number}", url, paragraphs, ms=ms), encoding="utf-8"
+        )

@@ -1,0 +1,188 @@
+"""Ablation: what each retrieval change adds, on people's questions and on CMRC.
+
+Each row takes one change away from the engine as shipped (or, for the first rows, shows
+the engine with only the earlier changes), by patching the running code in a wrapper around
+`python -m retrieval` (index-time changes get their own index), and scores it on:
+  people's questions, dev and held-out (benchmarks.newsqa's sets, with --context)
+  CMRC 2018 dev among the VOA corpus, simplified and traditional (benchmarks.quality's)
+
+usage: python -m benchmarks.ablation [--shared ../shared] [--only NAME ...]
+       python -m benchmarks.ablation run NAME -- <python -m retrieval arguments>
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks import newsqa, quality
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _no_question_words() -> None:
+    from retrieval import analysis
+
+    analysis.QUESTION_WORD = re.compile(r"(?!)")  # matches nothing
+
+
+def _no_cues() -> None:
+    from retrieval import cues
+
+    cues.GAIN.update(dict.fromkeys(cues.GAIN, 0.0))
+    cues.UNIT_GAIN = 0.0
+
+
+def _no_unit_cue() -> None:
+    from retrieval import cues
+
+    cues.UNIT_GAIN = 0.0
+
+
+def _no_context() -> None:
+    from retrieval import ranking
+
+    ranking.LEANS_ON_CONTEXT = re.compile(r"(?!)")
+
+
+def _context_always() -> None:
+    from retrieval import ranking
+
+    ranking.LEANS_ON_CONTEXT = re.compile(r"")
+
+
+def _no_judgement() -> None:
+    from retrieval import ranking
+
+    ranking.CONFIDENT_COVERAGE = 0.0
+    ranking.NUMBER_OF_TWO_DIGITS = re.compile(r"(?!)")
+
+
+def _title_in_passages() -> None:
+    """The ranking before article evidence: each passage indexed with its article's title
+    terms twice, and no article score."""
+    from retrieval import build, ranking
+
+    terms_of = build.article_terms
+
+    def with_title(article, passages, analyzer):  # type: ignore[no-untyped-def]
+        names, passage_terms, about = terms_of(article, passages, analyzer)
+        title = analyzer.terms(article.title, names) * build.TITLE_WEIGHT
+        return names, [terms + title for terms in passage_terms], about
+
+    build.article_terms = with_title
+    ranking.ARTICLE_WEIGHT = 0.0
+
+
+def _article_weight(weight: float) -> Callable[[], None]:
+    def patch() -> None:
+        from retrieval import ranking
+
+        ranking.ARTICLE_WEIGHT = weight
+
+    return patch
+
+
+def _all(*patches: Callable[[], None]) -> Callable[[], None]:
+    def patch() -> None:
+        for p in patches:
+            p()
+
+    return patch
+
+
+# name → (what the row is, patch, whether it changes the index)
+ABLATIONS: dict[str, tuple[str, Callable[[], None], bool]] = {
+    "passages-only": (
+        "readable passages only: title ×2 in each passage, no article score, question "
+        "words, cues, context or judgement",
+        _all(_title_in_passages, _no_question_words, _no_cues, _no_context, _no_judgement),
+        True,
+    ),
+    "+article": (
+        "+ article evidence instead of the title in each passage",
+        _all(_no_question_words, _no_cues, _no_context, _no_judgement),
+        True,
+    ),
+    "+question-words": (
+        "+ question words dropped",
+        _all(_no_cues, _no_context, _no_judgement),
+        False,
+    ),
+    "+cues": ("+ answer-type cues", _all(_no_context, _no_judgement), False),
+    "+context": ("+ follow-ups read with their context", _no_judgement, False),
+    "shipped": ("+ judgement (confident, missing): as shipped", lambda: None, False),
+    "-unit-cue": ("shipped − the asked-unit cue", _no_unit_cue, False),
+    "context-always": ("shipped, context used even when not leaned on", _context_always, False),
+    "article-0.5": ("shipped, article weight 0.5", _article_weight(0.5), False),
+    "article-2": ("shipped, article weight 2", _article_weight(2.0), False),
+}
+COLUMNS = ("dev R@1", "dev R@3", "dev fu_R@1", "dev xctx", "dev declined", "dev answered")
+COLUMNS += ("held-out R@1", "held-out R@3", "held-out fu_R@1", "held-out declined")
+COLUMNS += ("held-out answered", "CMRC R@1", "CMRC trad. R@1")
+
+
+def run(name: str, argv: list[str]) -> int:
+    """`python -m retrieval` with one ablation applied."""
+    ABLATIONS[name][1]()
+    from retrieval.cli import main
+
+    return main(argv)
+
+
+def measure(shared: Path, work: Path, name: str, voa: Path, cmrc: tuple[Path, dict]) -> str:
+    index_time = ABLATIONS[name][2]
+    tag = name if index_time else "shipped"
+    wrapper = f"{sys.executable} -m benchmarks.ablation run {name} -- search -k 10 --json"
+    values: dict[str, str] = {}
+    sets = newsqa.question_sets(shared).values()
+    for label, questions in zip(("dev", "held-out"), sets, strict=True):
+        cmd = f"{wrapper} --seeds {voa} --index-dir {work / f'voa-index-{tag}'}"
+        line = newsqa.evaluate(shared, questions, cmd, 0)
+        found = dict(re.findall(r"(\S+)=(\S+)", line))
+        for key, column in (
+            ("R@1", "R@1"),
+            ("R@3", "R@3"),
+            ("fu_R@1", "fu_R@1"),
+            ("xctx_R@1", "xctx"),
+            ("declined", "declined"),
+            ("answered", "answered"),
+        ):
+            values[f"{label} {column}"] = found.get(key, "")
+    pool, files = cmrc
+    cmd = f"{wrapper} --seeds {pool} --index-dir {work / f'cmrc-index-{tag}'}"
+    for label, variant in (("CMRC R@1", 0), ("CMRC trad. R@1", 1)):
+        line = quality.evaluate(shared, files[quality.VARIANTS[variant]], cmd)
+        values[label] = dict(re.findall(r"(\S+)=(\S+)", line))["R@1"]
+    cells = [values.get(c, "–") for c in COLUMNS]
+    return f"| {ABLATIONS[name][0]} | " + " | ".join(cells) + " |"
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "run":
+        return run(sys.argv[2], sys.argv[sys.argv.index("--") + 1 :])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--only", nargs="*", choices=list(ABLATIONS), help="these rows only")
+    args = parser.parse_args()
+    shared = args.shared.resolve()
+    work = Path(tempfile.mkdtemp(prefix="ablation-"))
+    try:
+        voa = newsqa.prepare(shared, work / "newsqa")
+        cmrc = quality.prepare(shared, work / "cmrc")
+        print("| engine | " + " | ".join(COLUMNS) + " |")
+        print("|---" * (len(COLUMNS) + 1) + "|")
+        for name in args.only or ABLATIONS:
+            print(measure(shared, work, name, voa, cmrc), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""How questions are read and ranked: answer-type cues, follow-ups, article evidence, and
+whether the archive answers them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25Okapi
+
+from retrieval import Library
+from retrieval.analysis import Analyzer
+from retrieval.cues import NUMBER, SPEECH, TIME, AskedCues, asked_cues, boosts, passage_cues
+from retrieval.ranking import judge, leans_on_context, read_question, words_found
+from tests.support.seeds import seed_file, write_articles
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer.default()
+
+
+# --- cues --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("伊朗核专家这十年被暗杀了几个", NUMBER),
+        ("川普什么时候上任的", TIME),
+        ("德地秀士怎么看联合声明", SPEECH),
+        ("这次大选有多少人投票", NUMBER),
+        ("石破茂去了白宫", 0),
+    ],
+)
+def test_a_question_asks_for_a_kind_of_answer(question: str, kinds: int) -> None:
+    assert asked_cues(question).kinds == kinds
+
+
+def test_a_passage_shows_kinds_of_answer_and_the_units_of_its_numbers() -> None:
+    passage = passage_cues("他说：“去年12月，已有300人死亡。”")
+    people = asked_cues("死了多少人")
+    assert passage & NUMBER and passage & TIME and passage & SPEECH
+    assert people.units and np.uint64(passage) & np.uint64(people.units)
+    assert not np.uint64(passage) & np.uint64(asked_cues("花了多少钱").units)
+    assert np.uint64(passage_cues("耗资3万美元")) & np.uint64(asked_cues("花了多少钱").units)
+    assert passage_cues("两国领导人在白宫会面") == 0
+
+
+def test_a_passage_showing_the_asked_kind_of_answer_gains() -> None:
+    cues = np.array(
+        [passage_cues("共有3万人参加"), passage_cues("很多人参加"), passage_cues("他说很多人参加")],
+        dtype=np.uint64,
+    )
+    factors = boosts(asked_cues("有多少人参加"), cues)
+    assert factors[0] > factors[1] == 1.0
+    assert boosts(AskedCues(), cues).tolist() == [1.0, 1.0, 1.0]
+    assert boosts(asked_cues("他怎么说"), cues)[2] > 1.0
+
+
+# --- follow-ups --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "leans"),
+    [
+        ("那以色列有回应吗", True),
+        ("他老婆怎么说", True),
+        ("后来呢", True),
+        ("美国呢", True),
+        ("这次抗议持续了多久", True),
+        ("伊朗核科学家是谁杀的", False),
+        ("2024年美国大选谁赢了", False),
+    ],
+)
+def test_a_follow_up_is_recognised_by_how_it_leans_on_what_came_before(
+    question: str, leans: bool
+) -> None:
+    assert leans_on_context(question) is leans
+
+
+def test_context_weighs_on_the_article_more_than_on_the_passage(analyzer: Analyzer) -> None:
+    vocab = {t: i for i, t in enumerate(["以色列", "回应", "伊朗", "科学家", "核"])}
+
+    def terms(text: str) -> list[str]:
+        return [t for t in analyzer.terms(text) if t in vocab]
+
+    followup = read_question(analyzer, "那以色列有回应吗", ["伊朗核科学家是谁"], terms, vocab)
+    assert followup.read_with == ("伊朗核科学家是谁",)
+    iran = vocab["伊朗"]
+    assert followup.article_weights[iran] > followup.passage_weights[iran] > 0
+    assert followup.passage_weights[vocab["以色列"]] == 1
+    standalone = read_question(analyzer, "以色列有回应吗", ["伊朗核科学家是谁"], terms, vocab)
+    assert standalone.read_with == ()
+    assert iran not in standalone.passage_weights and iran not in standalone.article_weights
+
+
+# --- knowing when it does not know -------------------------------------------------------------
+
+
+def test_missing_words_are_the_questions_own_words_as_written(analyzer: Analyzer) -> None:
+    article = analyzer.normalize("2020年美国大选，拜登击败特朗普赢得选举。")
+    present, missing = words_found(analyzer, "2024年美國大選誰贏了", article)
+    assert missing == ["2024"]
+    assert any("美國大選" in words for words in present)  # as written: traditional
+    present, missing = words_found(analyzer, "ChatGPT是哪家公司做的", article)
+    assert missing == ["ChatGPT", "公司"]
+
+
+def test_judgement_wants_the_rare_words_and_every_number(analyzer: Analyzer) -> None:
+    article = analyzer.normalize("2020年美国大选，拜登击败特朗普赢得选举。")
+
+    def idf(word: str) -> float:
+        return {"美国": 1.0, "大选": 2.0}.get(analyzer.normalize(word), 5.0)
+
+    assert judge(analyzer, "2020年美国大选谁赢了", (), article, idf) == (True, [])
+    assert judge(analyzer, "2024年美国大选谁赢了", (), article, idf)[0] is False
+    assert judge(analyzer, "纳瓦尔尼在哪个监狱", (), article, idf)[0] is False
+    assert judge(analyzer, "美国大选", (), None, idf) == (False, ["美国", "大选"])  # no hit
+
+
+# --- the ranking as a whole --------------------------------------------------------------------
+
+
+@pytest.fixture
+def library(seeds_dir: Path, tmp_path: Path) -> Library:
+    articles = {
+        "iran.txt": (
+            "伊朗核科学家遇刺身亡 鲁哈尼指责以色列",
+            [
+                "伊朗顶尖核科学家法赫里扎德周五在德黑兰以东遇刺身亡。",
+                "伊朗总统鲁哈尼将法赫里扎德之死归咎于以色列。",
+                "以色列对此尚未发表任何评论。",
+                "法赫里扎德是过去十年中被暗杀的第五位伊朗核专家。",
+            ],
+        ),
+        "gaza.txt": (
+            "以色列回应停火提议",
+            ["以色列政府周日回应了埃及提出的加沙停火方案，表示将认真研究。"],
+        ),
+        "budget.txt": (
+            "国会通过年度预算",
+            ["国会周四通过了新的年度预算，总额为1.4万亿美元。", "议员们说预算将用于基础设施。"],
+        ),
+    }
+    for name, (title, paragraphs) in articles.items():
+        url = f"https://news.example/{name}"
+        (seeds_dir / name).write_text(seed_file(title, url, paragraphs), encoding="utf-8")
+    write_articles(seeds_dir, 0, 30)  # a library's worth of other news, for realistic idf
+    return Library.from_dir(seeds_dir, tmp_path / "index")
+
+
+def test_a_follow_up_finds_its_answer_in_the_earlier_questions_article(library: Library) -> None:
+    result = library.search("那以色列有回应吗", k=1, context=["伊朗核科学家是谁杀的"])
+    assert result.read_with == "伊朗核科学家是谁杀的"
+    assert result.hits[0].article.title.startswith("伊朗核科学家")
+    alone = library.search("那以色列有回应吗", k=1)
+    assert alone.read_with is None
+    assert alone.hits[0].article.title == "以色列回应停火提议"
+
+
+def test_a_number_question_prefers_the_passage_with_the_number(library: Library) -> None:
+    hit = library.search("伊朗这十年有几个核专家被暗杀", k=1).hits[0]
+    assert hit.passage.text.startswith("法赫里扎德是过去十年中被暗杀的第五位")
+
+
+def test_passage_scores_hold_rank_bm25s_bm25okapi_exactly(library: Library) -> None:
+    reference = BM25Okapi(list(library.indexed_terms()))
+    for query in ["伊朗核科学家", "国会预算 基础设施", "以色列 评论", "石破茂 特朗普 防卫"]:
+        expected = reference.get_scores(library.query_terms(query))
+        ranked = library.rank(query, k=50)
+        assert ranked, query
+        for passage in ranked:
+            assert passage.bm25 == pytest.approx(expected[passage.passage], abs=1e-9)
+
+
+def test_confidence_and_missing_words_come_with_every_search(library: Library) -> None:
+    answered = library.search("伊朗核科学家在哪里遇刺", k=3)
+    assert answered.confident and answered.missing == ()
+    unanswered = library.search("2023年日本首相是谁", k=3)
+    assert not unanswered.confident
+    assert "2023" in unanswered.missing
+    nothing = library.search("完全无关的词语组合xyz", k=3)
+    assert nothing.hits == () and not nothing.confident
