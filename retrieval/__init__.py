@@ -28,7 +28,18 @@ _HOMES = {
         "retrieval.models",
     ),
 }
-__all__ = sorted(_HOMES)
+# Spelled out (not sorted(_HOMES)) so that linters see the lazily loaded names as exported.
+__all__ = [
+    "Article",
+    "ArticleRef",
+    "Hit",
+    "Library",
+    "LibraryStats",
+    "Paragraph",
+    "Passage",
+    "SkippedFile",
+]
+assert set(__all__) == set(_HOMES)
 
 
 def __getattr__(name: str) -> object:
