@@ -28,7 +28,7 @@ from telegram.ext import ContextTypes
 
 from retrieval import Library
 
-from . import replies
+from . import render, replies
 from .commands import Command, Scope
 from .i18n import Lang, pick_language, t
 from .news import NewsService
@@ -131,8 +131,7 @@ class BotHandlers:
         question = replies.clean_question(raw)
         logger.debug("question in chat %s: %r", message.chat_id, question)
         if not question:
-            example = await asyncio.to_thread(replies.usage_example, self.library, lang)
-            await message.reply_text(t(lang, "ask_usage", example=example))
+            await message.reply_text(await asyncio.to_thread(replies.ask_usage, self.library, lang))
             return
         per_page = self.settings.results_per_page
         result = await asyncio.to_thread(
@@ -187,7 +186,7 @@ class BotHandlers:
             return
         if not replies.clean_question(text):
             lang = user_lang(update)
-            await message.reply_text(t(lang, "mention_usage", bot=bot.username))
+            await message.reply_text(render.render_mention_usage(bot.username, lang))
             return
         await self._answer(update, context, text)
 
