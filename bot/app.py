@@ -26,6 +26,7 @@ from telegram.ext import (
 from retrieval import Library
 
 from . import commands
+from .fairness import ChatLanes
 from .handlers import BotHandlers
 from .i18n import Lang
 from .news import NewsService
@@ -113,8 +114,9 @@ def build_application(
             )
         )
         .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
-        # Many chats at once; retrieval runs in threads so the loop stays free.
-        .concurrent_updates(True)
+        # Many chats at once, each chat's updates in order; retrieval runs in threads so the
+        # loop stays free.
+        .concurrent_updates(ChatLanes())
         .post_init(post_init)
         .build()
     )
@@ -128,12 +130,13 @@ def build_application(
                 CommandHandler(c.names, h.for_command(c), filters=new_message)
                 for c in commands.COMMANDS
             ),
-            MessageHandler(private & filters.COMMAND, h.unknown_command),
-            MessageHandler(private & filters.TEXT, h.private_text),
+            MessageHandler(private & filters.COMMAND, h.limited(h.unknown_command)),
+            MessageHandler(private & filters.TEXT, h.limited(h.private_text)),
+            # Limits itself, once it knows the message is addressed to the bot.
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
             # Stickers, photos, voice… in private chats; service messages are left alone.
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text),
-            CallbackQueryHandler(h.page_button),
+            CallbackQueryHandler(h.limited(h.page_button)),
             InlineQueryHandler(h.inline),
         ]
     )
