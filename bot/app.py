@@ -156,13 +156,15 @@ def build_application(
             first=settings.reload_seconds,
             name="rescan-seeds",
         )
-    if settings.feed_urls:
-        jobs.run_repeating(
-            news.ingest,
-            interval=settings.feed_interval_minutes * 60,
-            first=0,  # fetch right after start, then on the schedule
-            name="ingest-feeds",
-        )
+    # One job per feed: a slow or failing feed only ever delays itself. The first fetch is a
+    # one-off right after start, as the catch-up is: an interval job whose first run time
+    # passed while the bot was starting (by a millisecond or a minute) would first run a whole
+    # interval later.
+    interval = settings.feed_interval_minutes * 60
+    for url in settings.feed_urls:
+        no_misfire = {"misfire_grace_time": None}
+        jobs.run_once(news.ingest, when=0, data=url, name=f"ingest {url}", job_kwargs=no_misfire)
+        jobs.run_repeating(news.ingest, interval, first=interval, data=url, name=f"ingest {url}")
     return application
 
 
