@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ MAX_URL_CHARS = 2048
 TEXT_WEIGHT = 3
 NAME_WEIGHT = 1
 ELLIPSIS = "…"
+_WHOLE = sys.maxsize  # "no most": the whole text
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _LINK_RE = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
@@ -159,21 +161,18 @@ Part = tuple[int, int]
 Render = Callable[[int | None], list[str]]
 
 
-def _part(text: str | None, weight: int, most: int | None = None) -> Part:
-    n = utf16_len(text or "")
-    return (n if most is None else min(n, most), weight)
+def _part(text: str | None, weight: int, most: int = _WHOLE) -> Part:
+    return (min(utf16_len(text or ""), most), weight)
 
 
-def _room(cap: int | None, weight: int, most: int | None = None) -> int | None:
-    """The room a part of this weight gets under `cap` (None: no cap, full length)."""
-    if cap is None:
-        return most
-    return cap * weight if most is None else min(most, cap * weight)
+def _room(cap: int | None, weight: int, most: int = _WHOLE) -> int:
+    """The room a part of this weight (shown up to `most`) gets under `cap` (None: no cap)."""
+    return most if cap is None else min(most, cap * weight)
 
 
-def _name(text: str, cap: int | None) -> str:
+def _name(text: str, cap: int | None, most: int = TITLE_CHARS) -> str:
     """A title, heading or host name under `cap`."""
-    return shorten(text, _room(cap, NAME_WEIGHT, TITLE_CHARS) or 0)
+    return shorten(text, _room(cap, NAME_WEIGHT, most))
 
 
 def _largest_cap(fixed: int, parts: Sequence[Part], limit: int) -> int:
@@ -225,10 +224,8 @@ def _passage_block(hit: Hit, number: int | None, cap: int | None) -> str:
     heading = f"<b>{esc(head + _name(hit.article.title, cap))}</b>"
     if hit.passage.section and printable(hit.passage.section).strip():
         heading += f" · <b>{esc(_name(hit.passage.section, cap))}</b>"
-    text, spans = hit.passage.text, list(hit.spans)
-    if cap is not None:
-        text, spans = excerpt(text, spans, _room(cap, TEXT_WEIGHT) or 0)
-    host = shorten(source_name(hit.article.url), _room(cap, NAME_WEIGHT, HOST_CHARS) or 0)
+    text, spans = excerpt(hit.passage.text, hit.spans, _room(cap, TEXT_WEIGHT))
+    host = _name(source_name(hit.article.url), cap, HOST_CHARS)
     footer = f"🔗 {link(hit.article.url, host)} · {fmt_date(hit.article.published)}"
     return f"{heading}\n{highlight(text, spans)}\n{footer}"
 
@@ -274,7 +271,7 @@ def _article_line(article: Article, cap: int | None) -> str:
 
 
 def _lead(text: str, cap: int | None) -> str:
-    return esc(text if cap is None else shorten(text, _room(cap, TEXT_WEIGHT) or 0))
+    return esc(shorten(text, _room(cap, TEXT_WEIGHT)))
 
 
 def _article_block(article: Article, cap: int | None) -> str:
