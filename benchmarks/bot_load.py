@@ -1,4 +1,5 @@
-"""Load benchmark for the Telegram bot: N questions from M private chats, all at once.
+"""Load benchmark for the Telegram bot: N questions from M private chats, all at once; or a
+noisy neighbour: one user floods while others ask.
 
 The real Application (handlers, retrieval in threads, rendering, the HTTP client) answers
 through the fake Bot API server from the tests. Reports answers per second and the handling
@@ -6,9 +7,17 @@ latency per question (from the moment getUpdates handed the update out to the mo
 answer reached the server). Asserts nothing about time; exits 1 unless every question was
 answered exactly once.
 
+With --noisy-neighbour, one user sends --flood questions (in bursts of 100 every 0.5 s) while
+--others users ask --questions-each questions each, at random moments over the same span,
+with QUESTIONS_PER_MINUTE at its default (or --questions-per-minute). Reports the other
+users' answer time, from the moment a question was sent to the moment its answer reached the
+server (so getUpdates batches count), and what became of the flood; exits 1 unless every
+other user's question was answered exactly once.
+
     python -m benchmarks.bot_load                  # 500 questions, 50 chats, ./seeds
     python -m benchmarks.bot_load --flood-limit    # with Telegram's 30 msg/s enforced
     python -m benchmarks.bot_load --seeds DIR --questions 2000 --chats 100
+    python -m benchmarks.bot_load --noisy-neighbour --flood-limit
 
 Run from the repository root (it imports the fake server from tests.support).
 """
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
 import statistics
 import sys
 import tempfile
@@ -25,6 +35,8 @@ import time
 from pathlib import Path
 
 from bot.app import RetryingRateLimiter
+from bot.i18n import pick_language, t
+from bot.settings import Settings
 from retrieval import Library
 from tests.support import REPO
 from tests.support.fake_bot_api import FakeBotApi
@@ -59,6 +71,82 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def _limiter(args: argparse.Namespace) -> RetryingRateLimiter | None:
+    """None: the bot's own (Telegram's flood limits); else one with the rates switched off."""
+    # Rates of 0 switch AIORateLimiter's flood limits off (retries stay on).
+    return None if args.flood_limit else RetryingRateLimiter(0, 1, 0, 60, max_retries=3)
+
+
+async def noisy_neighbour(args: argparse.Namespace) -> int:
+    """One user floods; how long do the others wait for their answers?"""
+    rng = random.Random(12)
+    with tempfile.TemporaryDirectory() as tmp:
+        library = Library.from_dir(args.seeds, index_dir=Path(tmp) / "index")
+        with FakeBotApi() as fake:
+            rate = str(args.questions_per_minute)
+            async with running_bot(
+                fake, library, rate_limiter=_limiter(args), QUESTIONS_PER_MINUTE=rate
+            ):
+                flooder = fake.user(200_000)
+                flood_chat = fake.private_chat(flooder)
+                others = [fake.user(300_000 + i) for i in range(args.others)]
+                bursts = -(-args.flood // 100)
+                span = bursts * 0.5
+                # When each other user asks, in seconds from the start of the flood.
+                plan = sorted(
+                    (rng.uniform(0, span), i)
+                    for i in range(args.others)
+                    for _ in range(args.questions_each)
+                )
+                flood: list[dict] = []
+                asked: list[tuple[dict, float]] = []  # (question, when it was sent)
+
+                async def others_ask(until: float) -> None:
+                    while plan and plan[0][0] <= until:
+                        offset, i = plan.pop(0)
+                        await asyncio.sleep(max(0.0, t0 + offset - time.monotonic()))
+                        user = others[i]
+                        message = fake.send_text(
+                            fake.private_chat(user), user, rng.choice(QUESTIONS)
+                        )
+                        asked.append((message, time.monotonic()))
+
+                t0 = time.monotonic()
+                for burst in range(bursts):
+                    await others_ask(burst * 0.5)
+                    for _ in range(min(100, args.flood - len(flood))):
+                        flood.append(fake.send_text(flood_chat, flooder, rng.choice(QUESTIONS)))
+                await others_ask(span)
+                await fake.wait_for(
+                    lambda: all(fake.replies_to(q) for q, _ in asked),
+                    timeout=args.timeout,
+                    message="the other users' answers",
+                )
+                await fake.settle(1.0)
+
+    counts = [len(fake.replies_to(q)) for q, _ in asked]
+    waits = [(fake.replies_to(q)[0].at - sent) * 1000 for q, sent in asked if fake.replies_to(q)]
+    replies = [c.params["text"] for q in flood for c in fake.replies_to(q)]
+    notice = t(pick_language(flooder["language_code"]), "rate_limited", rate=rate)
+    notices = replies.count(notice)
+    mode = "Telegram flood limit (30 msg/s) enforced" if args.flood_limit else "no flood limit"
+    print(
+        f"noisy neighbour, {mode}, QUESTIONS_PER_MINUTE={rate}: one user sent {len(flood)} "
+        f"questions in bursts of 100 over {span:.1f} s; {args.others} other users asked "
+        f"{len(asked)} questions at random moments meanwhile"
+    )
+    dropped = sum(not fake.replies_to(q) for q in flood)
+    print(f"the flooder: {len(replies) - notices} answers, {notices} notice(s), {dropped} dropped")
+    once = counts.count(1)
+    print(f"other users: {once} of {len(counts)} questions answered exactly once")
+    if waits:
+        print(
+            f"other users' answer time (sent → answer): p50 {percentile(waits, 50):.0f} ms, "
+            f"p99 {percentile(waits, 99):.0f} ms, max {max(waits):.0f} ms"
+        )
+    return 0 if once == len(counts) else 1
+
+
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -68,10 +156,8 @@ async def run(args: argparse.Namespace) -> int:
             f"library: {stats.articles} articles, {stats.passages} passages "
             f"(loaded in {time.perf_counter() - started:.1f} s)"
         )
-        # Rates of 0 switch AIORateLimiter's flood limits off (retries stay on).
-        limiter = None if args.flood_limit else RetryingRateLimiter(0, 1, 0, 60, max_retries=3)
         with FakeBotApi() as fake:
-            async with running_bot(fake, library, rate_limiter=limiter):
+            async with running_bot(fake, library, rate_limiter=_limiter(args)):
                 chats = []
                 for i in range(args.chats):
                     user = fake.user(100_000 + i)
@@ -124,9 +210,22 @@ def main() -> int:
     parser.add_argument(
         "--flood-limit", action="store_true", help="keep AIORateLimiter's Telegram flood limits"
     )
+    neighbour = parser.add_argument_group("noisy neighbour")
+    neighbour.add_argument(
+        "--noisy-neighbour", action="store_true", help="one user floods while others ask"
+    )
+    neighbour.add_argument("--flood", type=int, default=1000, help="the flooder's questions")
+    neighbour.add_argument("--others", type=int, default=20, help="other users")
+    neighbour.add_argument("--questions-each", type=int, default=5, help="each other user's")
+    neighbour.add_argument(
+        "--questions-per-minute",
+        type=int,
+        default=Settings().questions_per_minute,
+        help="the per-user rate (default: the setting's default; 0 = none)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    return asyncio.run(run(args))
+    return asyncio.run(noisy_neighbour(args) if args.noisy_neighbour else run(args))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from telegram.ext import (
 from retrieval import Library
 
 from . import commands
+from .fairness import ChatLanes
 from .handlers import BotHandlers
 from .i18n import Lang
 from .news import NewsService
@@ -113,8 +114,9 @@ def build_application(
             )
         )
         .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
-        # Many chats at once; retrieval runs in threads so the loop stays free.
-        .concurrent_updates(True)
+        # Many chats at once, each chat's updates in order; retrieval runs in threads so the
+        # loop stays free.
+        .concurrent_updates(ChatLanes())
         .post_init(post_init)
         .build()
     )
@@ -128,12 +130,13 @@ def build_application(
                 CommandHandler(c.names, h.for_command(c), filters=new_message)
                 for c in commands.COMMANDS
             ),
-            MessageHandler(private & filters.COMMAND, h.unknown_command),
-            MessageHandler(private & filters.TEXT, h.private_text),
+            MessageHandler(private & filters.COMMAND, h.limited(h.unknown_command)),
+            MessageHandler(private & filters.TEXT, h.limited(h.private_text)),
+            # Limits itself, once it knows the message is addressed to the bot.
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
             # Stickers, photos, voice… in private chats; service messages are left alone.
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text),
-            CallbackQueryHandler(h.page_button),
+            CallbackQueryHandler(h.limited(h.page_button)),
             InlineQueryHandler(h.inline),
         ]
     )
@@ -153,13 +156,15 @@ def build_application(
             first=settings.reload_seconds,
             name="rescan-seeds",
         )
-    if settings.feed_urls:
-        jobs.run_repeating(
-            news.ingest,
-            interval=settings.feed_interval_minutes * 60,
-            first=0,  # fetch right after start, then on the schedule
-            name="ingest-feeds",
-        )
+    # One job per feed: a slow or failing feed only ever delays itself. The first fetch is a
+    # one-off right after start, as the catch-up is: an interval job whose first run time
+    # passed while the bot was starting (by a millisecond or a minute) would first run a whole
+    # interval later.
+    interval = settings.feed_interval_minutes * 60
+    for url in settings.feed_urls:
+        no_misfire = {"misfire_grace_time": None}
+        jobs.run_once(news.ingest, when=0, data=url, name=f"ingest {url}", job_kwargs=no_misfire)
+        jobs.run_repeating(news.ingest, interval, first=interval, data=url, name=f"ingest {url}")
     return application
 
 

@@ -67,7 +67,7 @@ class ConsoleSession:
     def _ask(self, question: str, page: int) -> str:
         question = replies.clean_question(question)
         if not question:
-            return t(self.lang, "ask_usage", example=replies.usage_example(self.library, self.lang))
+            return replies.ask_usage(self.library, self.lang)
         result = replies.answer(
             self.library, question, self.lang, page=page, per_page=self.per_page
         )

@@ -28,8 +28,9 @@ from telegram.ext import ContextTypes
 
 from retrieval import Library
 
-from . import replies
+from . import render, replies
 from .commands import Command, Scope
+from .fairness import Admission, UserRate
 from .i18n import Lang, pick_language, t
 from .news import NewsService
 from .settings import Settings
@@ -114,13 +115,47 @@ def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bo
 
 class BotHandlers:
     """The bot's handlers, sharing the library, the settings, the news service (new articles
-    and subscriptions) and the page store."""
+    and subscriptions), the page store and the per-user rate."""
 
     def __init__(self, library: Library, settings: Settings, news: NewsService) -> None:
         self.library = library
         self.settings = settings
         self.news = news
         self.pages = PageStore()
+        self.rate = UserRate(settings.questions_per_minute)
+
+    # ---- the per-user rate ----------------------------------------------------------------
+
+    def limited(self, callback: CommandCallback) -> CommandCallback:
+        """`callback` for users within QUESTIONS_PER_MINUTE only."""
+
+        async def within_rate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            if await self._within_rate(update):
+                await callback(update, context)
+
+        return within_rate
+
+    async def _within_rate(self, update: Update) -> bool:
+        """Count this update against its sender's rate. Past the rate the first update gets a
+        polite notice; it and the rest are dropped (no reply, no retrieval) until the sender
+        slows down. Called only for updates addressed to the bot, so group chatter never
+        counts."""
+        message, user = update.effective_message, update.effective_user
+        if user is None:
+            return True
+        # Anonymous administrators all post as one bot user: count each group on its own.
+        sender = message.sender_chat.id if message and message.sender_chat else user.id
+        admission = self.rate.check(sender)
+        if admission is Admission.ANSWER:
+            return True
+        if admission is Admission.NOTICE:
+            logger.info("sender %s is over %d a minute; dropping", sender, self.rate.per_minute)
+            notice = t(user_lang(update), "rate_limited", rate=self.rate.per_minute)
+            if update.callback_query is not None:
+                await update.callback_query.answer(notice)
+            elif message is not None:
+                await message.reply_text(notice)
+        return False
 
     # ---- questions ----------------------------------------------------------------------
 
@@ -131,8 +166,7 @@ class BotHandlers:
         question = replies.clean_question(raw)
         logger.debug("question in chat %s: %r", message.chat_id, question)
         if not question:
-            example = await asyncio.to_thread(replies.usage_example, self.library, lang)
-            await message.reply_text(t(lang, "ask_usage", example=example))
+            await message.reply_text(await asyncio.to_thread(replies.ask_usage, self.library, lang))
             return
         per_page = self.settings.results_per_page
         result = await asyncio.to_thread(
@@ -183,11 +217,11 @@ class BotHandlers:
         to_bot = (
             replied is not None and replied.from_user is not None and replied.from_user.id == bot.id
         )
-        if not (mentioned or to_bot):
+        if not (mentioned or to_bot) or not await self._within_rate(update):
             return
         if not replies.clean_question(text):
             lang = user_lang(update)
-            await message.reply_text(t(lang, "mention_usage", bot=bot.username))
+            await message.reply_text(render.render_mention_usage(bot.username, lang))
             return
         await self._answer(update, context, text)
 
@@ -237,10 +271,11 @@ class BotHandlers:
     # ---- commands (commands.py lists them; each is answered by the method of its name) ----
 
     def for_command(self, command: Command) -> CommandCallback:
-        """The handler to register for `command`: its method, behind its scope's check."""
+        """The handler to register for `command`: its method, behind the per-user rate and its
+        scope's check."""
         answer = getattr(self, command.name)
         if command.scope is Scope.EVERYONE:
-            return answer
+            return self.limited(answer)
 
         async def scoped(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if await self._in_scope(command.scope, update, context):
@@ -249,7 +284,7 @@ class BotHandlers:
                 refusal = t(user_lang(update), _REFUSALS[command.scope])
                 await update.effective_message.reply_text(refusal)
 
-        return scoped
+        return self.limited(scoped)
 
     async def _in_scope(
         self, scope: Scope, update: Update, context: ContextTypes.DEFAULT_TYPE

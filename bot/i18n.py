@@ -123,6 +123,18 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "⚠️ {count} files could not be read:",
     },
     "none": {"zh-Hans": "无", "zh-Hant": "無", "en": "none"},
+    "rate_limited": {
+        "zh-Hans": (
+            "🐢 你发得太快了：每分钟最多回答 {rate} 条。请稍等一会儿再问，这期间的消息我不会回复。"
+        ),
+        "zh-Hant": (
+            "🐢 你傳得太快了：每分鐘最多回答 {rate} 則。請稍等一會兒再問，這期間的訊息我不會回覆。"
+        ),
+        "en": (
+            "🐢 That's faster than I answer: at most {rate} a minute. Please wait a moment; "
+            "I won't reply to messages sent meanwhile."
+        ),
+    },
     "error": {
         "zh-Hans": "😵 出了点问题，没能处理这条消息。请稍后再试。",
         "zh-Hant": "😵 出了點問題，沒能處理這則訊息。請稍後再試。",

@@ -1,24 +1,33 @@
 """New articles: the one path from "new files in SEEDS_DIR" to "subscribed chats told".
 
-Whatever brings articles in (the feed ingest job, the SEEDS_DIR rescan job, /reload, a
+Whatever brings articles in (a feed's ingest job, the SEEDS_DIR rescan job, /reload, a
 restart) ends in `NewsService.refresh`, which reloads the library and pushes each article not
 pushed before to every subscribed chat. The subscription store remembers the chats and the
 articles already pushed, so each is pushed at most once, across restarts; the handlers reach
 it through this service.
+
+Each feed is fetched on its own (one job per feed, each fetch in its own thread), so a feed
+that drips, hangs or fails never keeps another from arriving. A fetch cannot be interrupted,
+so its thread is a daemon the bot does not wait for when it stops: SIGTERM ends the bot within
+seconds even mid-fetch. Seed files are written whole or not at all (a temporary file, then a
+rename), so an abandoned fetch leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from retrieval import Article, Library
-from retrieval.feeds import format_report, ingest_feeds
+from retrieval.feeds import FeedReport, format_report, ingest_feeds
 
 from . import render
 from .subscriptions import SubscriptionStore
@@ -26,13 +35,19 @@ from .subscriptions import SubscriptionStore
 logger = logging.getLogger(__name__)
 
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
+STOP_POLL_SECONDS = 0.25  # how often a job waiting for a fetch looks whether the bot stops
+# When the bot stops, a fetch gets this long to finish (one that is writing finishes in
+# milliseconds); then it is abandoned.
+STOP_GRACE_SECONDS = 1.0
+T = TypeVar("T")
 
 
 class NewsService:
     """Feed ingest, library refreshes, subscriptions and the pushes that follow.
 
     Lifecycle: `start` from post_init; `catch_up` once, right after the application starts;
-    `rescan` and `ingest` as repeating jobs; `refresh` for /reload."""
+    `rescan` and `ingest` (one job per feed, the feed's URL as the job's data) as repeating
+    jobs; `refresh` for /reload."""
 
     def __init__(
         self, library: Library, subscriptions: SubscriptionStore, feed_urls: Sequence[str] = ()
@@ -40,6 +55,7 @@ class NewsService:
         self.library = library
         self.subscriptions = subscriptions
         self.feed_urls = tuple(feed_urls)
+        self._fetching: set[str] = set()  # feeds whose fetch is under way
 
     # ---- start-up -----------------------------------------------------------------------
 
@@ -65,20 +81,36 @@ class NewsService:
         await self._refresh_or_log(context.application)
 
     async def ingest(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """JobQueue: fetch the feeds into SEEDS_DIR, then refresh if anything was written."""
-        try:
-            # The library's own directory: the one the answers come from.
-            reports = await asyncio.to_thread(ingest_feeds, self.feed_urls, self.library.seeds_dir)
-        except Exception:
-            logger.exception("feed ingest failed")
+        """JobQueue, one job per feed: fetch the feed into SEEDS_DIR, then refresh if anything
+        was written."""
+        url = context.job.data
+        application = context.application
+        if url in self._fetching:  # still at it since the last run: this feed is slow, not late
+            logger.info("feed %s: the previous fetch is still under way; skipped this run", url)
             return
-        for report in reports:
-            for note in report.notes:
-                logger.debug("feed %s: %s", report.url, note)
-            level = logging.WARNING if report.error else logging.INFO
-            logger.log(level, "feed %s", format_report(report))
-        if any(report.new or report.updated for report in reports):
-            await self._refresh_or_log(context.application)
+        self._fetching.add(url)
+        try:
+            report = await _until_stopped(application, lambda: self._fetch(url), f"fetching {url}")
+        finally:
+            self._fetching.discard(url)
+        if report is None:
+            return
+        for note in report.notes:
+            logger.debug("feed %s: %s", report.url, note)
+        level = logging.WARNING if report.error else logging.INFO
+        logger.log(level, "feed %s", format_report(report))
+        if (report.new or report.updated) and application.running:
+            await self._refresh_or_log(application)
+
+    def _fetch(self, url: str) -> FeedReport:
+        """Ingest one feed (blocking) into the library's own directory, the one the answers
+        come from. Whatever goes wrong is that feed's failure alone."""
+        try:
+            [report] = ingest_feeds([url], self.library.seeds_dir)
+        except Exception as exc:
+            logger.exception("feed %s: ingest failed", url)
+            return FeedReport(url, error=" ".join(f"{type(exc).__name__}: {exc}".split())[:200])
+        return report
 
     async def refresh(self, application: Application) -> bool:
         """Rescan SEEDS_DIR; when anything changed, push the new articles. True if changed."""
@@ -173,3 +205,27 @@ class NewsService:
         await asyncio.to_thread(self.subscriptions.unsubscribe, chat_id)
         logger.info("chat %s unsubscribed: %s", chat_id, reason)
         return False
+
+
+async def _until_stopped(application: Application, work: Callable[[], T], what: str) -> T | None:
+    """`work()`'s result, run in a daemon thread; None if the application stops first (the
+    thread is then abandoned after STOP_GRACE_SECONDS: a daemon does not hold up the exit,
+    as a thread of asyncio's executor would)."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=what, daemon=True).start()
+    done = asyncio.wrap_future(future)
+    while not done.done() and application.running:
+        await asyncio.wait([done], timeout=STOP_POLL_SECONDS)
+    if not done.done():
+        await asyncio.wait([done], timeout=STOP_GRACE_SECONDS)
+    if not done.done():
+        logger.warning("stopping while %s: left unfinished", what)
+        return None
+    return done.result()

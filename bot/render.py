@@ -1,22 +1,27 @@
 """Pure rendering: hits and articles → Telegram HTML (and plain text for the console).
 
-Every piece of text from outside (articles, questions) goes through `esc`. Messages are kept
-within Telegram's 4,096-character limit, counted as Telegram counts: UTF-16 code units of the
-visible text after entity parsing. Passages are shortened (with an ellipsis, keeping the
-matched words in view) rather than cutting the HTML, so no tag or entity is ever split.
+Every piece of text from outside (articles, feeds, questions) goes through `esc`, which also
+drops control characters and bidi overrides; only http(s) URLs become links (`link_url`).
+Messages are kept within Telegram's 4,096-character limit, counted as Telegram counts: UTF-16
+code units of the visible text after entity parsing. Every text from outside in a message is
+a variable part with a weight: when the message is too long, all of them are shortened
+together (part i to at most weight_i × one cap, with an ellipsis; passages keep their matched
+words in view) until it fits (`_fit_blocks`). The HTML is never cut, so no tag or entity is
+ever split, and no title, heading, host or passage is long enough to overflow a message.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from retrieval import Article, Hit, LibraryStats
 from retrieval.analysis import merge_spans
-from retrieval.seedfile import is_web_url
+from retrieval.cli import printable
 
 from . import commands
 from .i18n import Lang, t
@@ -26,17 +31,26 @@ INLINE_DESCRIPTION_CHARS = 120
 QUESTION_ECHO_CHARS = (
     60  # the question is echoed in headers; a 4,096-char one must not crowd out answers
 )
-TITLE_CHARS = 200
+TITLE_CHARS = 200  # the most of a title or section heading shown, however much room there is
+HOST_CHARS = 60  # the most of a link's host name shown
+# Not a documented Telegram limit: no article URL is this long, and one that is stays text.
+MAX_URL_CHARS = 2048
+# Weights of the variable parts (see _fit_blocks): a passage or a lead is what the reader came
+# for, so it keeps three times the room of a title, a heading or a host name.
+TEXT_WEIGHT = 3
+NAME_WEIGHT = 1
 ELLIPSIS = "…"
+_WHOLE = sys.maxsize  # "no most": the whole text
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _LINK_RE = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
-_BOLD_RE = re.compile(r"</?(?:b|strong)>")
+_BOLD_RE = re.compile(r"(</?(?:b|strong)>)")
 
 
 def esc(text: str) -> str:
-    """Escape text for Telegram HTML (the three characters Telegram requires, plus quotes)."""
-    return html.escape(text, quote=True)
+    """Text from outside, made safe for Telegram HTML: escaped (the three characters Telegram
+    requires, plus quotes), control characters and bidi overrides dropped."""
+    return html.escape(printable(text), quote=True)
 
 
 def utf16_len(text: str) -> int:
@@ -54,8 +68,9 @@ def visible_len(html_text: str) -> int:
 
 
 def shorten(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` UTF-16 units, ending with an ellipsis when cut."""
-    text = " ".join(text.split())
+    """`text` on one line, printable, cut to at most `limit` UTF-16 units, ending with an
+    ellipsis when cut."""
+    text = printable(" ".join(text.split()))
     if utf16_len(text) <= limit:
         return text
     cut = text[: max(limit - 1, 0)]
@@ -111,61 +126,108 @@ def fmt_date(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d") if when else "—"
 
 
+def link_url(url: str) -> str | None:
+    """`url` if it may become a link or an inline result's URL, else None: http(s) with a host,
+    no spaces or control characters, at most MAX_URL_CHARS."""
+    url = url.strip()
+    if len(url) > MAX_URL_CHARS or url != printable(url) or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        web = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. "http://[x": not a URL at all
+        return None
+    return url if web else None
+
+
 def source_name(url: str) -> str:
     """What the source link says: the site's host name without www."""
-    host = urlsplit(url).hostname or url
+    try:
+        host = urlsplit(url.strip()).hostname or url
+    except ValueError:
+        host = url
     return host.removeprefix("www.")
 
 
 def link(url: str, label: str) -> str:
-    """An <a> tag; a URL Telegram would reject becomes plain text instead of a broken message."""
-    if is_web_url(url):
-        return f'<a href="{esc(url)}">{esc(label)}</a>'
-    return esc(label)
+    """An <a> tag; a URL that is not a web link (javascript:, garbage) leaves the label as text."""
+    label = esc(label) if label.strip() else "🔗"
+    href = link_url(url)
+    return f'<a href="{esc(href)}">{label}</a>' if href else label
 
 
-def _fit(fixed: int, lengths: Sequence[int], limit: int) -> int | None:
-    """The largest cap c such that fixed + sum(min(len, c)) <= limit, or None if all fit."""
-    if fixed + sum(lengths) <= limit:
-        return None
+# A variable part of a message: (its full length in UTF-16 units, its weight).
+Part = tuple[int, int]
+Render = Callable[[int | None], list[str]]
+
+
+def _part(text: str | None, weight: int, most: int = _WHOLE) -> Part:
+    return (min(utf16_len(text or ""), most), weight)
+
+
+def _room(cap: int | None, weight: int, most: int = _WHOLE) -> int:
+    """The room a part of this weight (shown up to `most`) gets under `cap` (None: no cap)."""
+    return most if cap is None else min(most, cap * weight)
+
+
+def _name(text: str, cap: int | None, most: int = TITLE_CHARS) -> str:
+    """A title, heading or host name under `cap`."""
+    return shorten(text, _room(cap, NAME_WEIGHT, most))
+
+
+def _largest_cap(fixed: int, parts: Sequence[Part], limit: int) -> int:
+    """The largest cap c with fixed + sum(min(length, weight × c)) <= limit."""
     room = max(limit - fixed, 0)
-    low, high = 0, max(lengths, default=0)
+    low, high = 0, max((n for n, _ in parts), default=0)
     while low < high:
         mid = (low + high + 1) // 2
-        if sum(min(n, mid) for n in lengths) <= room:
+        if sum(min(n, w * mid) for n, w in parts) <= room:
             low = mid
         else:
             high = mid - 1
     return low
 
 
-def _passage_block(hit: Hit, number: int | None, limit: int | None) -> str:
-    title = shorten(hit.article.title, TITLE_CHARS)
-    head = f"{number}. " if number is not None else ""
-    heading = f"<b>{esc(head + title)}</b>"
-    if hit.passage.section:
-        heading += f" · <b>{esc(shorten(hit.passage.section, TITLE_CHARS))}</b>"
-    text, spans = hit.passage.text, list(hit.spans)
-    if limit is not None:
-        text, spans = excerpt(text, spans, limit)
-    source = link(hit.article.url, source_name(hit.article.url))
-    footer = f"🔗 {source} · {fmt_date(hit.article.published)}"
-    return f"{heading}\n{highlight(text, spans)}\n{footer}"
+def _fit_blocks(render: Render, parts: Sequence[Part], limit: int = TELEGRAM_LIMIT) -> str:
+    """The message `render` makes (its pieces, joined by blank lines) within `limit`: with every
+    variable part at full length if that fits, else all of them shortened together under one
+    cap; as a last resort (only fixed text left to cut), trailing pieces are dropped.
 
-
-def _fit_blocks(render, lengths: Sequence[int], limit: int) -> str:
-    """Render with every variable text at full length, or shrink them evenly until it fits."""
-    full = render(None)
-    total = visible_len(full)
+    `render(cap)` gets None for full length, else a cap it applies to each variable part as
+    `_room(cap, weight)`; `parts` lists those parts' full lengths and weights."""
+    pieces = render(None)
+    total = visible_len("\n\n".join(pieces))
     if total <= limit:
-        return full
-    fixed = total - sum(lengths)
-    cap = _fit(fixed, lengths, limit)
+        return "\n\n".join(pieces)
+    cap = _largest_cap(total - sum(n for n, _ in parts), parts, limit)
     while True:
-        out = render(cap)
-        if visible_len(out) <= limit or not cap:
-            return out
-        cap = int(cap * 0.9)  # ellipses can overshoot the estimate by a unit or two
+        pieces = render(cap)
+        if visible_len("\n\n".join(pieces)) <= limit or not cap:
+            break
+        cap = int(cap * 0.9)  # ellipses and dropped characters make the estimate inexact
+    while len(pieces) > 1 and visible_len("\n\n".join(pieces)) > limit:
+        pieces.pop()
+    return "\n\n".join(pieces)
+
+
+def _passage_parts(hit: Hit) -> list[Part]:
+    return [
+        _part(hit.article.title, NAME_WEIGHT, TITLE_CHARS),
+        _part(hit.passage.section, NAME_WEIGHT, TITLE_CHARS),
+        _part(source_name(hit.article.url), NAME_WEIGHT, HOST_CHARS),
+        _part(hit.passage.text, TEXT_WEIGHT),
+    ]
+
+
+def _passage_block(hit: Hit, number: int | None, cap: int | None) -> str:
+    head = f"{number}. " if number is not None else ""
+    heading = f"<b>{esc(head + _name(hit.article.title, cap))}</b>"
+    if hit.passage.section and printable(hit.passage.section).strip():
+        heading += f" · <b>{esc(_name(hit.passage.section, cap))}</b>"
+    text, spans = excerpt(hit.passage.text, hit.spans, _room(cap, TEXT_WEIGHT))
+    host = _name(source_name(hit.article.url), cap, HOST_CHARS)
+    footer = f"🔗 {link(hit.article.url, host)} · {fmt_date(hit.article.published)}"
+    return f"{heading}\n{highlight(text, spans)}\n{footer}"
 
 
 def render_answer(
@@ -177,11 +239,11 @@ def render_answer(
         lang, "results_header", question=esc(shorten(question, QUESTION_ECHO_CHARS)), page=page + 1
     )
 
-    def render(cap: int | None) -> str:
+    def render(cap: int | None) -> list[str]:
         blocks = [_passage_block(hit, page * per_page + i + 1, cap) for i, hit in enumerate(hits)]
-        return "\n\n".join([header, *blocks])
+        return [header, *blocks]
 
-    return _fit_blocks(render, [utf16_len(h.passage.text) for h in hits], TELEGRAM_LIMIT)
+    return _fit_blocks(render, [p for hit in hits for p in _passage_parts(hit)])
 
 
 def render_no_results(question: str, lang: Lang) -> str:
@@ -190,26 +252,32 @@ def render_no_results(question: str, lang: Lang) -> str:
 
 def render_inline_message(hit: Hit) -> str:
     """The message an inline result sends: one passage with its title and link."""
-    return _fit_blocks(
-        lambda cap: _passage_block(hit, None, cap),
-        [utf16_len(hit.passage.text)],
-        TELEGRAM_LIMIT,
-    )
+    return _fit_blocks(lambda cap: [_passage_block(hit, None, cap)], _passage_parts(hit))
 
 
 def inline_description(hit: Hit) -> str:
     """Plain-text snippet for an inline result: the passage around its first match."""
     text, _ = excerpt(" ".join(hit.passage.text.split()), hit.spans, INLINE_DESCRIPTION_CHARS)
-    return text
+    return printable(text)
+
+
+def _article_parts(article: Article, lead: str) -> list[Part]:
+    return [_part(article.title, NAME_WEIGHT, TITLE_CHARS), _part(lead, TEXT_WEIGHT)]
+
+
+def _article_line(article: Article, cap: int | None) -> str:
+    """Date and linked title."""
+    return f"<b>{fmt_date(article.published)}</b> {link(article.url, _name(article.title, cap))}"
+
+
+def _lead(text: str, cap: int | None) -> str:
+    return esc(shorten(text, _room(cap, TEXT_WEIGHT)))
 
 
 def _article_block(article: Article, cap: int | None) -> str:
-    lead = article.first_sentence
-    if cap is not None:
-        lead = shorten(lead, cap)
-    title = shorten(article.title, TITLE_CHARS)
-    line = f"<b>{fmt_date(article.published)}</b> {link(article.url, title)}"
-    return f"{line}\n{esc(lead)}" if lead else line
+    lead = _lead(article.first_sentence, cap)
+    line = _article_line(article, cap)
+    return f"{line}\n{lead}" if lead.strip() else line
 
 
 def render_latest(articles: Sequence[Article], lang: Lang) -> str:
@@ -217,19 +285,16 @@ def render_latest(articles: Sequence[Article], lang: Lang) -> str:
     if not articles:
         return t(lang, "latest_empty")
     header = t(lang, "latest_header", n=len(articles))
-
-    def render(cap: int | None) -> str:
-        return "\n\n".join([header, *(_article_block(a, cap) for a in articles)])
-
-    return _fit_blocks(render, [utf16_len(a.first_sentence) for a in articles], TELEGRAM_LIMIT)
+    return _fit_blocks(
+        lambda cap: [header, *(_article_block(a, cap) for a in articles)],
+        [p for a in articles for p in _article_parts(a, a.first_sentence)],
+    )
 
 
 def render_inline_article(article: Article) -> str:
     """The message an inline result for an article sends (empty inline query)."""
     return _fit_blocks(
-        lambda cap: _article_block(article, cap),
-        [utf16_len(article.first_sentence)],
-        TELEGRAM_LIMIT,
+        lambda cap: [_article_block(article, cap)], _article_parts(article, article.first_sentence)
     )
 
 
@@ -245,14 +310,13 @@ def first_paragraph(article: Article) -> str:
 def render_new_article(article: Article) -> str:
     """A new article pushed to subscribers: date, linked title, first paragraph."""
     lead = first_paragraph(article)
-    title = shorten(article.title, TITLE_CHARS)
-    line = f"🆕 <b>{fmt_date(article.published)}</b> {link(article.url, title)}"
 
-    def render(cap: int | None) -> str:
-        text = lead if cap is None else shorten(lead, cap)
-        return f"{line}\n\n{esc(text)}" if text else line
+    def render(cap: int | None) -> list[str]:
+        text = _lead(lead, cap)
+        line = f"🆕 {_article_line(article, cap)}"
+        return [line, text] if text.strip() else [line]
 
-    return _fit_blocks(render, [utf16_len(lead)], TELEGRAM_LIMIT)
+    return _fit_blocks(render, _article_parts(article, lead))
 
 
 def render_about(stats: LibraryStats, lang: Lang, *, show_skipped: bool = False) -> str:
@@ -260,7 +324,10 @@ def render_about(stats: LibraryStats, lang: Lang, *, show_skipped: bool = False)
     text = t(lang, "about", articles=stats.articles, passages=stats.passages, newest=newest)
     if show_skipped and stats.skipped:
         lines = [t(lang, "about_skipped", count=len(stats.skipped))]
-        lines += [f"• {esc(s.path)}: {esc(shorten(s.reason, 200))}" for s in stats.skipped[:20]]
+        lines += [
+            f"• {esc(shorten(str(s.path), TITLE_CHARS))}: {esc(shorten(s.reason, TITLE_CHARS))}"
+            for s in stats.skipped[:20]
+        ]
         text = shorten_html_lines(text + "\n\n" + "\n".join(lines))
     return text
 
@@ -283,7 +350,10 @@ def example_topics(articles: Iterable[Article], limit: int = 3) -> list[str]:
     for article in articles:
         sources = [article.title, *(p.section for p in article.paragraphs if p.section)]
         pieces = [
-            p for src in sources for p in _TOPIC_SPLIT_RE.split(src or "") if 4 <= len(p) <= 14
+            p
+            for src in sources
+            for p in _TOPIC_SPLIT_RE.split(printable(src or ""))
+            if 4 <= len(p) <= 14
         ]
         per_article.append(pieces)
     topics: list[str] = []
@@ -294,6 +364,14 @@ def example_topics(articles: Iterable[Article], limit: int = 3) -> list[str]:
             if len(topics) >= limit * 3:
                 return topics
     return topics
+
+
+def render_ask_usage(example: str | None, lang: Lang) -> str:
+    return t(lang, "ask_usage", example=esc(example) if example else "……")
+
+
+def render_mention_usage(bot_username: str, lang: Lang) -> str:
+    return t(lang, "mention_usage", bot=esc(bot_username))
 
 
 def render_help(lang: Lang, *, examples: Sequence[str], articles: int, bot_username: str) -> str:
@@ -315,5 +393,10 @@ def render_help(lang: Lang, *, examples: Sequence[str], articles: int, bot_usern
 def to_plain(html_text: str, *, bold: tuple[str, str] = ("", "")) -> str:
     """Telegram HTML → terminal text: links become "label (url)", bold uses the given markers."""
     text = _LINK_RE.sub(lambda m: f"{m.group(2)} ({m.group(1)})", html_text)
-    text = _BOLD_RE.sub(lambda m: bold[1] if m.group(0).startswith("</") else bold[0], text)
-    return visible_text(text)
+    # Only the bold markers may reach the terminal as control characters, never the text.
+    return "".join(
+        (bold[1] if piece.startswith("</") else bold[0])
+        if _BOLD_RE.fullmatch(piece)
+        else printable(visible_text(piece))
+        for piece in _BOLD_RE.split(text)
+    )

@@ -98,9 +98,10 @@ def help_text(library: Library, lang: Lang, bot_username: str) -> str:
     )
 
 
-def usage_example(library: Library, lang: Lang) -> str:
+def ask_usage(library: Library, lang: Lang) -> str:
+    """How to use /ask, with an example question from the articles."""
     examples = example_questions(library, lang, limit=1)
-    return examples[0] if examples else "……"
+    return render.render_ask_usage(examples[0] if examples else None, lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ class InlineItem:
     title: str
     description: str
     html: str
-    url: str
+    url: str | None  # http(s) only (render.link_url); None: the result shows no URL
 
 
 def inline_items(library: Library, query: str) -> list[InlineItem]:
@@ -121,12 +122,12 @@ def inline_items(library: Library, query: str) -> list[InlineItem]:
         return [
             InlineItem(
                 id=f"a{i}",
-                title=render.shorten(a.title, 100),
+                title=render.shorten(a.title, 100) or "…",
                 description=render.shorten(
                     f"{render.fmt_date(a.published)} {a.first_sentence}", 120
                 ),
                 html=render.render_inline_article(a),
-                url=a.url,
+                url=render.link_url(a.url),
             )
             for i, a in enumerate(library.latest(INLINE_MAX_RESULTS))
         ]
@@ -139,10 +140,10 @@ def inline_items(library: Library, query: str) -> list[InlineItem]:
             InlineItem(
                 # Result ids must be unique within one answer and ≤ 64 bytes.
                 id=f"p{i}",
-                title=render.shorten(title, 100),
+                title=render.shorten(title, 100) or "…",
                 description=render.inline_description(hit),
                 html=render.render_inline_message(hit),
-                url=hit.article.url,
+                url=render.link_url(hit.article.url),
             )
         )
     return items

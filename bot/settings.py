@@ -52,6 +52,7 @@ class Settings:
     feed_urls: tuple[str, ...] = ()
     feed_interval_minutes: float = 30.0
     subscriptions_db: Path = Path("subscriptions.sqlite3")
+    questions_per_minute: int = 20
 
     def __repr__(self) -> str:
         # The token must never reach a log line, not even through a repr in a traceback.
@@ -129,6 +130,7 @@ class Settings:
             feed_urls=_url_list(get("FEED_URLS")),
             feed_interval_minutes=_interval_minutes(get),
             subscriptions_db=Path(get("SUBSCRIPTIONS_DB") or "subscriptions.sqlite3"),
+            questions_per_minute=_int(get, "QUESTIONS_PER_MINUTE", 20, low=0, high=10000),
         )
 
 

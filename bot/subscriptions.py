@@ -9,21 +9,30 @@ The file's `PRAGMA user_version` says how its article ids are made:
   1  retrieval.seedfile.article_id: sha1 of the canonical URL (no #fragment, lower-case host)
 A database at version 0 is brought up to date by `migrate`, which needs the library's
 articles, so the bot calls it at start-up.
+
+Opening checks the file before anything is written to it: a damaged file (zeroed pages,
+flipped bytes), another program's database or a wrong schema raises `UnusableDatabase`, one
+line, and the file is left as it is. A file about to be upgraded is first copied, byte for
+byte, to `<name>.v<version>.bak` (an existing copy is kept: it is the older one), so the bot
+never changes a file it did not write in today's format without a copy kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 from retrieval import ArticleRef
 
 TIMEOUT = 10.0  # seconds to wait for another writer's lock
 SCHEMA_VERSION = 1
+_COLUMNS = {"subscriptions": ("chat_id", "since"), "announced": ("article_id", "at")}
 _SCHEMA = (
     # since: unix time of /subscribe
     "CREATE TABLE IF NOT EXISTS subscriptions"
@@ -33,27 +42,49 @@ _SCHEMA = (
 )
 
 
+class UnusableDatabase(sqlite3.DatabaseError):
+    """The file is damaged, another program's, or of a schema this bot does not know; str()
+    says which in one line. The file was not changed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}; the file was left as it is")
+
+
 class SubscriptionStore:
     """Subscribed chat ids and announced article ids, in the SQLite file at `path`.
 
-    Opening creates the file and its tables (raising sqlite3.Error if the path is unusable),
-    so a bad SUBSCRIPTIONS_DB shows at start-up, not at the first /subscribe.
+    Opening checks the file, then creates it and its tables if need be (raising sqlite3.Error,
+    UnusableDatabase included, if the path is unusable), so a bad SUBSCRIPTIONS_DB shows at
+    start-up, not at the first /subscribe.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        # The write lock is held from here on: nobody writes while the file is checked and
+        # copied, and this connection writes nothing until the checks pass.
         with self._transaction() as db:
+            tables = _check(db)
             version = _version(db)
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"written by a newer version of the bot (schema {version}, this one knows "
-                    f"{SCHEMA_VERSION})"
-                )
-            tables = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
-            if tables.fetchone()[0] == 0:  # a new file: nothing to migrate, ever
+            if not tables:  # a new file: nothing to migrate, ever
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version < SCHEMA_VERSION:
+                self._keep_copy(f"v{version}")
             for statement in _SCHEMA:
                 db.execute(statement)
+
+    def _keep_copy(self, label: str) -> None:
+        """Copy the file as it is to `<name>.<label>.bak`, unless a copy is there already."""
+        copy = self.path.with_name(f"{self.path.name}.{label}.bak")
+        if copy.exists():
+            return
+        partial = copy.with_name(f".{copy.name}.tmp")
+        try:
+            shutil.copyfile(self.path, partial)  # under the write lock: the bytes are stable
+            os.replace(partial, copy)
+        except OSError as exc:
+            with suppress(OSError):
+                partial.unlink()
+            raise UnusableDatabase(f"cannot keep a copy of it before upgrading it ({exc})") from exc
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -151,6 +182,33 @@ class SubscriptionStore:
                 ((article_id, now) for article_id in article_ids),
             )
             return max(cursor.rowcount, 0)
+
+
+def _check(db: sqlite3.Connection) -> set[str]:
+    """The file's tables, after checking that this bot can use it; raises UnusableDatabase."""
+    [problem] = db.execute("PRAGMA quick_check(1)").fetchone()
+    if problem != "ok":
+        raise UnusableDatabase(f"damaged ({' '.join(problem.split())[:200]})")
+    version = _version(db)
+    if version > SCHEMA_VERSION:
+        raise UnusableDatabase(
+            f"written by a newer version of the bot (schema {version}, this one knows "
+            f"{SCHEMA_VERSION})"
+        )
+    rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    tables = {name for (name,) in rows}
+    if tables and tables != set(_COLUMNS):
+        raise UnusableDatabase(
+            f"not a subscriptions database: its tables are {', '.join(sorted(tables))}"
+        )
+    for table in _COLUMNS if tables else ():
+        columns = tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+        if columns != _COLUMNS[table]:
+            raise UnusableDatabase(
+                f"wrong schema: table {table} has columns ({', '.join(columns)}), "
+                f"expected ({', '.join(_COLUMNS[table])})"
+            )
+    return tables
 
 
 def _version(db: sqlite3.Connection) -> int:

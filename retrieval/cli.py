@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,34 @@ from pathlib import Path
 
 from retrieval.library import AliasesFileError, Library
 from retrieval.models import Article, Hit, SearchResult
+
+# Control characters (C0 but tab and newline, DEL, C1) would let an article drive the terminal
+# (ANSI escapes: colours, cursor moves, titles); bidi embeddings, overrides and isolates would
+# let it reorder the text around it. Neither belongs in text shown to anyone.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (tabs and newlines stay) and bidi overrides: safe to
+    print to a terminal or show in a message."""
+    return _UNSAFE.sub("", text)
+
+
+def _line(text: str) -> str:
+    """`text` as one printable line (its own line breaks and tabs become spaces)."""
+    return printable(" ".join(text.split()))
+
+
+def _json_line(value: object) -> str:
+    """One JSON line, readable (not ASCII-escaped) but with every unsafe character escaped as
+    \\uXXXX: the data stays whole, the terminal stays safe (json escapes only C0 itself)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,10 +88,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "WARNING").upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
+    for handler in logging.getLogger().handlers:  # warnings name files: their names are text too
+        handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     if args.command == "ingest":
         return _ingest(args.urls, Path(args.seeds))
     if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
@@ -71,10 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         library = Library.from_dir(args.seeds, args.index_dir, aliases_file=args.aliases)
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_line(str(exc))}", file=sys.stderr)
         return 2
     except AliasesFileError as exc:
-        print(f"error: aliases file (--aliases, ALIASES_FILE) {exc}", file=sys.stderr)
+        print(f"error: aliases file (--aliases, ALIASES_FILE) {_line(str(exc))}", file=sys.stderr)
         return 2
     try:
         if args.command == "search":
@@ -97,17 +125,17 @@ def _ingest(urls: Sequence[str], seeds_dir: Path) -> int:
     from retrieval.feeds import format_report, ingest_feeds  # the network stack, only here
 
     if not seeds_dir.is_dir():
-        print(f"ingest: seeds directory not found: {seeds_dir}", file=sys.stderr)
+        print(f"ingest: seeds directory not found: {_line(str(seeds_dir))}", file=sys.stderr)
         return 2
     try:
         reports = ingest_feeds(urls, seeds_dir)
     except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
-        print(f"ingest: cannot read seeds directory: {exc}", file=sys.stderr)
+        print(f"ingest: cannot read seeds directory: {_line(str(exc))}", file=sys.stderr)
         return 2
     for report in reports:
         for note in report.notes:
-            print(f"{report.url}: {note}", file=sys.stderr)
-        print(format_report(report), file=sys.stderr if report.error else sys.stdout)
+            print(_line(f"{report.url}: {note}"), file=sys.stderr)
+        print(_line(format_report(report)), file=sys.stderr if report.error else sys.stdout)
     return 1 if any(r.error for r in reports) else 0
 
 
@@ -159,49 +187,48 @@ def _print_result(question: Asked, result: SearchResult, as_json: bool) -> None:
         line["confident"] = result.confident
         line["missing"] = list(result.missing)
         line["hits"] = [hit_json(rank, hit) for rank, hit in enumerate(result.hits, 1)]
-        print(json.dumps(line, ensure_ascii=False), flush=True)
+        print(_json_line(line), flush=True)
         return
-    print(f"? {question.query}")
+    print(f"? {_line(question.query)}")
     if result.read_with:
-        print(f"  (read as a follow-up of: {result.read_with})")
+        print(f"  (read as a follow-up of: {_line(result.read_with)})")
     if not result.hits:
         print("  (no matching passage)")
     elif not result.confident:
         missing = f"; the articles lack: {', '.join(result.missing)}" if result.missing else ""
-        print(f"  (not confident these answer it{missing})")
+        print(f"  (not confident these answer it{_line(missing)})")
     for rank, hit in enumerate(result.hits, 1):
         heading = f" · {hit.passage.section}" if hit.passage.section else ""
-        print(f"{rank}. [{hit.score:.2f}] {hit.article.title}{heading}")
-        print(f"   {hit.passage.text}")
-        print(f"   {hit.article.published:%Y-%m-%d} {hit.article.url}")
+        print(f"{rank}. [{hit.score:.2f}] {_line(hit.article.title + heading)}")
+        print(f"   {_line(hit.passage.text)}")
+        print(f"   {hit.article.published:%Y-%m-%d} {_line(hit.article.url)}")
     print(flush=True)
 
 
 def _print_article(article: Article, as_json: bool) -> None:
     if as_json:
         print(
-            json.dumps(
+            _json_line(
                 {
                     "title": article.title,
                     "url": article.url,
                     "published": article.published.isoformat(),
                     "article_id": article.id,
-                },
-                ensure_ascii=False,
+                }
             )
         )
     else:
-        print(f"{article.published:%Y-%m-%d %H:%M} {article.title}\n  {article.url}")
+        print(f"{article.published:%Y-%m-%d %H:%M} {_line(article.title)}\n  {_line(article.url)}")
 
 
 def _print_stats(library: Library, args: argparse.Namespace) -> None:
     stats = library.stats()
     newest = stats.newest.isoformat() if stats.newest else "-"
-    print(f"seeds:    {Path(args.seeds).resolve()}")
-    print(f"index:    {library.index_dir}")
+    print(f"seeds:    {_line(str(Path(args.seeds).resolve()))}")
+    print(f"index:    {_line(str(library.index_dir))}")
     print(f"articles: {stats.articles}")
     print(f"passages: {stats.passages}")
     print(f"newest:   {newest}")
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:
-        print(f"  {skipped.path}: {skipped.reason}")
+        print(f"  {_line(str(skipped.path))}: {_line(skipped.reason)}")

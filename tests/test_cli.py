@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import REPO
-from tests.support.seeds import seed_file
+from tests.support.seeds import HOSTILE, UNSAFE_CHARACTERS, seed_file, write_hostile_seeds
 
 HIT_KEYS = {
     "rank",
@@ -190,3 +190,28 @@ def test_unusable_alias_file_exits_2_naming_it(seeds_dir: Path, tmp_path: Path, 
     assert "ALIASES_FILE" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_article_text_never_drives_the_terminal(tmp_path: Path) -> None:
+    """ANSI escapes, bells, C1 controls and bidi overrides in every field of an article (and in
+    a file name) are not printed by search, latest or stats; --json keeps them, escaped."""
+    seeds = write_hostile_seeds(tmp_path / "seeds", count=3)
+    common = ["--seeds", str(seeds), "--index-dir", str(tmp_path / "index")]
+    outputs = [
+        run("search", *common, "-k", "10", "台风海葵防卫预算"),
+        run("latest", *common),
+        run("stats", *common),
+        run("search", *common, "--json", "台风海葵"),
+        run("latest", *common, "--json"),
+    ]
+    for result in outputs:
+        assert result.returncode == 0, result.stderr
+        for stream in (result.stdout, result.stderr):
+            assert not set(stream) & set(UNSAFE_CHARACTERS), stream[:300]
+    search, latest, stats, search_json, latest_json = outputs
+    assert "<script>alert(1)</script>" in search.stdout and "[31mRED" in search.stdout
+    assert "empty.txt: empty file" in stats.stdout
+    assert latest.stdout.count("\n") == 2 * 3  # one line each for title and URL
+    hit = json.loads(search_json.stdout)["hits"][0]
+    assert HOSTILE in hit["title"] + hit["text"]  # the data itself is whole
+    assert HOSTILE in json.loads(latest_json.stdout.splitlines()[0])["title"]

@@ -28,6 +28,7 @@ def test_defaults():
     assert settings.api_root == DEFAULT_API_ROOT
     assert settings.base_url == "https://api.telegram.org/bot"
     assert (settings.results_per_page, settings.reload_seconds) == (3, 30.0)
+    assert settings.questions_per_minute == 20
     assert settings.admin_user_ids == frozenset()
     assert settings.log_level == "INFO"
     assert settings.webhook_url is None
@@ -64,6 +65,8 @@ def test_values_are_read():
         ("RESULTS_PER_PAGE", "zero"),
         ("RESULTS_PER_PAGE", "0"),
         ("RESULTS_PER_PAGE", "50"),
+        ("QUESTIONS_PER_MINUTE", "-1"),
+        ("QUESTIONS_PER_MINUTE", "lots"),
         ("ADMIN_USER_IDS", "12,bob"),
         ("LOG_LEVEL", "LOUD"),
         ("RELOAD_SECONDS", "-1"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -21,10 +23,10 @@ from bot.settings import Settings, SettingsError
 from bot.subscriptions import SubscriptionStore
 from retrieval import Library
 from tests.support import FEEDS
-from tests.support.fake_bot_api import TOKEN, telegram_html_problems
-from tests.support.harness import run_bot, running_bot
+from tests.support.fake_bot_api import TOKEN, FakeBotApi, telegram_html_problems
+from tests.support.harness import bot_environ, run_bot, running_bot
 from tests.support.http import LoopbackServer, reply
-from tests.support.legacy import write_version_0_subscriptions
+from tests.support.legacy import DAMAGE, write_version_0_subscriptions
 from tests.support.seeds import RAIL, SEED_TITLE, SEED_URL, TYPHOON, SeedArticle, write_seeds
 
 VOLCANO_TITLE = "冰岛雷克雅内斯半岛火山再度喷发 <蓝湖> & 渔村居民撤离"
@@ -153,6 +155,41 @@ def test_an_unusable_subscriptions_db_exits_2_with_one_line(tmp_path):
     assert result.returncode == 2
     [error] = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert "SUBSCRIPTIONS_DB" in error and "no-such-dir" in error
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_subscriptions_db_is_one_line_at_start_and_left_as_it_is(tmp_path, damage):
+    seeds = write_seeds(tmp_path / "seeds")
+    db = tmp_path / "subscriptions.sqlite3"
+    DAMAGE[damage](db)
+    before = db.read_bytes()
+    with FakeBotApi() as fake:
+        environ = bot_environ(
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_BASE_URL=fake.api_root,
+            SEEDS_DIR=str(seeds),
+            INDEX_DIR=str(tmp_path / "index"),
+            SUBSCRIPTIONS_DB=str(db),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=tmp_path,
+            env=environ,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:  # it started on a file it should have refused
+                process.kill()
+                process.communicate()
+    assert process.returncode == 2, stderr
+    [error] = [line for line in stderr.splitlines() if " ERROR " in line]
+    assert "SUBSCRIPTIONS_DB" in error and str(db) in error and "left as it is" in error
+    assert "Traceback" not in stderr
+    assert db.read_bytes() == before
+    assert fake.calls == []  # refused before the bot ever spoke to Telegram
 
 
 # ---- rendering --------------------------------------------------------------------------
@@ -346,10 +383,17 @@ async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
     store.subscribe(8501)
     QUAKE.write(seeds, "300_quake.txt")
     library = Library.from_dir(seeds, index_dir=tmp_path / "index")
-    # Each menu registration fails twice before it succeeds: start-up takes 1.5 s of retries,
-    # longer than a one-off job may be late by default.
+    # Start-up is slow at two stages: getMe fails twice (initialize, before post_init), then
+    # each menu registration fails twice (post_init): about 3 s of retries, far longer than a
+    # one-off job may be late by default (1 s). A feed is listed too: its first fetch is a
+    # one-off job right after start as well.
+    fake_api.fail("getMe", status=502, times=2)
     fake_api.fail("setMyCommands", status=502, times=4)
-    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
-        await fake_api.wait_for(lambda: _pushes(fake_api, 8501))
-    [push] = _pushes(fake_api, 8501)
-    assert QUAKE.title in push
+    with LoopbackServer(serve_feeds) as feeds:
+        env = {"SUBSCRIPTIONS_DB": str(db), "FEED_URLS": feeds.url("/bot_news.xml")}
+        async with running_bot(fake_api, library, **env):
+            await fake_api.wait_for(lambda: len(_pushes(fake_api, 8501)) == 3, timeout=20)
+    assert len(fake_api.calls_to("getMe", ok_only=False)) == 3
+    pushes = "".join(_pushes(fake_api, 8501))
+    # What arrived while the bot was down, and the feed's two new articles.
+    assert QUAKE.title in pushes and ICEBERG_TITLE in pushes and "冰岛" in pushes

@@ -114,5 +114,95 @@ def test_every_string_exists_in_every_language_and_is_valid_html():
         for lang in i18n.LANGUAGES:
             text = i18n.t(lang, key, question="q", page=1, example="e", bot="B", max=20, n=3,
                           articles=1, passages=2, newest="d", count=1, result="r", topic="t",
-                          examples="x", commands="c")  # fmt: skip
+                          examples="x", commands="c", rate=20)  # fmt: skip
             assert telegram_html_problems(text) == [], (key, lang)
+
+
+# ---- hostile lengths and URLs (issue 12, items 1-3) ------------------------------------
+
+
+def _long_hit(n: int, *, title_chars=300, heading_chars=300, host_chars=20, text="台风登陆。" * 80):
+    host = "h" * host_chars + ".example"
+    article = _article(title=("标题<b>&" * 100)[:title_chars], url=f"https://{host}/a/{n}", day=1)
+    section = ("小节<i>&" * 100)[:heading_chars]
+    return _hit(text, spans=[(0, 2)], section=section, article=article)
+
+
+@pytest.mark.parametrize(
+    ("hits", "what"),
+    [
+        ([_long_hit(i) for i in range(10)], "10 results, 300-character titles and headings"),
+        ([_long_hit(i, host_chars=1500) for i in range(3)], "3 results at a 1,500-character host"),
+        ([_long_hit(i, host_chars=4500) for i in range(10)], "4,500-character hosts"),
+    ],
+)
+def test_titles_headings_and_hosts_shrink_to_fit_a_message(hits, what):
+    html = render.render_answer(hits, question="台风" * 100, lang="zh-Hans")
+    assert telegram_html_problems(html) == [], what
+    for number in range(1, len(hits) + 1):  # every result kept
+        assert f"<b>{number}. 标题" in html
+    assert html.count("<b>台风</b>") == len(hits)  # each with its match in view
+
+
+def test_an_inline_result_at_a_4500_character_host_fits():
+    html = render.render_inline_message(_long_hit(0, host_chars=4500))
+    assert telegram_html_problems(html) == []
+
+
+def test_latest_20_with_300_character_titles_fits():
+    articles = [_article(title=("新闻<标题>&" * 60)[:300], day=1 + i % 28) for i in range(20)]
+    html = render.render_latest(articles, "zh-Hans")
+    assert telegram_html_problems(html) == []
+    assert html.count("<a href=") == 20
+
+
+def test_a_push_of_an_article_with_a_huge_title_fits():
+    html = render.render_new_article(_article(title="长标题<script>" * 1000))
+    assert telegram_html_problems(html) == [] and "&lt;script&gt;" in html
+
+
+def test_the_ask_usage_example_is_escaped():
+    html = render.render_ask_usage("<蓝湖> & <script>是怎么回事？", "zh-Hans")
+    assert telegram_html_problems(html) == []
+    assert "&lt;蓝湖&gt; &amp; &lt;script&gt;" in html
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "vbscript:msgbox",
+        "//no-scheme.example/a",
+        "http://[x",
+        "https://exa mple.com/a",
+        "https://example.com/\x1b[31m",
+        "https://" + "a" * 3000 + ".example/",
+        "http:///path-only",
+    ],
+    ids=lambda url: repr(url[:24]),
+)
+def test_only_http_urls_become_links(url):
+    assert render.link_url(url) is None
+    html = render.link(url, "标题")
+    assert "<a" not in html and html == "标题"
+
+
+def test_web_urls_become_links_escaped():
+    url = 'https://www.voachinese.com/a/x?a=1&b="2"'
+    assert render.link_url(url) == url
+    assert render.link(url, "<t>") == (
+        '<a href="https://www.voachinese.com/a/x?a=1&amp;b=&quot;2&quot;">&lt;t&gt;</a>'
+    )
+
+
+def test_control_characters_and_bidi_overrides_never_reach_a_message():
+    hit = _hit(
+        "正文\x1b[31m红\x07\u202e反\x9b2J",
+        section="小节\x1b]0;t\x07",
+        article=_article("题\x1b[1m"),
+    )
+    html = render.render_answer([hit], question="问\x1b[2J", lang="zh-Hans")
+    for bad in "\x1b\x07\x9b\u202e":
+        assert bad not in html
+    assert "正文[31m红反2J" in html

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.subscriptions import SubscriptionStore
+from bot.subscriptions import SubscriptionStore, UnusableDatabase
 from retrieval import ArticleRef
 from retrieval.seedfile import article_id
-from tests.support.legacy import write_version_0_subscriptions
+from tests.support.legacy import DAMAGE, write_version_0_subscriptions
 
 
 @pytest.fixture
@@ -108,3 +108,47 @@ def test_a_database_from_a_newer_bot_is_refused(db):
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(sqlite3.DatabaseError, match="newer version"):
         SubscriptionStore(db)
+
+
+# ---- damaged, foreign and wrong files (issue 12, item 14) ----------------------------------
+
+
+EXPECTED = {
+    "zeroed pages": "damaged",
+    "flipped bytes": "damaged",
+    "wrong schema": "wrong schema: table subscriptions has columns (id, name)",
+    "another program's database": "not a subscriptions database: its tables are users",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_or_foreign_file_is_refused_in_one_line_and_left_as_it_is(db, damage):
+    DAMAGE[damage](db)
+    before = db.read_bytes()
+    with pytest.raises(UnusableDatabase) as error:
+        SubscriptionStore(db)
+    assert EXPECTED[damage] in str(error.value) and "\n" not in str(error.value)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
+
+
+def test_an_old_database_is_copied_before_it_is_upgraded(db):
+    write_version_0_subscriptions(db, [42], ["https://Example.org/a.html#top"])
+    original = db.read_bytes()
+    store = SubscriptionStore(db)
+    assert store.migrate([_ref("https://Example.org/a.html#top")]) == 1
+    copy = db.with_name(f"{db.name}.v0.bak")
+    assert copy.read_bytes() == original and db.read_bytes() != original
+    SubscriptionStore(db)  # up to date now: no second copy, the first one kept
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name, copy.name]
+    assert copy.read_bytes() == original
+
+
+def test_no_copy_no_upgrade(db):
+    write_version_0_subscriptions(db, [42], [])
+    original = db.read_bytes()
+    (db.parent / f".{db.name}.v0.bak.tmp").mkdir()  # where the copy is written: not a file
+    with pytest.raises(UnusableDatabase, match="cannot keep a copy"):
+        SubscriptionStore(db)
+    assert db.read_bytes() == original
+    assert not db.with_name(f"{db.name}.v0.bak").exists()

@@ -4,11 +4,11 @@ It runs on the tests' loopback server (tests.support.http), in a background thre
 independent of the test's event loop. It records every call, serves queued updates through
 getUpdates (honouring offset, limit and the long-poll timeout), keeps the messages the bot
 sent (edits included), checks every HTML text the way Telegram would (allowed tags, entities,
-4,096 UTF-16 units), accepts one answer per callback query (a second one gets Telegram's
-400, and is recorded as a problem), and can be told to fail a method: a 429 with
-retry_after, a 5xx, a 400. It answers getChatMember with a status the test sets, and can
-refuse every sendMessage to a chat the way Telegram does once a user blocked the bot (403)
-or a chat was deleted (400).
+4,096 UTF-16 units; links and inline results' URLs must be http(s)), accepts one answer per
+callback query (a second one gets Telegram's 400, and is recorded as a problem), and can be
+told to fail a method: a 429 with retry_after, a 5xx, a 400. It answers getChatMember with a
+status the test sets, and can refuse every sendMessage to a chat the way Telegram does once a
+user blocked the bot (403) or a chat was deleted (400).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from tests.support.http import LoopbackServer, reply
 
@@ -86,8 +86,13 @@ def telegram_html_problems(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
                 else:
                     stack.pop()
             else:
-                if tag == "a" and not re.search(r'href="[^"]+"', attrs):
+                href = re.search(r'href="([^"]+)"', attrs)
+                if tag == "a" and not href:
                     problems.append("<a> without href")
+                elif tag == "a" and not _is_link_url(html.unescape(href.group(1))):
+                    problems.append(
+                        f"<a> with a URL that is not a web link: {href.group(1)[:80]!r}"
+                    )
                 stack.append(tag)
     visible.append(text[pos:])
     if stack:
@@ -526,6 +531,12 @@ class FakeBotApi:
             )
             if len(str(result.get("id", "")).encode()) > 64:
                 raise _ApiError(400, "Bad Request: RESULT_ID_INVALID")
+            if not str(result.get("title", "")).strip():
+                raise _ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+            if "url" in result and not _is_link_url(result["url"]):
+                with self._lock:
+                    self.problems.append(f"answerInlineQuery: url {result['url'][:80]!r}")
+                raise _ApiError(400, "Bad Request: URL_INVALID")
         return True
 
     def _api_getChatMember(self, params: dict) -> dict:
@@ -564,6 +575,16 @@ class _ApiError(Exception):
     def __init__(self, status: int, description: str, parameters: dict | None = None) -> None:
         super().__init__(description)
         self.status, self.description, self.parameters = status, description, parameters
+
+
+def _is_link_url(url: str) -> bool:
+    """What the tests accept as a link: http(s) with a host (Telegram also takes tg://, which
+    the bot never sends), no whitespace."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not re.search(r"\s", url)
 
 
 def _plain_problems(text: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Files as older versions of the bot wrote them, for the tests of upgrades."""
+"""Files as older versions of the bot wrote them, for the tests of upgrades, and subscription
+databases damaged in the ways disks and people damage them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import hashlib
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+
+from bot.subscriptions import SubscriptionStore
 
 
 def version_0_article_id(url: str) -> str:
@@ -26,3 +29,40 @@ def write_version_0_subscriptions(path: Path, chats: list[int], pushed_urls: lis
             "INSERT INTO announced VALUES (?, 0)",
             [(version_0_article_id(url),) for url in pushed_urls],
         )
+
+
+def _filled(db: Path) -> bytes:
+    """A real database of some size (several pages of each table); its bytes."""
+    store = SubscriptionStore(db)
+    for chat_id in range(1500):
+        store.subscribe(chat_id)
+    store.claim_new([f"{n:016x}" for n in range(2500)])
+    return db.read_bytes()
+
+
+def _zero_pages(data: bytes) -> bytes:
+    return data[: 2 * 4096] + bytes(4 * 4096) + data[6 * 4096 :]
+
+
+def _flip_bytes(data: bytes) -> bytes:
+    out = bytearray(data)
+    for offset in range(4096 * 3 + 500, len(out), 4096 * 4):  # inside pages, not the header
+        out[offset : offset + 40] = bytes(b ^ 0xFF for b in out[offset : offset + 40])
+    return bytes(out)
+
+
+def _tables(db: Path, *statements: str) -> None:
+    with closing(sqlite3.connect(db)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+
+
+DAMAGE = {
+    "zeroed pages": lambda db: db.write_bytes(_zero_pages(_filled(db))),
+    "flipped bytes": lambda db: db.write_bytes(_flip_bytes(_filled(db))),
+    "wrong schema": lambda db: _tables(
+        db, "CREATE TABLE subscriptions (id TEXT, name TEXT)", "CREATE TABLE announced (x)"
+    ),
+    "another program's database": lambda db: _tables(db, "CREATE TABLE users (id, name)"),
+}

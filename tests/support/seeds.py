@@ -7,6 +7,7 @@ about (written as VOA's articles read: the date in `<div><i>`, then a dateline);
 
 from __future__ import annotations
 
+import html
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,6 +101,51 @@ def write_seeds(directory: Path, *articles: SeedArticle, include_seed_article: b
         shutil.copy(SEED, directory / SEED.name)
     for i, article in enumerate(articles, start=1):
         article.write(directory, f"{100 + i:03d}_test.txt")
+    return directory
+
+
+# ---- hostile text ------------------------------------------------------------------------
+
+# What an attacker puts in every field: markup and entities Telegram would parse, a script,
+# an emoji (two UTF-16 units), a right-to-left override and mark, ANSI escapes (colour, a
+# terminal title), a bell and a C1 control (CSI), all inside ordinary Chinese news words.
+HOSTILE = (
+    "<蓝湖> & <script>alert(1)</script> &amp; &lt;b&gt; 🚄 \u202eevil\u202c \u200f "
+    "\x1b[31mRED\x1b[0m \x1b]0;pwned\x07 \x9b2J"
+)
+# The characters none of the bot's or the CLI's output may carry.
+UNSAFE_CHARACTERS = "\x1b\x07\x9b\u202e\u202c"
+# Host names of 4,500 characters (over any link's length: text, not a link) and of 1,500
+# (a link, with its host shortened), in turn.
+HOSTILE_HOSTS = ("a" * 4500 + ".example", "b" * 1500 + ".example")
+
+
+def hostile_seed(number: int, *, url: str | None = None, ms: int = DEFAULT_MS) -> str:
+    """A seed file with hostile text in every field: a ~1,000-character title, a long section
+    heading, a caption and paragraphs full of `HOSTILE`, at a very long host (or `url`)."""
+    title = f"<蓝湖{number}>台风海葵 " + f"防卫预算 {HOSTILE} " * 12
+    heading = f"台风过境{number} " + f"交通受阻 {HOSTILE} " * 12
+    caption = f"资料照片{number} {HOSTILE} " * 5
+    paragraph = f"台风海葵登陆台湾东部，防卫预算增加。{HOSTILE}" * 3
+    body = (
+        f'<img src="https://img.example/{number}.jpg"><div><small>{html.escape(caption)}</small>'
+        f"</div><h2>{html.escape(heading)}</h2>"
+        + "".join(f"<p>{html.escape(paragraph)}</p>" for _ in range(12))
+    )
+    url = url or f"https://{HOSTILE_HOSTS[number % 2]}/a/{number}.html?x=1&y=<2>"
+    return seedfile.render(title, url, ms + number * 1000, body)
+
+
+def write_hostile_seeds(directory: Path, count: int = 22) -> Path:
+    """`directory` (created if need be) holding `count` hostile articles, one of them at a
+    `javascript:` URL, and an unreadable file whose name is hostile too (for /about)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for number in range(count):
+        url = "javascript:alert(document.cookie)" if number == 1 else None
+        (directory / f"hostile_{number:02d}.txt").write_text(
+            hostile_seed(number, url=url), encoding="utf-8"
+        )
+    (directory / "<b>\x1b[31m\u202eempty.txt").write_text("", encoding="utf-8")
     return directory
 
 
