@@ -28,7 +28,16 @@ _HOMES = {
         "retrieval.models",
     ),
 }
-__all__ = sorted(_HOMES)
+__all__ = [
+    "Article",
+    "ArticleRef",
+    "Hit",
+    "Library",
+    "LibraryStats",
+    "Paragraph",
+    "Passage",
+    "SkippedFile",
+]
 
 
 def __getattr__(name: str) -> object:
