@@ -35,11 +35,14 @@ def ingest_feeds(
     *,
     client: httpx.Client | None = None,
     max_bytes: int = MAX_BYTES,
+    proxy: str | None = None,
 ) -> list[FeedReport]:
-    """Fetch each feed and write its new or changed items into `seeds_dir`; one report each."""
+    """Fetch each feed and write its new or changed items into `seeds_dir`; one report each.
+    `proxy` (http(s)://, socks5://, socks5h://) carries the fetches; without it, the standard
+    proxy variables do."""
     seeds_dir = Path(seeds_dir)
     known = known_articles(seeds_dir)
-    http = client if client is not None else make_client()
+    http = client if client is not None else make_client(proxy=proxy)
     reports: list[FeedReport] = []
     try:
         for url in urls:
