@@ -17,6 +17,7 @@ from telegram.ext import (
     BaseRateLimiter,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     Defaults,
     InlineQueryHandler,
     MessageHandler,
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 NETWORK_RETRIES = 3
 NETWORK_RETRY_DELAY = 0.5  # seconds, doubled on each retry
+# Start-up calls retry in bot.startup, one WARNING per attempt; getUpdates in the Updater.
+OWN_RETRIES = frozenset({"getUpdates", "getMe", "setWebhook", "deleteWebhook"})
+# Where the start-up code finds the NewsService: the health report reads it.
+NEWS = "news"
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -62,8 +67,7 @@ class RetryingRateLimiter(AIORateLimiter):
             except BadRequest:
                 raise
             except NetworkError as exc:
-                # getUpdates has its own retry loop in the Updater.
-                if attempt == NETWORK_RETRIES or endpoint == "getUpdates":
+                if attempt == NETWORK_RETRIES or endpoint in OWN_RETRIES:
                     raise
                 logger.warning("%s failed (%s); retrying in %.1f s", endpoint, exc, delay)
                 await asyncio.sleep(delay)
@@ -83,7 +87,7 @@ def build_application(
     store = (
         subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
     )
-    news = NewsService(library, store, settings.feed_urls)
+    news = NewsService(library, store, settings.feed_urls, settings.feed_proxy)
     h = BotHandlers(library, settings, news)
 
     async def post_init(application: Application) -> None:
@@ -97,9 +101,11 @@ def build_application(
             stats.passages,
         )
 
+    builder = ApplicationBuilder()
+    if settings.telegram_proxy:  # else httpx honours HTTPS_PROXY / ALL_PROXY
+        builder = builder.proxy(settings.telegram_proxy).get_updates_proxy(settings.telegram_proxy)
     application = (
-        ApplicationBuilder()
-        .token(settings.token)
+        builder.token(settings.token)
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
         .defaults(
@@ -138,6 +144,7 @@ def build_application(
         ]
     )
     application.add_error_handler(h.on_error)
+    application.bot_data[NEWS] = news
 
     jobs = application.job_queue
     # Once running (post_init has migrated and taken the baseline by then): push what arrived
@@ -154,11 +161,20 @@ def build_application(
             name="rescan-seeds",
         )
     if settings.feed_urls:
-        jobs.run_repeating(
-            news.ingest,
-            interval=settings.feed_interval_minutes * 60,
-            first=0,  # fetch right after start, then on the schedule
+        interval = settings.feed_interval_minutes * 60
+
+        async def ingest_now_then_on_schedule(context: ContextTypes.DEFAULT_TYPE) -> None:
+            # Not run_repeating(first=0) at build time: APScheduler counts that interval from
+            # here, finds it already begun when the application starts, and waits a whole
+            # interval. Scheduled from the first fetch, the interval counts from that fetch.
+            jobs.run_repeating(news.ingest, interval=interval, first=interval, name="ingest-feeds")
+            await news.ingest(context)
+
+        jobs.run_once(
+            ingest_now_then_on_schedule,
+            when=0,
             name="ingest-feeds",
+            job_kwargs={"misfire_grace_time": None},  # as for catch_up: however slow the start
         )
     return application
 
@@ -175,31 +191,3 @@ async def set_command_menu(application: Application) -> None:
 
     # All at once: with network retries, a flaky start costs one back-off, not one a language.
     await asyncio.gather(*(register(c, lang) for c, lang in commands.MENU_LANGUAGES.items()))
-
-
-def webhook_kwargs(settings: Settings) -> dict[str, Any]:
-    """Arguments for Updater.start_webhook / Application.run_webhook."""
-    return {
-        "listen": settings.webhook_listen,
-        "port": settings.webhook_port,
-        "url_path": settings.webhook_path,
-        "webhook_url": settings.webhook_url,
-        # PTB's webhook server answers 403 to requests without this header value.
-        "secret_token": settings.webhook_secret,
-        "allowed_updates": ALLOWED_UPDATES,
-    }
-
-
-def run(application: Application, settings: Settings) -> None:
-    """Long polling, or a webhook server when WEBHOOK_URL is set; SIGINT/SIGTERM stop it."""
-    if settings.webhook_url:
-        logger.info(
-            "webhook server on %s:%s/%s",
-            settings.webhook_listen,
-            settings.webhook_port,
-            settings.webhook_path,
-        )
-        application.run_webhook(**webhook_kwargs(settings))
-    else:
-        logger.info("long polling %s", settings.api_root)
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)

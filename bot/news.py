@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
@@ -28,6 +30,17 @@ logger = logging.getLogger(__name__)
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
 
 
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """The last feed fetch, for the health report."""
+
+    at: datetime
+    feeds: int
+    failed: int
+    new: int = 0
+    updated: int = 0
+
+
 class NewsService:
     """Feed ingest, library refreshes, subscriptions and the pushes that follow.
 
@@ -35,11 +48,17 @@ class NewsService:
     `rescan` and `ingest` as repeating jobs; `refresh` for /reload."""
 
     def __init__(
-        self, library: Library, subscriptions: SubscriptionStore, feed_urls: Sequence[str] = ()
+        self,
+        library: Library,
+        subscriptions: SubscriptionStore,
+        feed_urls: Sequence[str] = (),
+        feed_proxy: str | None = None,
     ) -> None:
         self.library = library
         self.subscriptions = subscriptions
         self.feed_urls = tuple(feed_urls)
+        self.feed_proxy = feed_proxy
+        self.last_ingest: IngestOutcome | None = None
 
     # ---- start-up -----------------------------------------------------------------------
 
@@ -66,12 +85,23 @@ class NewsService:
 
     async def ingest(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """JobQueue: fetch the feeds into SEEDS_DIR, then refresh if anything was written."""
+        started = datetime.now(UTC)
         try:
             # The library's own directory: the one the answers come from.
-            reports = await asyncio.to_thread(ingest_feeds, self.feed_urls, self.library.seeds_dir)
+            reports = await asyncio.to_thread(
+                ingest_feeds, self.feed_urls, self.library.seeds_dir, proxy=self.feed_proxy
+            )
         except Exception:
             logger.exception("feed ingest failed")
+            self.last_ingest = IngestOutcome(started, len(self.feed_urls), len(self.feed_urls))
             return
+        self.last_ingest = IngestOutcome(
+            started,
+            feeds=len(reports),
+            failed=sum(bool(r.error) for r in reports),
+            new=sum(r.new for r in reports),
+            updated=sum(r.updated for r in reports),
+        )
         for report in reports:
             for note in report.notes:
                 logger.debug("feed %s: %s", report.url, note)
