@@ -54,6 +54,11 @@ class Terminal:
             if select.select([self.controller], [], [], 0.5)[0]:
                 self.seen += os.read(self.controller, 65536)
 
+    def read_until_prompt(self, count: int) -> None:
+        """Until the console has asked for its `count`th line ("> " at the start of a line;
+        answers may hold "> " elsewhere)."""
+        self.read_until("\n> ", count)
+
     def type(self, keys: str) -> None:
         os.write(self.controller, keys.encode())
 
@@ -77,10 +82,10 @@ class Terminal:
 @pytest.mark.parametrize("key", ["\x03", "\x04"], ids=["ctrl-c", "ctrl-d"])
 def test_ctrl_c_and_ctrl_d_end_the_console_quietly(tmp_path, key):
     terminal = Terminal(tmp_path)
-    terminal.read_until("> ")
+    terminal.read_until_prompt(1)
     terminal.type("台风海葵\n")
     terminal.read_until(TYPHOON.title)
-    terminal.read_until("> ", count=2)
+    terminal.read_until_prompt(2)
     terminal.type(key)
     assert terminal.wait() == 0
     assert "Traceback" not in terminal.text and "KeyboardInterrupt" not in terminal.text
@@ -89,10 +94,10 @@ def test_ctrl_c_and_ctrl_d_end_the_console_quietly(tmp_path, key):
 def test_the_up_arrow_brings_back_the_last_line(tmp_path):
     pytest.importorskip("readline")
     terminal = Terminal(tmp_path)
-    terminal.read_until("> ")
+    terminal.read_until_prompt(1)
     terminal.type("/about\n")
     terminal.read_until(ABOUT)
-    terminal.read_until("> ", count=2)
+    terminal.read_until_prompt(2)
     terminal.type("\x1b[A\n")  # up arrow: /about again, not the escape sequence as a question
     terminal.read_until(ABOUT, count=2)
     # Line editing: two left arrows, then a letter typed in the middle: "/abut" → "/about".
