@@ -6,12 +6,15 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from dotenv import load_dotenv
 
+from retrieval.version import VERSION
+
 from .i18n import DEFAULT_LANG, LANGUAGES
 from .logs import configure_logging
-from .settings import NO_TOKEN_MESSAGE, Settings, SettingsError
+from .settings import NO_TOKEN_MESSAGE, Settings, SettingsError, standard_proxy_credentials
 
 logger = logging.getLogger("bot")
 
@@ -29,15 +32,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_LANG,
         help="language of the bot's own words in --console mode",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the settings, the saved index and the token (getMe), print one line, and "
+        "exit 0 (healthy) or 1; changes nothing, safe beside a running bot",
+    )
     parser.add_argument("--env-file", default=".env", help="settings file to read (default: .env)")
+    parser.add_argument("--version", action="version", version=f"news-qa-bot {VERSION}")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()  # first, so even settings errors go through the token filter
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # Ctrl-C while loading: not an error worth a traceback
+        return 130
+    except Exception:  # a bug: logged through the filter, so no secret reaches stderr
+        logger.exception("unexpected error")
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     # Real environment variables win over the file.
     load_dotenv(args.env_file, override=False)
+    if args.check:
+        from .check import check
+
+        return check(os.environ)
     if (
         not args.console
         and not os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
@@ -54,12 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         logger.error("%s", exc)
         return 2
-    configure_logging(settings.log_level, secrets=[settings.token or ""])
+    secrets = settings.secrets + standard_proxy_credentials(os.environ)
+    configure_logging(settings.log_level, secrets=secrets)
 
     # Imported here: the retrieval stack (numpy, OpenCC, jieba) takes a second to load, which
     # a settings error need not wait for.
     from retrieval.library import AliasesFileError, Library
 
+    if not settings.seeds_dir.is_dir() and not os.environ.get("SEEDS_DIR", "").strip():
+        # Typically the installed news-qa-bot run outside the checkout.
+        logger.error(
+            "SEEDS_DIR is not set and there is no ./seeds directory in %s: set SEEDS_DIR to "
+            "the directory of the seed article files (the repository's seeds/ to start with)",
+            Path.cwd(),
+        )
+        return 2
     try:
         library = Library.from_dir(
             settings.seeds_dir, settings.index_dir, aliases_file=settings.aliases_file
@@ -78,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import sqlite3
 
-    from .app import build_application, run
+    from .app import build_application
+    from .startup import StartupError, run
     from .subscriptions import SubscriptionStore
 
     try:
@@ -86,7 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:
         logger.error("SUBSCRIPTIONS_DB: cannot open %s (%s)", settings.subscriptions_db, exc)
         return 2
-    run(build_application(settings, library, subscriptions=subscriptions), settings)
+    try:
+        application = build_application(settings, library, subscriptions=subscriptions)
+    except ValueError as exc:  # httpx refusing a proxy from HTTPS_PROXY / ALL_PROXY
+        logger.error("proxy settings: %s", exc)
+        return 2
+    try:
+        run(application, settings)
+    except StartupError as exc:
+        logger.error("%s", exc)
+        return 1
     logger.info("stopped")
     return 0
 

@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 NETWORK_RETRIES = 3
 NETWORK_RETRY_DELAY = 0.5  # seconds, doubled on each retry
+# Start-up calls retry in bot.startup, one WARNING per attempt; getUpdates in the Updater.
+OWN_RETRIES = frozenset({"getUpdates", "getMe", "setWebhook", "deleteWebhook"})
+# Where the start-up code finds the NewsService: the health report reads it.
+NEWS = "news"
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -63,8 +67,7 @@ class RetryingRateLimiter(AIORateLimiter):
             except BadRequest:
                 raise
             except NetworkError as exc:
-                # getUpdates has its own retry loop in the Updater.
-                if attempt == NETWORK_RETRIES or endpoint == "getUpdates":
+                if attempt == NETWORK_RETRIES or endpoint in OWN_RETRIES:
                     raise
                 logger.warning("%s failed (%s); retrying in %.1f s", endpoint, exc, delay)
                 await asyncio.sleep(delay)
@@ -84,7 +87,7 @@ def build_application(
     store = (
         subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
     )
-    news = NewsService(library, store, settings.feed_urls)
+    news = NewsService(library, store, settings.feed_urls, settings.feed_proxy)
     h = BotHandlers(library, settings, news)
 
     async def post_init(application: Application) -> None:
@@ -98,9 +101,11 @@ def build_application(
             stats.passages,
         )
 
+    builder = ApplicationBuilder()
+    if settings.telegram_proxy:  # else httpx honours HTTPS_PROXY / ALL_PROXY
+        builder = builder.proxy(settings.telegram_proxy).get_updates_proxy(settings.telegram_proxy)
     application = (
-        ApplicationBuilder()
-        .token(settings.token)
+        builder.token(settings.token)
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
         .defaults(
@@ -141,6 +146,7 @@ def build_application(
         ]
     )
     application.add_error_handler(h.on_error)
+    application.bot_data[NEWS] = news
 
     jobs = application.job_queue
     # Once running (post_init has migrated and taken the baseline by then): push what arrived
@@ -180,31 +186,3 @@ async def set_command_menu(application: Application) -> None:
 
     # All at once: with network retries, a flaky start costs one back-off, not one a language.
     await asyncio.gather(*(register(c, lang) for c, lang in commands.MENU_LANGUAGES.items()))
-
-
-def webhook_kwargs(settings: Settings) -> dict[str, Any]:
-    """Arguments for Updater.start_webhook / Application.run_webhook."""
-    return {
-        "listen": settings.webhook_listen,
-        "port": settings.webhook_port,
-        "url_path": settings.webhook_path,
-        "webhook_url": settings.webhook_url,
-        # PTB's webhook server answers 403 to requests without this header value.
-        "secret_token": settings.webhook_secret,
-        "allowed_updates": ALLOWED_UPDATES,
-    }
-
-
-def run(application: Application, settings: Settings) -> None:
-    """Long polling, or a webhook server when WEBHOOK_URL is set; SIGINT/SIGTERM stop it."""
-    if settings.webhook_url:
-        logger.info(
-            "webhook server on %s:%s/%s",
-            settings.webhook_listen,
-            settings.webhook_port,
-            settings.webhook_path,
-        )
-        application.run_webhook(**webhook_kwargs(settings))
-    else:
-        logger.info("long polling %s", settings.api_root)
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)

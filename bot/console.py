@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from contextlib import suppress
 from typing import TextIO
 
 from retrieval import Library
@@ -61,7 +64,7 @@ class ConsoleSession:
 
     def _next_page(self) -> str:
         if self.last_question is None:
-            return t(self.lang, "stale_button")
+            return t(self.lang, "nothing_to_continue")
         return self._ask(self.last_question, self.page + 1)
 
     def _ask(self, question: str, page: int) -> str:
@@ -78,10 +81,11 @@ class ConsoleSession:
 
 
 def run_console(library: Library, lang: Lang, per_page: int, stdin: TextIO, stdout: TextIO) -> int:
-    """Read questions from stdin until EOF (or /quit); print each reply."""
+    """Read questions from stdin until EOF (or /quit, Ctrl-D, Ctrl-C); print each reply."""
     interactive = stdin.isatty()
     bold = ANSI_BOLD if stdout.isatty() else ("", "")
     session = ConsoleSession(library, lang, per_page, bold)
+    read = _line_reader(stdin, stdout, interactive)
     if interactive:
         intro = render.render_help(
             lang, examples=[], articles=library.stats().articles, bot_username=CONSOLE_BOT_NAME
@@ -89,12 +93,31 @@ def run_console(library: Library, lang: Lang, per_page: int, stdin: TextIO, stdo
         print(render.to_plain(intro).split("\n\n")[0], file=stdout)
         print("(/latest, /about, /next, /quit)", file=stdout)
     while True:
-        if interactive:
-            print("> ", end="", file=stdout, flush=True)
-        line = stdin.readline()
-        if not line or line.strip() in ("/quit", "/exit"):
+        try:
+            line = read()
+        except (KeyboardInterrupt, EOFError):  # Ctrl-C, Ctrl-D: goodbye, no traceback
+            if interactive:
+                print(file=stdout)
+            return 0
+        if line is None or line.strip() in ("/quit", "/exit"):
             return 0
         reply = session.handle(line)
         if reply is not None:
             print(reply, file=stdout)
             print(file=stdout, flush=True)
+
+
+def _line_reader(stdin: TextIO, stdout: TextIO, interactive: bool) -> Callable[[], str | None]:
+    """One line at a time, None at the end. At a terminal, input() with readline where Python
+    has it: line editing and this session's history (up arrow)."""
+    if interactive and stdin is sys.stdin and stdout is sys.stdout:
+        with suppress(ImportError):  # not on every platform; input() still works without
+            import readline  # noqa: F401  (importing it is what turns editing on)
+        return lambda: input("> ")
+
+    def read() -> str | None:
+        if interactive:
+            print("> ", end="", file=stdout, flush=True)
+        return stdin.readline() or None
+
+    return read

@@ -145,6 +145,11 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "這個按鈕已經過期了，請重新提問。",
         "en": "This button has expired. Please ask again.",
     },
+    "nothing_to_continue": {
+        "zh-Hans": "还没有可以翻页的回答：先提一个问题，再用 /next 看更多结果。",
+        "zh-Hant": "還沒有可以翻頁的回答：先提一個問題，再用 /next 看更多結果。",
+        "en": "Nothing to continue yet: ask a question first, then /next shows more results.",
+    },
     "foreign_button": {
         "zh-Hans": "只有提问的人可以翻页，你也可以自己问一次。",
         "zh-Hant": "只有提問的人可以翻頁，你也可以自己問一次。",

@@ -1,4 +1,5 @@
-"""Logging setup: configured first thing, with the bot token redacted from every record."""
+"""Logging setup: configured first thing, with the bot token, the webhook secret and proxy
+credentials redacted from every record."""
 
 from __future__ import annotations
 
@@ -12,16 +13,29 @@ from .settings import TOKEN_RE
 
 # "bot123456:ABC-..." in Bot API URLs, and a bare "123456:ABC-..." token anywhere.
 _TOKEN_IN_TEXT = re.compile(rf"(?:bot)?{TOKEN_RE.pattern}")
-REDACTED = "<redacted token>"
+# PTB logs setWebhook's parameters at DEBUG: the secret goes even if it was never configured
+# here (a secret of an earlier run, a test), and whatever its length.
+_SECRET_PARAM = re.compile(r"""(['"]?secret_token['"]?\s*[:=]\s*)(['"]?)[A-Za-z0-9_-]+""")
+# user:password@ in any URL (a proxy's, above all).
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s'\"]+@", re.I)
+REDACTED = "<redacted>"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that are chatty at INFO: httpx logs every request URL (token included).
 QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "apscheduler": logging.WARNING}
 
 
+# Shorter secrets are left to the patterns above: replacing every "p" would garble each line.
+MIN_LITERAL_SECRET = 4
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
+    # Longest first, so that "user:pass" goes whole before "pass" alone.
+    for secret in sorted(
+        (s for s in secrets if len(s) >= MIN_LITERAL_SECRET), key=len, reverse=True
+    ):
+        text = text.replace(secret, REDACTED)
+    text = _SECRET_PARAM.sub(rf"\g<1>\g<2>{REDACTED}", text)
+    text = _URL_CREDENTIALS.sub(rf"\g<1>{REDACTED}@", text)
     return _TOKEN_IN_TEXT.sub(REDACTED, text)
 
 

@@ -20,6 +20,8 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from telegram import Bot
@@ -42,6 +44,17 @@ STOP_GRACE_SECONDS = 1.0
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """The last feed fetch (of any feed), for the health report."""
+
+    at: datetime
+    feed: str
+    error: str | None  # None: the feed was read
+    new: int = 0
+    updated: int = 0
+
+
 class NewsService:
     """Feed ingest, library refreshes, subscriptions and the pushes that follow.
 
@@ -50,12 +63,18 @@ class NewsService:
     jobs; `refresh` for /reload."""
 
     def __init__(
-        self, library: Library, subscriptions: SubscriptionStore, feed_urls: Sequence[str] = ()
+        self,
+        library: Library,
+        subscriptions: SubscriptionStore,
+        feed_urls: Sequence[str] = (),
+        feed_proxy: str | None = None,
     ) -> None:
         self.library = library
         self.subscriptions = subscriptions
         self.feed_urls = tuple(feed_urls)
+        self.feed_proxy = feed_proxy
         self._fetching: set[str] = set()  # feeds whose fetch is under way
+        self.last_ingest: IngestOutcome | None = None
 
     # ---- start-up -----------------------------------------------------------------------
 
@@ -89,12 +108,16 @@ class NewsService:
             logger.info("feed %s: the previous fetch is still under way; skipped this run", url)
             return
         self._fetching.add(url)
+        started = datetime.now(UTC)
         try:
             report = await _until_stopped(application, lambda: self._fetch(url), f"fetching {url}")
         finally:
             self._fetching.discard(url)
         if report is None:
             return
+        self.last_ingest = IngestOutcome(
+            started, url, report.error, new=report.new, updated=report.updated
+        )
         for note in report.notes:
             logger.debug("feed %s: %s", report.url, note)
         level = logging.WARNING if report.error else logging.INFO
@@ -106,7 +129,7 @@ class NewsService:
         """Ingest one feed (blocking) into the library's own directory, the one the answers
         come from. Whatever goes wrong is that feed's failure alone."""
         try:
-            [report] = ingest_feeds([url], self.library.seeds_dir)
+            [report] = ingest_feeds([url], self.library.seeds_dir, proxy=self.feed_proxy)
         except Exception as exc:
             logger.exception("feed %s: ingest failed", url)
             return FeedReport(url, error=" ".join(f"{type(exc).__name__}: {exc}".split())[:200])

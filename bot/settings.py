@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ TOKEN_RE = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
 # Telegram's own rule for secret_token in setWebhook.
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# What httpx (hence PTB and the feed fetcher) can talk to; socks5h resolves names at the proxy.
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 NO_TOKEN_MESSAGE = (
     "TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather in Telegram "
@@ -53,10 +57,21 @@ class Settings:
     feed_interval_minutes: float = 30.0
     subscriptions_db: Path = Path("subscriptions.sqlite3")
     questions_per_minute: int = 20
+    telegram_proxy: str | None = None
+    feed_proxy: str | None = None
+    start_retry_seconds: float = 30.0
 
     def __repr__(self) -> str:
         # The token must never reach a log line, not even through a repr in a traceback.
         return f"Settings(seeds_dir={self.seeds_dir!s}, api_root={self.api_root}, ...)"
+
+    @property
+    def secrets(self) -> list[str]:
+        """What the log filter must redact: the token, the webhook secret, proxy credentials."""
+        found = [self.token or "", self.webhook_secret or ""]
+        for proxy in (self.telegram_proxy, self.feed_proxy):
+            found += proxy_credentials(proxy)
+        return [s for s in found if s]
 
     @property
     def base_url(self) -> str:
@@ -100,6 +115,12 @@ class Settings:
                     "WEBHOOK_SECRET is required when WEBHOOK_URL is set "
                     "(1-256 characters: letters, digits, _ and -)"
                 )
+        elif webhook_secret is not None:
+            # Without WEBHOOK_URL the bot polls and the secret would do nothing: say so.
+            raise SettingsError(
+                "WEBHOOK_SECRET is set but WEBHOOK_URL is not: set WEBHOOK_URL for webhook mode, "
+                "or remove WEBHOOK_SECRET to poll"
+            )
         if webhook_secret is not None and not _SECRET_RE.match(webhook_secret):
             raise SettingsError(
                 "WEBHOOK_SECRET must be 1-256 characters of letters, digits, _ and -"
@@ -111,12 +132,12 @@ class Settings:
                 f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
             )
 
-        index_dir = get("INDEX_DIR")
+        index_dir = _index_dir(get("INDEX_DIR"))
         aliases_file = get("ALIASES_FILE")
         return cls(
             token=token,
             seeds_dir=Path(get("SEEDS_DIR") or "seeds"),
-            index_dir=Path(index_dir) if index_dir else None,
+            index_dir=index_dir,
             aliases_file=Path(aliases_file) if aliases_file else None,
             api_root=_api_root(get("TELEGRAM_API_BASE_URL")),
             results_per_page=_int(get, "RESULTS_PER_PAGE", 3, low=1, high=10),
@@ -124,13 +145,16 @@ class Settings:
             log_level=log_level,
             reload_seconds=_number(get, "RELOAD_SECONDS", 30.0, low=0.0, high=86400.0),
             webhook_url=webhook_url,
-            webhook_listen=get("WEBHOOK_LISTEN") or "0.0.0.0",
+            webhook_listen=_listen_address(get("WEBHOOK_LISTEN")),
             webhook_port=_int(get, "WEBHOOK_PORT", 8443, low=1, high=65535),
             webhook_secret=webhook_secret,
             feed_urls=_url_list(get("FEED_URLS")),
             feed_interval_minutes=_interval_minutes(get),
             subscriptions_db=Path(get("SUBSCRIPTIONS_DB") or "subscriptions.sqlite3"),
             questions_per_minute=_int(get, "QUESTIONS_PER_MINUTE", 20, low=0, high=10000),
+            telegram_proxy=_proxy("TELEGRAM_PROXY", get("TELEGRAM_PROXY")),
+            feed_proxy=_proxy("FEED_PROXY", get("FEED_PROXY")),
+            start_retry_seconds=_number(get, "START_RETRY_SECONDS", 30.0, low=0.0, high=3600.0),
         )
 
 
@@ -144,6 +168,86 @@ def _api_root(value: str | None) -> str:
     root = value.rstrip("/")
     # Accept the URL with PTB's "/bot" suffix too, as people copy it from PTB's docs.
     return root.removesuffix("/bot")
+
+
+def _index_dir(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    # A path that does not exist yet is created on the first save; one that cannot be created
+    # (a read-only disk) gets a warning and an index kept in memory. A file there is a mistake.
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"INDEX_DIR must be a directory, but {value!r} is a file")
+    return path
+
+
+def _listen_address(value: str | None) -> str:
+    """An IP address (v4 or v6) or a host name that resolves; checked before any Bot API call,
+    so a typo never leaves a webhook registered that nothing serves."""
+    if value is None:
+        return "0.0.0.0"
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", value) is None:  # 999.1.1.1 is no host name either
+        try:
+            socket.getaddrinfo(value, None, type=socket.SOCK_STREAM)
+            return value
+        except (OSError, UnicodeError):
+            pass
+    raise SettingsError(
+        f"WEBHOOK_LISTEN must be an IP address (e.g. 0.0.0.0, 127.0.0.1, ::) or a host name "
+        f"that resolves, got {value!r}"
+    )
+
+
+def proxy_credentials(url: str | None) -> list[str]:
+    """The user:password part of a proxy URL and the password alone, for redaction."""
+    if not url:
+        return []
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    return [s for s in (userinfo, parts.password or "") if s]
+
+
+# The standard variables httpx honours when TELEGRAM_PROXY / FEED_PROXY are unset.
+STANDARD_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+
+
+def standard_proxy_credentials(environ: Mapping[str, str]) -> list[str]:
+    """Credentials in HTTPS_PROXY, HTTP_PROXY, ALL_PROXY (either case), for redaction."""
+    names = [*STANDARD_PROXY_VARIABLES, *(n.lower() for n in STANDARD_PROXY_VARIABLES)]
+    return [c for name in names for c in proxy_credentials(environ.get(name))]
+
+
+def masked(url: str) -> str:
+    """A proxy URL fit for a log line or an error message: credentials replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if "@" in url else url
+    _, at, hostport = rest.rpartition("@")
+    return f"{scheme}://***@{hostport}" if at else url
+
+
+def _proxy(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    shown = masked(value)
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        raise SettingsError(
+            f"{name} must be a proxy URL like socks5://host:1080 or http://host:3128 "
+            f"(schemes: {', '.join(PROXY_SCHEMES)}), got {shown!r}"
+        )
+    if port is None and parts.scheme.lower().startswith("socks"):
+        raise SettingsError(f"{name} needs a port, e.g. socks5://host:1080, got {shown!r}")
+    return value
 
 
 def _int(get, name: str, default: int, *, low: int, high: int) -> int:

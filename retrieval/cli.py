@@ -14,6 +14,7 @@ from pathlib import Path
 
 from retrieval.library import AliasesFileError, Library
 from retrieval.models import Article, Hit, SearchResult
+from retrieval.version import VERSION
 
 # Control characters (C0 but tab and newline, DEL, C1) would let an article drive the terminal
 # (ANSI escapes: colours, cursor moves, titles); bidi embeddings, overrides and isolates would
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m retrieval", description="Search Chinese news articles with BM25."
     )
+    parser.add_argument("--version", action="version", version=f"news-qa-bot {VERSION}")
     # The same variables the bot's settings read, as defaults for the same flags.
     seeds = argparse.ArgumentParser(add_help=False)
     seeds.add_argument(
@@ -82,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("stats", parents=library, help="articles, passages, skipped files")
 
     ingest = commands.add_parser("ingest", parents=[seeds], help="fetch RSS/Atom feeds")
+    ingest.add_argument(
+        "--proxy",
+        default=os.environ.get("FEED_PROXY") or None,
+        metavar="URL",
+        help="proxy for the fetches: http://, https://, socks5:// or socks5h://host:port "
+        "(default: $FEED_PROXY, else the standard proxy variables)",
+    )
     ingest.add_argument("urls", nargs="+", metavar="URL", help="feed URLs")
     return parser
 
@@ -92,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # warnings name files: their names are text too
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     if args.command == "ingest":
-        return _ingest(args.urls, Path(args.seeds))
+        return _ingest(args.urls, Path(args.seeds), args.proxy)
     if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
         print("error: the count must be a positive number", file=sys.stderr)
         return 2
@@ -120,15 +129,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _ingest(urls: Sequence[str], seeds_dir: Path) -> int:
+def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None) -> int:
     """Print one line per feed (failures and item notes to stderr); the exit code."""
-    from retrieval.feeds import format_report, ingest_feeds  # the network stack, only here
+    # the network stack, only here
+    from retrieval.feeds import format_report, ingest_feeds
+    from retrieval.feeds.fetch import make_client
 
     if not seeds_dir.is_dir():
         print(f"ingest: seeds directory not found: {_line(str(seeds_dir))}", file=sys.stderr)
         return 2
     try:
-        reports = ingest_feeds(urls, seeds_dir)
+        client = make_client(proxy=proxy)
+    except ValueError:  # httpx refusing the proxy URL; not echoed: it may hold a password
+        print(
+            "ingest: the proxy (--proxy, FEED_PROXY or a standard proxy variable) must be an "
+            "http://, https://, socks5:// or socks5h:// URL",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with client:
+            reports = ingest_feeds(urls, seeds_dir, client=client)
     except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
         print(f"ingest: cannot read seeds directory: {_line(str(exc))}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from retrieval.feeds import write as feed_write
 from retrieval.feeds.fetch import make_client
 from retrieval.feeds.parse import FeedItem, parse_feed, sanitize_html
 from retrieval.feeds.write import known_articles, render_item
+from retrieval.version import VERSION
 from tests.support import FEEDS, REPO
 from tests.support.http import LoopbackServer, free_port, reply
 from tests.support.seeds import SEED, SEED_URL
@@ -326,7 +327,9 @@ def test_redirects_are_followed_up_to_five(server: LoopbackServer, seeds: Path) 
 def test_requests_carry_the_user_agent(server: LoopbackServer, seeds: Path) -> None:
     server.requests.clear()
     ingest_feeds([server.url("/feeds/atom.xml")], seeds)
-    assert [r.headers["User-Agent"] for r in server.requests] == ["news-qa-bot/0.1 (+feed ingest)"]
+    assert [r.headers["User-Agent"] for r in server.requests] == [
+        f"news-qa-bot/{VERSION} (+feed ingest)"
+    ]
 
 
 # ---- bad input -----------------------------------------------------------------------

@@ -14,8 +14,9 @@ import httpx
 
 from retrieval.feeds.parse import FeedError
 from retrieval.seedfile import is_web_url
+from retrieval.version import VERSION
 
-USER_AGENT = "news-qa-bot/0.1 (+feed ingest)"
+USER_AGENT = f"news-qa-bot/{VERSION} (+feed ingest)"
 MAX_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
@@ -42,10 +43,12 @@ class Fetched:
     content_type: str | None
 
 
-def make_client(timeout: httpx.Timeout | float = TIMEOUT) -> httpx.Client:
-    """An httpx client with the ingest limits: timeouts, redirect cap, a clear User-Agent."""
+def make_client(timeout: httpx.Timeout | float = TIMEOUT, proxy: str | None = None) -> httpx.Client:
+    """An httpx client with the ingest limits: timeouts, redirect cap, a clear User-Agent;
+    through `proxy` if given (else the standard proxy variables apply)."""
     return httpx.Client(
         timeout=timeout,
+        proxy=proxy,
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": USER_AGENT, "Accept": ACCEPT},

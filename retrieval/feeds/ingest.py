@@ -36,13 +36,16 @@ def ingest_feeds(
     client: httpx.Client | None = None,
     max_bytes: int = MAX_BYTES,
     deadline: float = DEADLINE_SECONDS,
+    proxy: str | None = None,
 ) -> list[FeedReport]:
     """Fetch each feed and write its new or changed items into `seeds_dir`; one report each.
 
-    Each feed gets `deadline` seconds to arrive; whatever one feed does, the next is fetched."""
+    Each feed gets `deadline` seconds to arrive; whatever one feed does, the next is fetched.
+    `proxy` (http(s)://, socks5://, socks5h://) carries the fetches; without it, the standard
+    proxy variables do."""
     seeds_dir = Path(seeds_dir)
     known = known_articles(seeds_dir)
-    http = client if client is not None else make_client()
+    http = client if client is not None else make_client(proxy=proxy)
     try:
         return [_ingest_one(http, url, seeds_dir, known, max_bytes, deadline) for url in urls]
     finally:

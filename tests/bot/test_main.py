@@ -74,10 +74,21 @@ def test_values_are_read():
         ("WEBHOOK_URL", "http://insecure.example.org/hook"),
         ("WEBHOOK_PORT", "70000"),
         ("WEBHOOK_SECRET", "has spaces"),
+        ("WEBHOOK_LISTEN", "999.1.1.1"),
+        ("WEBHOOK_LISTEN", "no-such-host.invalid"),
+        ("TELEGRAM_PROXY", "ftp://proxy.example:21"),
+        ("TELEGRAM_PROXY", "socks5://proxy.example"),
+        ("FEED_PROXY", "proxy.example:3128"),
+        ("START_RETRY_SECONDS", "soon"),
     ],
 )
 def test_an_invalid_value_is_reported_on_one_line_naming_the_setting(name, value):
-    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_SECRET": "s", name: value}
+    env = {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "WEBHOOK_URL": "https://bot.example.org/hook",
+        "WEBHOOK_SECRET": "s",
+        name: value,
+    }
     with pytest.raises(SettingsError) as error:
         Settings.from_env(env)
     assert str(error.value).startswith(name)

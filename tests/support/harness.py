@@ -1,6 +1,6 @@
 """The bot as the tests run it: the real Application against the fake Bot API server, started
-exactly as run_polling / run_webhook start it (minus signals), or `python -m bot` itself in a
-subprocess."""
+exactly as `python -m bot` starts it (bot.startup.running, minus signals), or `python -m bot`
+itself in a subprocess."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 from telegram.ext import Application, BaseRateLimiter
 
-from bot.app import ALLOWED_UPDATES, build_application, webhook_kwargs
+from bot.app import build_application
 from bot.settings import Settings
+from bot.startup import running
 from retrieval import Library
 from tests.support import REPO
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
@@ -78,25 +79,17 @@ async def running_bot(
     rate_limiter: BaseRateLimiter | None = None,
     **env: str,
 ) -> AsyncIterator[Application]:
-    """The real Application, started the way run_polling/run_webhook start it. Subscriptions
-    live in a throwaway database unless SUBSCRIPTIONS_DB is given; SEEDS_DIR is the library's
-    (never the repository's seeds/, which a feed ingest would write into)."""
+    """The real Application, started as `python -m bot` starts it: long polling, or the
+    webhook server when `webhook` (then env must hold WEBHOOK_URL, WEBHOOK_SECRET and a free
+    WEBHOOK_PORT). Subscriptions live in a throwaway database unless SUBSCRIPTIONS_DB is
+    given; SEEDS_DIR is the library's (never the repository's seeds/, which a feed ingest
+    would write into)."""
     env.setdefault("SEEDS_DIR", str(library.seeds_dir))
+    assert webhook == bool(env.get("WEBHOOK_URL")), "webhook=True goes with WEBHOOK_URL"
     with tempfile.TemporaryDirectory(prefix="bot-subscriptions-") as scratch:
         env.setdefault("SUBSCRIPTIONS_DB", str(Path(scratch) / "subscriptions.sqlite3"))
         settings = bot_settings(fake, **env)
         application = build_application(settings, library, rate_limiter)
-        async with application:  # initialize() … shutdown()
-            await application.post_init(application)
-            if webhook:
-                await application.updater.start_webhook(**webhook_kwargs(settings))
-            else:
-                await application.updater.start_polling(
-                    poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES
-                )
-            await application.start()
-            try:
-                yield application
-            finally:
-                await application.updater.stop()
-                await application.stop()
+        # A short long-poll, so that stopping never waits long for one in flight.
+        async with running(application, settings, poll_timeout=1) as started:
+            yield started

@@ -1,0 +1,112 @@
+"""The deployment kit in deploy/: the Dockerfile linted (hadolint) and checked for what the
+README promises, the compose file read, the systemd unit verified by systemd-analyze. What
+they run (`python -m bot`, `--check`, `--version`) is tested for real elsewhere; the image is
+not built here: base images cannot be pulled on the test machines."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import REPO
+
+DEPLOY = REPO / "deploy"
+DOCKERFILE = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+VOLUMES = {"/data/seeds", "/data/index", "/data/db"}
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = [line.strip() for line in joined.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def _tool(name: str) -> str | None:
+    """A command from this Python's environment (a venv's bin/ is not always on PATH)."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+
+
+def test_hadolint_finds_nothing():
+    hadolint = _tool("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (the test extras bring it on Linux x86_64/aarch64)")
+    done = subprocess.run(
+        [hadolint, "--no-color", str(DEPLOY / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_slim_non_root_volumes_and_a_health_check_with_check():
+    steps = _instructions(DOCKERFILE)
+    [base] = [args for op, args in steps if op == "FROM"]
+    assert re.fullmatch(r"python:3\.1[1-9]-slim", base)
+    users = [args for op, args in steps if op == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    [volume] = [args for op, args in steps if op == "VOLUME"]
+    assert set(re.findall(r'"([^"]+)"', volume)) == VOLUMES
+    env = " ".join(args for op, args in steps if op == "ENV")
+    for setting in ("SEEDS_DIR=/data/seeds", "INDEX_DIR=/data/index"):
+        assert setting in env
+    assert "SUBSCRIPTIONS_DB=/data/db/" in env
+    [health] = [args for op, args in steps if op == "HEALTHCHECK"]
+    assert health.endswith('CMD ["python", "-m", "bot", "--check"]')
+    [command] = [args for op, args in steps if op == "CMD"]
+    assert command == '["python", "-m", "bot"]'
+    # What the image copies exists, and its build context lets exactly that in.
+    copied = [args.split()[-2] for op, args in steps if op == "COPY" and "--chown" not in args]
+    for source in ["pyproject.toml", "README.md", "LICENSE", "bot", "retrieval", "seeds"]:
+        assert (REPO / source).exists()
+    assert {"bot", "retrieval"} <= set(copied)
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    for source in ["pyproject.toml", "README.md", "LICENSE", "bot/", "retrieval/", "seeds/"]:
+        assert f"!{source}" in ignore
+
+
+def test_compose_builds_the_image_with_volumes_and_the_container_paths():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    bot = compose["services"]["bot"]
+    assert bot["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert (DEPLOY / bot["build"]["context"] / bot["build"]["dockerfile"]).is_file()
+    assert bot["env_file"] == "../.env" and bot["restart"] == "unless-stopped"
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in bot["volumes"]}
+    assert set(mounts) == VOLUMES and set(mounts.values()) <= set(compose["volumes"])
+    # Win over .env's relative paths, which mean nothing inside the container.
+    assert bot["environment"]["SEEDS_DIR"] == "/data/seeds"
+    assert bot["environment"]["INDEX_DIR"] == "/data/index"
+    assert bot["environment"]["SUBSCRIPTIONS_DB"].startswith("/data/db/")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_the_systemd_unit_verifies(tmp_path):
+    """With ExecStart (and ExecStartPre) pointed at an executable that exists here."""
+    unit = (DEPLOY / "news-qa-bot.service").read_text(encoding="utf-8")
+    executable = "/opt/news-qa-bot/.venv/bin/news-qa-bot"
+    assert f"ExecStart={executable}\n" in unit
+    here = _tool("news-qa-bot") or sys.executable
+    copy = tmp_path / "news-qa-bot.service"
+    copy.write_text(unit.replace(executable, here), encoding="utf-8")
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # systemd-analyze exits 0 even for directives it ignores: any word about the unit counts.
+    problems = [line for line in done.stderr.splitlines() if copy.name in line]
+    assert done.returncode == 0 and problems == [], done.stderr
+    for directive in ("User=news-qa-bot", "StateDirectory=", "CacheDirectory=", "XDG_CACHE_HOME"):
+        assert directive in unit
