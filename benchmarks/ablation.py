@@ -71,9 +71,9 @@ def _title_in_passages() -> None:
     terms_of = build.article_terms
 
     def with_title(article, passages, analyzer):  # type: ignore[no-untyped-def]
-        names, passage_terms, about = terms_of(article, passages, analyzer)
+        names, passage_terms, about, normalized = terms_of(article, passages, analyzer)
         title = analyzer.terms(article.title, names) * build.TITLE_WEIGHT
-        return names, [terms + title for terms in passage_terms], about
+        return names, [terms + title for terms in passage_terms], about, normalized
 
     build.article_terms = with_title
     ranking.ARTICLE_WEIGHT = 0.0

@@ -60,10 +60,10 @@ def _index_summary(settings: Settings) -> str:
         ) from None
     if index is None:
         return f"no index yet in {index_dir} (the bot builds it when it starts)"
-    published = index.arrays["article_published_ms"]
+    newest_ms = index.newest_ms
     newest = (
-        datetime.fromtimestamp(int(published.max()) / 1000, UTC).date().isoformat()
-        if published.shape[0]
+        datetime.fromtimestamp(newest_ms / 1000, UTC).date().isoformat()
+        if newest_ms is not None
         else "-"
     )
     articles, passages = _count(index.n_articles, "article"), _count(index.n_passages, "passage")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from importlib.metadata import version
+from itertools import chain, filterfalse, groupby
+from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
 
@@ -29,12 +31,12 @@ ANALYZER_VERSION = 6
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # 中文名(English Name): the gloss tells us the Chinese run before it is one name.
-_GLOSSED_NAME = re.compile(
-    r"([\u3400-\u9fff·]{2,16})\s*[(（]\s*([A-Za-z][A-Za-z.'\- ]{1,60}?)\s*[)）]"
-)
+_GLOSS = re.compile(r"[(（]\s*([A-Za-z][A-Za-z.'\- ]{1,60}?)\s*[)）]")
+_RUN_BEFORE_GLOSS = re.compile(r"([\u3400-\u9fff·]{2,16})\s*\Z")
 _HAN_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+(?:[.'\-]\w+)*")
 _LATIN = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
+_IN_RUN, _WORD_OF, _ADDS = itemgetter(0), itemgetter(1), itemgetter(2)  # of Analyzer._word
 # Question words carry no topic (为啥, 几年, 哪家, 啥时候, 多少度): the listed ones, 几/哪/多少/
 # 第几 and one more character, and any word with 啥 or 咋. Like stopwords they are dropped, and
 # they also end a run of characters, so that 为什 or 少人 never become bigrams.
@@ -137,13 +139,18 @@ class Analyzer:
         """NFKC, lower case, traditional → simplified: the form every match is made on."""
         return self._t2s.convert(unicodedata.normalize("NFKC", text).lower())
 
-    def glossed_names(self, text: str) -> dict[str, str]:
-        """Chinese names the text glosses in English, with the gloss in lower case:
+    def glossed_names(self, normalized: str) -> dict[str, str]:
+        """Chinese names a normalised text glosses in English, with the gloss in lower case:
         德地秀士(Hideshi Tokuchi) gives {"德地秀士": "hideshi tokuchi"}."""
         names = {}
-        for match in _GLOSSED_NAME.finditer(self.normalize(text)):
-            name = self._name_before_gloss(match.group(1))
-            gloss = " ".join(_LATIN.findall(match.group(2)))
+        # each gloss "(english)" found first, then the Chinese run just before it: scanning
+        # for the parenthesis is cheaper than trying a Chinese run at every character
+        for match in _GLOSS.finditer(normalized):
+            before = _RUN_BEFORE_GLOSS.search(normalized, max(0, match.start() - 40), match.start())
+            if before is None:
+                continue
+            name = self._name_before_gloss(before.group(1))
+            gloss = " ".join(_LATIN.findall(match.group(1)))
             if name and gloss:
                 names[self._alias_map.get(name, name)] = gloss
         return names
@@ -175,53 +182,54 @@ class Analyzer:
 
     def is_question_word(self, word: str) -> bool:
         """为啥, 几年, 什么时候…: a word that asks rather than says (normalised form)."""
-        known = self._question_words.get(word)
-        if known is None:
-            if len(self._question_words) > 100_000:  # bounded, whatever text arrives
-                self._question_words.clear()
-            known = self._question_words[word] = bool(QUESTION_WORD.fullmatch(word))
-        return known
+        return bool(QUESTION_WORD.fullmatch(word))
 
     @cached_property
-    def _question_words(self) -> dict[str, bool]:
+    def _words(self) -> dict[str, tuple[bool, str, tuple[str, ...]]]:
+        """What each segmented word contributes, worked out once per distinct word."""
         return {}
+
+    def _word(self, word: str) -> tuple[bool, str, tuple[str, ...]]:
+        """(whether it belongs to a run of Chinese characters, the word as indexed, the terms
+        it adds by itself). A Chinese stopword is part of a run (its characters make bigrams)
+        but adds no word; a question word is neither: it ends the run."""
+        word = self._alias_map.get(word, word)
+        if _HAN_WORD.fullmatch(word):
+            if QUESTION_WORD.fullmatch(word):
+                return False, word, ()
+            return True, word, (() if word in self._stop else (word,))
+        if word.isalnum():
+            adds = () if word in self._stop else (self._alias_map.get(word, word),)
+        elif word.isspace():
+            adds = ()
+        else:
+            words = _WORD.findall(word)
+            adds = tuple(self._alias_map.get(w, w) for w in words if w not in self._stop)
+        return False, word, adds
 
     def terms(self, text: str, names: Iterable[str] = ()) -> list[str]:
         """The index terms of a text: words, Chinese character bigrams, and known whole names."""
-        # The hot loop of indexing (a million passages): plain locals, C-level helpers.
-        normalized = self.normalize(text)
-        stop = self._stop
-        noise = self._noise_bigrams
-        alias = self._alias_map
-        is_han = _HAN_WORD.fullmatch
-        is_question = self.is_question_word
-        out: list[str] = []
-        run: list[str] = []  # consecutive Chinese words, for bigrams across word boundaries
-        for word in self._segmenter.cut(normalized, False):
-            word = alias.get(word, word)
-            if is_han(word):
-                if is_question(word):
-                    if run:
-                        chars = "".join(run)
-                        out += [b for b in map(str.__add__, chars, chars[1:]) if b not in noise]
-                        run = []
-                    continue
-                run.append(word)
-                if word not in stop:
-                    out.append(word)
-                continue
-            if run:
-                chars = "".join(run)
-                out += [b for b in map(str.__add__, chars, chars[1:]) if b not in noise]
-                run = []
-            if word.isalnum():
-                if word not in stop:
-                    out.append(alias.get(word, word))
-            elif not word.isspace():
-                out += [alias.get(w, w) for w in _WORD.findall(word) if w not in stop]
-        if run:
-            chars = "".join(run)
-            out += [b for b in map(str.__add__, chars, chars[1:]) if b not in noise]
+        return self.normalized_terms(self.normalize(text), names)
+
+    def normalized_terms(self, normalized: str, names: Iterable[str] = ()) -> list[str]:
+        """`terms` of a text already normalised (see `normalize`), in no particular order."""
+        # The hot loop of indexing (a million passages): one dictionary lookup a word, the
+        # rest in C (map, chain, groupby over the words' runs).
+        known = self._words
+        if len(known) > 500_000:  # bounded, whatever text arrives
+            known.clear()
+        pieces = self._segmenter.cut(normalized, False)
+        words = list(map(known.get, pieces))
+        if None in words:
+            words = [
+                w or known.setdefault(p, self._word(p)) for p, w in zip(pieces, words, strict=True)
+            ]
+        out = list(chain.from_iterable(map(_ADDS, words)))
+        noisy = self._noise_bigrams.__contains__
+        for in_run, run in groupby(words, _IN_RUN):
+            if in_run:  # consecutive Chinese words: the bigrams of their characters
+                chars = "".join(map(_WORD_OF, run))
+                out += filterfalse(noisy, map(str.__add__, chars, chars[1:]))
         for name in names:
             out += [name] * normalized.count(name)
         return out

@@ -103,19 +103,23 @@ def _clean(text: str) -> str:
 def _parse_body(html: str) -> _Body:
     body = _Body()
     soup = BeautifulSoup(html, "lxml")
-    for tag in soup.find_all(_INVISIBLE):
-        tag.decompose()
-    for img in soup.find_all("img"):
-        img.decompose()
+    # one walk of the tree for every element looked at here (each walk costs the same)
+    found = soup.find_all([*_INVISIBLE, "img", "i", "small"])
+    for tag in found:
+        if (tag.name in _INVISIBLE or tag.name == "img") and not tag.decomposed:
+            tag.decompose()
+    found = [tag for tag in found if not tag.decomposed]
     # The feed's own date: <div><i>…</i></div> (or the first <i> that parses as a date).
-    for italic in soup.find_all("i", limit=3):
+    for italic in [tag for tag in found if tag.name == "i"][:3]:
         if date := parse_date(italic.get_text()):
             body.published = date
             italic.decompose()
             break
     # Every <small> is a photo caption: the lead image's, and those of images further down.
     captions = []
-    for small in soup.find_all("small"):
+    for small in found:
+        if small.name != "small" or small.decomposed:
+            continue
         if text := _clean(small.get_text()):
             captions.append(text)
         small.decompose()

@@ -1,5 +1,5 @@
-"""Building the index: seed files scanned, parsed and analysed (in worker processes when there
-are many), then assembled into an IndexDraft, reusing the previous index for unchanged files.
+"""Building the index: which seed files changed, parsing them (in worker processes when there
+are many), and segments: one of fresh files, or one merged from other segments' live articles.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,14 @@ from retrieval.articles import passages_of, read_article
 from retrieval.cues import passage_cues
 from retrieval.models import Article, Passage
 from retrieval.seedfile import SeedFormatError, SeedStat
-from retrieval.store import FileRecord, Index, IndexDraft, encode_article
+from retrieval.store import (
+    FileRecord,
+    Segment,
+    SegmentDraft,
+    State,
+    encode_article,
+    new_segment_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +45,35 @@ class Rows:
 
     nnz: np.ndarray  # int64
     term_ids: np.ndarray  # int32
-    tf: np.ndarray  # uint32
+    tf: np.ndarray  # uint16: a term's count in one passage or article never needs more
 
     @staticmethod
-    def of(term_ids: list[int], lengths: list[int], tf: list[int] | None = None) -> Rows:
-        """Rows from each document's term ids end to end (`lengths` of them each), with the
-        tf of each occurrence (1 when not given); each (document, term) pair counted once."""
+    def of(term_ids: list[int], lengths: list[int]) -> Rows:
+        """Rows from each document's term ids end to end (`lengths` of them each); each
+        (document, term) pair counted once."""
         sizes = np.asarray(lengths, np.int64)
         keys = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes) << 32
         keys |= np.asarray(term_ids, np.int64)
-        unique, inverse = np.unique(keys, return_inverse=True)
-        counts = np.bincount(inverse, weights=tf, minlength=unique.shape[0])
+        unique, counts = np.unique(keys, return_counts=True)
         return Rows(
             nnz=np.bincount(unique >> 32, minlength=sizes.shape[0]).astype(np.int64),
             term_ids=(unique & 0xFFFFFFFF).astype(np.int32),
-            tf=counts.astype(np.uint32),
+            tf=np.minimum(counts, TF_MAX).astype(np.uint16),
         )
 
 
-_NO_ROWS = Rows(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.uint32))
+TF_MAX = np.iinfo(np.uint16).max
+
+
+def _joined(blocks: list[Rows]) -> Rows:
+    return Rows(
+        np.concatenate([b.nnz for b in blocks]),
+        np.concatenate([b.term_ids for b in blocks]),
+        np.concatenate([b.tf for b in blocks]),
+    )
+
+
+_NO_ROWS = Rows(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.uint16))
 
 
 @dataclass(frozen=True)
@@ -67,12 +85,16 @@ class ParsedFile:
     path: str
     error: str | None = None
     url: str | None = None
+    article_id: str = ""
     published_ms: int = 0
     article_json: bytes = b""
     passages: Rows = _NO_ROWS
     passage_len: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     passage_cues: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-    article: Rows = _NO_ROWS  # one row: the article as a whole (see article_terms)
+    # what the article as a whole adds to its passages' terms (title twice, captions), each
+    # occurrence once; `_article_rows` makes the article's document of it when it is needed
+    # (at a million passages, holding every article's row beside every passage's: 0.5 GB)
+    about: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     names: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -83,7 +105,7 @@ class ParsedFile:
         return replace(
             self,
             passages=replace(self.passages, term_ids=mapping[self.passages.term_ids]),
-            article=replace(self.article, term_ids=mapping[self.article.term_ids]),
+            about=mapping[self.about],
         )
 
 
@@ -134,16 +156,17 @@ TITLE_WEIGHT = 2
 
 def article_terms(
     article: Article, passages: list[Passage], analyzer: Analyzer
-) -> tuple[dict[str, str], list[list[str]], list[str]]:
-    """The names an article glosses, the index terms of each passage, and the terms that
-    the article as a whole adds to its passages' (its title, twice, and its captions)."""
-    names = analyzer.glossed_names(
-        "\n".join([*article.captions, *(p.text for p in article.paragraphs)])
-    )
-    passage_terms = [analyzer.terms(p.text, names) for p in passages]
+) -> tuple[dict[str, str], list[list[str]], list[str], list[str]]:
+    """The names an article glosses, the index terms of each passage, the terms the article
+    as a whole adds to its passages' (its title, twice, and its captions), and each passage's
+    normalised text (see Analyzer.normalize)."""
+    normalized = [analyzer.normalize(p.text) for p in passages]
+    captions = analyzer.normalize("\n".join(article.captions))
+    names = analyzer.glossed_names("\n".join([captions, *normalized]))
+    passage_terms = [analyzer.normalized_terms(text, names) for text in normalized]
     about = analyzer.terms(article.title, names) * TITLE_WEIGHT
-    about += analyzer.terms("\n".join(article.captions), names)
-    return names, passage_terms, about
+    about += analyzer.normalized_terms(captions, names)
+    return names, passage_terms, about, normalized
 
 
 def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
@@ -160,27 +183,19 @@ def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary
 
 def _analyse(article: Article, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
     passages = passages_of(article)
-    names, passage_terms, about = article_terms(article, passages, analyzer)
-    ids: list[int] = []
-    lengths = []
-    for terms in passage_terms:
-        ids += map(vocab.__getitem__, terms)
-        lengths.append(len(terms))
-    rows = Rows.of(ids, lengths)
-    # the article as one document: its passages' terms, then its title's and captions'
-    whole = [*rows.term_ids.tolist(), *map(vocab.__getitem__, about)]
-    counts = [*rows.tf.tolist(), *[1] * len(about)]
+    names, passage_terms, about, normalized = article_terms(article, passages, analyzer)
+    ids = list(map(vocab.__getitem__, chain.from_iterable(passage_terms)))
+    lengths = list(map(len, passage_terms))
     return ParsedFile(
         article.source,
         url=article.url,
+        article_id=article.id,
         published_ms=int(article.published.timestamp() * 1000),
         article_json=encode_article(article, passages),
-        passages=rows,
+        passages=Rows.of(ids, lengths),
         passage_len=np.asarray(lengths, np.int64),
-        passage_cues=np.fromiter(
-            (passage_cues(analyzer.normalize(p.text)) for p in passages), np.uint64, len(passages)
-        ),
-        article=Rows.of(whole, [len(whole)], counts),
+        passage_cues=np.fromiter(map(passage_cues, normalized), np.uint64, len(passages)),
+        about=np.fromiter(map(vocab.__getitem__, about), np.int32, len(about)),
         names=names,
     )
 
@@ -237,16 +252,28 @@ def _globalise(
     return [f.with_terms(mapping) if f.error is None else f for f in files]
 
 
-# --- building a generation ---------------------------------------------------------------------
+# --- what changed, and a segment for it -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the seeds directory's changes do to the index: a new segment for new and changed
+    files (None: none to index), the articles of existing segments no longer live, and every
+    seed file's record afterwards."""
+
+    files: dict[str, FileRecord]
+    segment: tuple[str, SegmentDraft] | None  # (its name, the segment)
+    deleted: dict[str, list[int]]  # segment name → its articles to delete
 
 
 def update(
-    seeds_dir: Path, analyzer: Analyzer, old: Index | None, workers: Workers = Workers()
-) -> IndexDraft | None:
-    """The index for the seeds directory as it is now, reusing `old` for unchanged files.
+    seeds_dir: Path, analyzer: Analyzer, old: State | None, workers: Workers = Workers()
+) -> Change | None:
+    """What it takes to bring `old` (None: nothing yet) up to date with the seeds directory.
 
-    Returns None when nothing changed since `old`. Only new and changed files are parsed.
-    """
+    Returns None when nothing changed. Only new and changed files are parsed; a file whose
+    article is replaced (its text changed, a newer copy of its URL arrived) or gone becomes a
+    deletion, and an older copy whose newer one went away is parsed again."""
     current = seedfile.scan(seeds_dir)
     if old is not None and old.fingerprint != analyzer.fingerprint:
         log.info("analyzer changed: rebuilding the index")
@@ -261,7 +288,7 @@ def update(
     if old is not None and not changed and not removed:
         return None
 
-    vocab = dict(old.vocab) if old else {}
+    vocab: dict[str, int] = {}  # the new segment's own
     parsed = {f.path: f for f in parse_files(seeds_dir, changed, analyzer, vocab, workers)}
     for f in parsed.values():
         if f.error:
@@ -269,23 +296,35 @@ def update(
 
     def record(path: str) -> FileRecord:
         if path in parsed:
-            f = parsed[path]
-            st = current[path]
+            f, st = parsed[path], current[path]
             return FileRecord(st.size, st.mtime_ns, f.url, f.published_ms, f.error)
         return old_files[path]
 
     records = {p: record(p) for p in sorted(current)}
     winners = _newest_per_url(records)
-    revived = sorted(p for p in winners if p not in parsed and records[p].article_number is None)
+    revived = sorted(p for p in winners if p not in parsed and records[p].segment is None)
     for f in parse_files(seeds_dir, revived, analyzer, vocab, workers):
         parsed[f.path] = f
 
-    kept = sorted(
-        (p for p in winners if p not in parsed), key=lambda p: records[p].article_number or 0
-    )
-    # popped, so that _assemble holds the only reference and can release each file it copies
+    deleted: dict[str, list[int]] = {}
+    for path, rec in old_files.items():
+        if rec.segment is not None and (path not in winners or path in parsed):
+            deleted.setdefault(rec.segment, []).append(rec.article or 0)
+    files = {
+        p: r if p in winners and p not in parsed else replace(r, segment=None, article=None)
+        for p, r in records.items()
+    }
+    # popped, so that the segment holds the only reference and can release each file it copies
     fresh = [parsed.pop(p) for p in sorted(winners) if p in parsed]
-    return _assemble(analyzer.fingerprint, old, records, kept, fresh, vocab)
+    if not fresh:
+        return Change(files, None, deleted)
+    name = new_segment_name()
+    for number, f in enumerate(fresh):
+        files[f.path] = replace(files[f.path], segment=name, article=number)
+    terms = [""] * len(vocab)
+    for term, i in vocab.items():
+        terms[i] = term
+    return Change(files, (name, segment_of(fresh, terms)), deleted)
 
 
 def _newest_per_url(records: Mapping[str, FileRecord]) -> set[str]:
@@ -303,107 +342,176 @@ def _newest_per_url(records: Mapping[str, FileRecord]) -> set[str]:
     return set(best.values())
 
 
-def _assemble(
-    fingerprint: str,
-    old: Index | None,
-    records: Mapping[str, FileRecord],
-    kept: list[str],
-    fresh: list[ParsedFile],
-    vocab: dict[str, int],
-) -> IndexDraft:
-    """A new generation: the kept files' articles taken from `old`, then the fresh files'.
+def segment_of(fresh: list[ParsedFile], terms: list[str]) -> SegmentDraft:
+    """A segment of freshly parsed files, in their order (each released once copied)."""
+    return _assemble([], fresh, terms)
+
+
+def merged(sources: list[tuple[Segment, np.ndarray]]) -> SegmentDraft:
+    """One segment of the given articles of several segments, in that order: the live ones,
+    so that deleted passages and the terms only they held are gone from it."""
+    vocab: dict[str, int] = {}
+    kept = []
+    for segment, numbers in sources:
+        kept.append(_Kept.of(segment, np.asarray(numbers, np.int64), vocab))
+    terms = [""] * len(vocab)
+    for term, i in vocab.items():
+        terms[i] = term
+    return _assemble(kept, [], terms)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """Articles of an existing segment, back in doc-major blocks in a new vocabulary."""
+
+    segment: Segment
+    numbers: np.ndarray  # its article numbers, in the order they are kept
+    passages: list[Rows]
+    articles: list[Rows]
+    passage_rows: np.ndarray  # its passage numbers, in order
+
+    @classmethod
+    def of(cls, segment: Segment, numbers: np.ndarray, vocab: dict[str, int]) -> _Kept:
+        a = segment.arrays
+        starts = a["article_passage_start"][numbers]
+        ends = a["article_passage_start"][numbers + 1]
+        rows = np.concatenate(
+            [np.empty(0, np.int64), *(np.arange(s, e) for s, e in zip(starts, ends, strict=True))]
+        )
+        passages = _rows_of(a, "passage", segment.n_passages, len(segment.draft.terms), rows)
+        articles = _rows_of(a, "article", segment.n_articles, len(segment.draft.terms), numbers)
+        # the terms these articles use, renumbered in the new vocabulary
+        used = np.unique(np.concatenate([np.empty(0, np.int32), *(b.term_ids for b in articles)]))
+        remap = np.full(len(segment.draft.terms), -1, np.int32)
+        terms = segment.draft.terms
+        remap[used] = [vocab.setdefault(terms[t], len(vocab)) for t in used.tolist()]
+        return cls(
+            segment,
+            numbers,
+            [replace(b, term_ids=remap[b.term_ids]) for b in passages],
+            [replace(b, term_ids=remap[b.term_ids]) for b in articles],
+            rows,
+        )
+
+
+def _article_rows(files: list[ParsedFile]) -> Rows:
+    """Each file's article as one document: its passages' terms and what `about` adds."""
+    ids = [part for f in files for part in (f.passages.term_ids, f.about)]
+    tf = [part for f in files for part in (f.passages.tf, np.ones(f.about.shape[0], np.uint16))]
+    sizes = [f.passages.term_ids.shape[0] + f.about.shape[0] for f in files]
+    keys = np.repeat(np.arange(len(files), dtype=np.int64), sizes) << 32
+    keys |= np.concatenate([np.empty(0, np.int32), *ids]).astype(np.int64)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    counts = np.bincount(inverse, weights=np.concatenate([np.empty(0, np.uint16), *tf]))
+    return Rows(
+        np.bincount(unique >> 32, minlength=len(files)).astype(np.int64),
+        (unique & 0xFFFFFFFF).astype(np.int32),
+        np.minimum(counts, TF_MAX).astype(np.uint16),
+    )
+
+
+_BATCH = 256  # fresh files placed at a time: numpy's per-call costs, over 50,000 files
+
+
+def _assemble(kept: list[_Kept], fresh: list[ParsedFile], terms: list[str]) -> SegmentDraft:
+    """A segment: the kept articles, then the fresh files' articles.
 
     Memory matters at a million passages: postings go straight into their term-major arrays
     (no doc-major copy beside them), and each fresh file is released once it is copied.
     """
-    n_terms = len(vocab)
-    names = dict(old.names) if old else {}
-    numbers = np.array([records[p].article_number for p in kept], dtype=np.int64)
-    if old is not None and kept:
-        oa = old.arrays
-        starts = oa["article_passage_start"][numbers]
-        ends = oa["article_passage_start"][numbers + 1]
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        kept_passages = _rows_of(oa, "passage", old.n_passages, n_terms, rows)
-        kept_articles = _rows_of(oa, "article", old.n_articles, n_terms, numbers)
-        kept_json = _gather_bytes(oa["article_json"], oa["article_json_offsets"], numbers)
-        kept_json_lengths = np.diff(oa["article_json_offsets"])[numbers]
-        kept_published = oa["article_published_ms"][numbers]
-        kept_counts = ends - starts
-        per_passage = {k: [oa[k][rows]] for k in ("passage_len", "passage_ordinal", "passage_cues")}
-        kept_article_len = oa["article_len"][numbers]
-    else:
-        kept_passages, kept_articles = [], []
-        kept_json = np.empty(0, np.uint8)
-        kept_json_lengths = kept_published = kept_counts = np.empty(0, np.int64)
-        per_passage = {"passage_len": [], "passage_ordinal": [], "passage_cues": []}
-        kept_article_len = np.empty(0)
-
-    # a passage's tf fits 16 bits (a hundred million postings at a million passages)
-    passages = _TermMajor([*kept_passages, *(f.passages for f in fresh)], n_terms, np.uint16)
-    articles = _TermMajor([*kept_articles, *(f.article for f in fresh)], n_terms, np.uint32)
+    n_terms = len(terms)
+    kept_passages = [b for k in kept for b in k.passages]
+    kept_articles = [b for k in kept for b in k.articles]
+    batches = [(lo, lo + _BATCH) for lo in range(0, len(fresh), _BATCH)]
+    passages = _TermMajor(
+        chain(kept_passages, (_joined([f.passages for f in fresh[a:b]]) for a, b in batches)),
+        n_terms,
+    )
+    articles = _TermMajor(
+        chain(kept_articles, (_article_rows(fresh[a:b]) for a, b in batches)), n_terms
+    )
     for block in kept_passages:
         passages.add(block)
     for block in kept_articles:
         articles.add(block)
     del kept_passages, kept_articles
 
-    n_articles = len(kept) + len(fresh)
-    json_bytes = kept_json.shape[0] + sum(len(f.article_json) for f in fresh)
-    article_json = np.empty(json_bytes, np.uint8)
-    article_json[: kept_json.shape[0]] = kept_json
-    json_lengths = np.concatenate([kept_json_lengths, np.zeros(len(fresh), np.int64)])
-    published = np.concatenate([kept_published, np.zeros(len(fresh), np.int64)])
-    passage_counts = np.concatenate([kept_counts, np.zeros(len(fresh), np.int64)])
-    article_len = np.concatenate([kept_article_len, np.zeros(len(fresh))])
-    byte, article, fresh_paths = kept_json.shape[0], len(kept), []
-    for i in range(len(fresh)):
-        f = fresh[i]
-        fresh[i] = None  # type: ignore[call-overload]  # release it once copied
-        passages.add(f.passages)
-        articles.add(f.article)
-        size = len(f.article_json)
-        article_json[byte : byte + size] = np.frombuffer(f.article_json, np.uint8)
-        json_lengths[article], published[article] = size, f.published_ms
-        passage_counts[article] = f.n_passages
-        article_len[article] = int(f.article.tf.sum())
-        per_passage["passage_len"].append(f.passage_len)
-        per_passage["passage_ordinal"].append(np.arange(f.n_passages, dtype=np.int32))
-        per_passage["passage_cues"].append(f.passage_cues)
-        names.update(f.names)
-        fresh_paths.append(f.path)
-        byte, article = byte + size, article + 1
-
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("passage_len", "passage_ordinal", "passage_cues", "json_lengths")
+    }
+    per_article: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("passage_counts", "article_len", "article_published_ms", "article_key")
+    }
+    kept_blobs = [
+        _gather_bytes(
+            k.segment.arrays["article_json"], k.segment.arrays["article_json_offsets"], k.numbers
+        )
+        for k in kept
+    ]
+    # one array for every article's text, filled as each fresh file is released
+    article_json = np.empty(
+        sum(b.shape[0] for b in kept_blobs) + sum(len(f.article_json) for f in fresh), np.uint8
+    )
+    byte = 0
+    names: list[list[list[str]]] = []
+    for k, blob in zip(kept, kept_blobs, strict=True):
+        a = k.segment.arrays
+        for key in ("passage_len", "passage_ordinal", "passage_cues"):
+            parts[key].append(a[key][k.passage_rows])
+        article_json[byte : byte + blob.shape[0]] = blob
+        byte += blob.shape[0]
+        parts["json_lengths"].append(np.diff(a["article_json_offsets"])[k.numbers])
+        per_article["passage_counts"].append(np.diff(a["article_passage_start"])[k.numbers])
+        for key in ("article_len", "article_published_ms", "article_key"):
+            per_article[key].append(a[key][k.numbers])
+        names += [k.segment.draft.names[n] for n in k.numbers.tolist()]
+    for lo, hi in batches:
+        batch = fresh[lo:hi]
+        fresh[lo:hi] = [None] * len(batch)  # type: ignore[list-item]  # released once copied
+        passages.add(_joined([f.passages for f in batch]))
+        article_rows = _article_rows(batch)
+        articles.add(article_rows)
+        owner = np.repeat(np.arange(len(batch)), article_rows.nnz)
+        per_article["article_len"].append(
+            np.bincount(owner, weights=article_rows.tf, minlength=len(batch))
+        )
+        for f in batch:
+            parts["passage_len"].append(f.passage_len)
+            parts["passage_ordinal"].append(np.arange(f.n_passages, dtype=np.int32))
+            parts["passage_cues"].append(f.passage_cues)
+            size = len(f.article_json)
+            article_json[byte : byte + size] = np.frombuffer(f.article_json, np.uint8)
+            byte += size
+            parts["json_lengths"].append(np.array([size]))
+            per_article["passage_counts"].append(np.array([f.n_passages]))
+            per_article["article_published_ms"].append(np.array([f.published_ms]))
+            per_article["article_key"].append(np.array([int(f.article_id, 16)], np.uint64))
+            names.append([[n, g] for n, g in sorted(f.names.items())])
     assert passages.complete() and articles.complete(), "every block's postings were placed"
-    new_records = {p: replace(r, article_number=None) for p, r in records.items()}
-    for number, path in enumerate([*kept, *fresh_paths]):
-        new_records[path] = replace(records[path], article_number=number)
-    terms = [""] * n_terms
-    for term, i in vocab.items():
-        terms[i] = term
 
-    def joined(key: str, dtype: type) -> np.ndarray:
-        parts = per_passage[key]
-        return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+    def joined(values: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(values).astype(dtype) if values else np.empty(0, dtype)
 
+    counts = joined(per_article["passage_counts"], np.int64)
     arrays = {
         "passage_indptr": passages.indptr,
         "passage_indices": passages.indices,
         "passage_tf": passages.tf,
-        "passage_len": joined("passage_len", np.float64),
-        "passage_article": np.repeat(np.arange(n_articles, dtype=np.int32), passage_counts),
-        "passage_ordinal": joined("passage_ordinal", np.int32),
-        "passage_cues": joined("passage_cues", np.uint64),
+        "passage_len": joined(parts["passage_len"], np.float64),
+        "passage_article": np.repeat(np.arange(counts.shape[0], dtype=np.int32), counts),
+        "passage_ordinal": joined(parts["passage_ordinal"], np.int32),
+        "passage_cues": joined(parts["passage_cues"], np.uint64),
         "article_indptr": articles.indptr,
         "article_indices": articles.indices,
         "article_tf": articles.tf,
-        "article_len": article_len.astype(np.float64),
+        "article_len": joined(per_article["article_len"], np.float64),
         "article_json": article_json,
-        "article_json_offsets": _offsets(json_lengths),
-        "article_passage_start": _offsets(passage_counts),
-        "article_published_ms": published,
+        "article_json_offsets": _offsets(joined(parts["json_lengths"], np.int64)),
+        "article_passage_start": _offsets(counts),
+        "article_published_ms": joined(per_article["article_published_ms"], np.int64),
+        "article_key": joined(per_article["article_key"], np.uint64),
     }
-    return IndexDraft(fingerprint, new_records, arrays, terms, names)
+    return SegmentDraft(arrays, terms, names)
 
 
 def _rows_of(
@@ -432,16 +540,14 @@ class _TermMajor:
     `add` then places one block's postings, so the output is the only full-size copy.
     """
 
-    def __init__(self, blocks: list[Rows], n_terms: int, tf_dtype: type) -> None:
+    def __init__(self, blocks: Iterable[Rows], n_terms: int) -> None:
         df = np.zeros(n_terms, np.int64)
-        for block in blocks:
-            unique, counts = np.unique(block.term_ids, return_counts=True)
-            df[unique] += counts
+        for block in blocks:  # a document holds a term once: its postings count its df
+            df += np.bincount(block.term_ids, minlength=n_terms)
         self.indptr = _offsets(df)
         nnz = int(self.indptr[-1])
         self.indices = np.empty(nnz, np.int32)
-        self.tf = np.empty(nnz, tf_dtype)
-        self._tf_max = np.iinfo(tf_dtype).max
+        self.tf = np.empty(nnz, np.uint16)
         self._cursor = self.indptr[:-1].copy()
         self._next_doc = 0
 
@@ -463,7 +569,7 @@ class _TermMajor:
         rank = np.arange(terms.shape[0]) - np.repeat(first, sizes)
         where = self._cursor[terms] + rank
         self.indices[where] = docs[order]
-        self.tf[where] = np.minimum(block.tf[order], self._tf_max)
+        self.tf[where] = block.tf[order]
         self._cursor[terms[first]] += sizes
 
 

@@ -1,4 +1,4 @@
-"""`python -m retrieval search|latest|stats|ingest`: every capability from the command line."""
+"""`python -m retrieval search|latest|stats|merge|ingest`: everything from the command line."""
 
 from __future__ import annotations
 
@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     latest.add_argument("--json", action="store_true", help="one JSON line per article")
 
     commands.add_parser("stats", parents=library, help="articles, passages, skipped files")
+    commands.add_parser(
+        "merge", parents=library, help="merge the index's segments as its merge policy asks"
+    )
 
     ingest = commands.add_parser("ingest", parents=[seeds], help="fetch RSS/Atom feeds")
     ingest.add_argument(
@@ -122,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "latest":
             for article in library.latest(args.n):
                 _print_article(article, as_json=args.json)
+        elif args.command == "merge":
+            merges = library.merge()
+            print(f"merges:   {merges}")
+            print(f"segments: {library.n_segments}")
         else:
             _print_stats(library, args)
     except BrokenPipeError:  # `| head` closed the pipe: not an error
@@ -250,6 +257,7 @@ def _print_stats(library: Library, args: argparse.Namespace) -> None:
     print(f"articles: {stats.articles}")
     print(f"passages: {stats.passages}")
     print(f"newest:   {newest}")
+    print(f"segments: {library.n_segments}")
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:
         print(f"  {_line(str(skipped.path))}: {_line(skipped.reason)}")

@@ -6,17 +6,16 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 
-from retrieval import build, ranking, store
+from retrieval import build, merging, ranking, store
 from retrieval.analysis import Analyzer
-from retrieval.cues import boosts
+from retrieval.index import Index, Ranked
 from retrieval.models import (
     Article,
     ArticleRef,
@@ -26,7 +25,6 @@ from retrieval.models import (
     SearchResult,
     SkippedFile,
 )
-from retrieval.scoring import okapi_idf, score, top_k
 from retrieval.seedfile import article_id
 
 log = logging.getLogger(__name__)
@@ -47,65 +45,31 @@ def default_index_dir(seeds_dir: Path) -> Path:
     return cache / "news-qa-bot" / f"{seeds_dir.resolve().name}-{key}"
 
 
-@dataclass(frozen=True)
-class RankedPassage:
-    """A passage's place in the index and its scores: a search before anything is decoded."""
-
-    passage: int  # passage number in the index
-    score: float  # what ranks (retrieval.ranking)
-    bm25: float  # its BM25Okapi part: rank_bm25's score of the passage's own terms
-
-
-@dataclass(frozen=True)
 class _Snapshot:
-    """An index with what queries need precomputed. Never mutated."""
+    """A state with what queries need precomputed. Never changed once made."""
 
-    index: store.Index
-    passage_idf: np.ndarray
-    article_idf: np.ndarray
-    max_idf: float  # of a word the archive never uses, for judging coverage
-    tiebreak: np.ndarray  # rank of each passage in (newest article first, then article order)
-    newest_first: np.ndarray  # article numbers, newest first
-    refs: tuple[ArticleRef, ...]  # by article number
-    article_numbers: dict[str, int]  # article id → article number
-    glosses: dict[str, str]  # English gloss → the Chinese name it glosses
-    # decoded articles and their passages: replies often show several passages of one article
-    cut: Callable[[int], tuple[Article, list[Passage]]]
-
-    @classmethod
-    def of(cls, index: store.Index) -> _Snapshot:
-        a = index.arrays
-        published = a["article_published_ms"]
-        passage_published = published[a["passage_article"]] if index.n_passages else published[:0]
-        order = np.lexsort((np.arange(index.n_passages), -passage_published))
-        tiebreak = np.empty(index.n_passages, np.int64)
-        tiebreak[order] = np.arange(index.n_passages)
-        # from the file records: no article has to be decoded for them
-        refs: list[ArticleRef | None] = [None] * index.n_articles
-        for record in index.files.values():
-            if record.article_number is not None and record.url is not None:
-                refs[record.article_number] = ArticleRef(
+    def __init__(self, state: store.State) -> None:
+        self.state = state
+        self.index = Index(state)
+        refs = []
+        self.where: dict[str, tuple[int, int]] = {}  # article id → (segment, article number)
+        position = {s.name: i for i, s in enumerate(state.segments)}
+        for record in state.files.values():
+            if record.segment is not None and record.url is not None:
+                ref = ArticleRef(
                     id=article_id(record.url),
                     url=record.url,
                     published=datetime.fromtimestamp(record.published_ms / 1000, tz=UTC),
                 )
-        if any(ref is None for ref in refs):
-            raise store.IndexCorrupt("an article without its file record")
-        passage_idf = okapi_idf(np.diff(a["passage_indptr"]).astype(np.float64), index.n_passages)
-        return cls(
-            index=index,
-            passage_idf=passage_idf,
-            article_idf=okapi_idf(
-                np.diff(a["article_indptr"]).astype(np.float64), index.n_articles
-            ),
-            max_idf=float(passage_idf.max()) if passage_idf.size else 1.0,
-            tiebreak=tiebreak,
-            newest_first=np.lexsort((np.arange(published.shape[0]), -published)),
-            refs=tuple(r for r in refs if r is not None),
-            article_numbers={ref.id: number for number, ref in enumerate(refs) if ref},
-            glosses={gloss: name for name, gloss in index.names.items()},
-            cut=lru_cache(maxsize=1024)(index.article),
-        )
+                refs.append(ref)
+                self.where[ref.id] = (position[record.segment], record.article or 0)
+        # newest first; ties by id, so that the order never depends on how it was built
+        self.newest_first = sorted(refs, key=lambda r: (-r.published.timestamp(), r.id))
+        # decoded articles and their passages: replies often show several of one article
+        self.cut = lru_cache(maxsize=1024)(self._cut)
+
+    def _cut(self, segment: int, number: int) -> tuple[Article, list[Passage]]:
+        return self.index.segments[segment].article(number)
 
 
 class Library:
@@ -165,7 +129,8 @@ class Library:
     # --- keeping up with the seeds directory --------------------------------------------------
 
     def refresh(self) -> bool:
-        """Pick up added, changed and deleted seed files. True if anything changed."""
+        """Pick up added, changed and deleted seed files, and what another process saved.
+        True if anything changed."""
         with self._refresh_lock:
             if self._snapshot is not None and not self.seeds_dir.is_dir():
                 # unmounted or moved away: keep answering from what we have, don't empty it
@@ -184,36 +149,76 @@ class Library:
                 return self._update(save=False)
 
     def _update(self, *, save: bool) -> bool:
-        """Bring the snapshot up to date with the seeds directory. Starts from the saved index
-        when another process saved a newer one since (the bot and the CLI share a cache)."""
-        current = self._snapshot.index if self._snapshot else None
+        """Bring the snapshot up to date with the seeds directory. Starts from the saved state
+        when another process saved a newer one since (the bot, a merge, the CLI)."""
+        current = self._snapshot.state if self._snapshot else None
         old = current
-        if current is None or current.generation != store.current_generation(self.index_dir):
-            old = self._load_saved() or current
-        draft = build.update(self.seeds_dir, self.analyzer, old, self.workers)
-        if draft is None:
+        if current is None or current.name != store.current_state(self.index_dir):
+            old = self._load_saved(current) or current
+        change = build.update(self.seeds_dir, self.analyzer, old, self.workers)
+        if change is None:
             if old is None or old is current:
                 return False
-            self._snapshot = _Snapshot.of(old)
+            self._snapshot = _Snapshot(old)
             return current is not None
-        index = None
-        if save:
-            try:
-                store.save(self.index_dir, draft)
-                index = store.load(self.index_dir)  # serve the memory-mapped copy
-            except (OSError, store.IndexCorrupt) as exc:
-                log.warning("could not save the index in %s: %s", self.index_dir, exc)
-        index = index or store.Index.in_memory(draft)
-        self._snapshot = _Snapshot.of(index)
-        log.info("index: %d articles, %d passages", index.n_articles, index.n_passages)
+        state = self._apply(old, change, save)
+        self._snapshot = _Snapshot(state)
+        log.info("index: %d articles, %d passages", self.n_articles, self._current.index.n_passages)
         return True
 
-    def _load_saved(self) -> store.Index | None:
+    def _apply(self, old: store.State | None, change: build.Change, save: bool) -> store.State:
+        """The state after a change; saved (its new segment, deletions, the state) if `save`."""
+        segments = []
+        if old is not None and old.fingerprint == self.analyzer.fingerprint:
+            for segment in old.segments:
+                deleted = change.deleted.get(segment.name)
+                segments.append(segment.with_deleted(deleted) if deleted else segment)
+        if change.segment is not None:
+            name, draft = change.segment
+            fresh = None
+            if save:
+                try:
+                    fresh = store.save_segment(self.index_dir, name, draft)
+                except OSError as exc:
+                    log.warning("could not save the index in %s: %s", self.index_dir, exc)
+                    save = False
+            segments.append(fresh or store.Segment.in_memory(name, draft))
+        generation = old.generation + 1 if old is not None else 1
+        state = store.State(self.analyzer.fingerprint, generation, tuple(segments), change.files)
+        # segments with no live article left are dropped (their files are all gone or replaced)
+        state = store.without_empty(state)
+        if save:
+            try:
+                return store.commit(self.index_dir, state)
+            except OSError as exc:
+                log.warning("could not save the index in %s: %s", self.index_dir, exc)
+        return state
+
+    def _load_saved(self, current: store.State | None) -> store.State | None:
         try:
-            return store.load(self.index_dir)
+            return store.load(self.index_dir, current.segments if current else ())
         except store.IndexCorrupt as exc:
             log.warning("index in %s is unusable (%s): rebuilding", self.index_dir, exc)
             return None
+
+    def merge(self, *, passages_at_most: int | None = None) -> int:
+        """Merge segments as the merge policy asks (retrieval.merging); at most segments of
+        `passages_at_most` live passages together when given. Returns how many merges ran."""
+        done = merging.run(self.index_dir, self.lock_wait_seconds, passages_at_most)
+        if done:
+            with self._refresh_lock:
+                self._update_from_disk()
+        return done
+
+    def merge_wanted(self) -> bool:
+        """Whether the merge policy would merge segments now."""
+        return merging.plan(self._current.state.segments) is not None
+
+    def _update_from_disk(self) -> None:
+        current = self._current.state
+        saved = self._load_saved(current)
+        if saved is not None and saved.name != current.name:
+            self._snapshot = _Snapshot(saved)
 
     @property
     def _current(self) -> _Snapshot:
@@ -223,45 +228,23 @@ class Library:
 
     # --- questions ----------------------------------------------------------------------------
 
-    def rank(self, query: str, k: int = 5, *, context: Sequence[str] = ()) -> list[RankedPassage]:
+    def rank(self, query: str, k: int = 5, *, context: Sequence[str] = ()) -> list[Ranked]:
         """The k best passages for the query, best first, before anything is decoded."""
         snap = self._current
-        return self._rank(snap, self._read(snap, query, context), k)
+        return snap.index.rank(self._read(snap, query, context), k)
 
     def query_terms(self, query: str) -> list[str]:
         """The index terms a query is scored on (names the articles gloss included)."""
-        snap = self._current
-        return self.analyzer.query_terms(query, snap.index.names, snap.glosses)
+        index = self._current.index
+        return self.analyzer.query_terms(query, index.names, index.glosses)
 
     def _read(self, snap: _Snapshot, query: str, context: Sequence[str]) -> ranking.Question:
-        def query_terms(text: str) -> list[str]:
-            return self.analyzer.query_terms(text, snap.index.names, snap.glosses)
-
-        return ranking.read_question(self.analyzer, query, context, query_terms, snap.index.vocab)
-
-    def _rank(self, snap: _Snapshot, question: ranking.Question, k: int) -> list[RankedPassage]:
         index = snap.index
-        passages, bm25 = score(
-            index.postings("passage"), snap.passage_idf, question.passage_weights
-        )
-        if not passages.size:
-            return []
-        articles, article_bm25 = score(
-            index.postings("article"), snap.article_idf, question.article_weights
-        )
-        by_article = np.zeros(index.n_articles)
-        by_article[articles] = article_bm25
-        a = index.arrays
-        scores = ranking.combine(
-            bm25,
-            by_article[a["passage_article"][passages]],
-            boosts(question.asked, a["passage_cues"][passages]),
-        )
-        chosen = top_k(passages, scores, k, snap.tiebreak)
-        where = np.searchsorted(passages, [p for p, _ in chosen])  # passages are ascending
-        return [
-            RankedPassage(p, s, float(bm25[i])) for (p, s), i in zip(chosen, where, strict=True)
-        ]
+
+        def query_terms(text: str) -> list[str]:
+            return self.analyzer.query_terms(text, index.names, index.glosses)
+
+        return ranking.read_question(self.analyzer, query, context, query_terms, index.vocab)
 
     def search(self, query: str, k: int = 5, *, context: Sequence[str] = ()) -> SearchResult:
         """The k passages that best answer the query, best first, and whether they do.
@@ -270,10 +253,10 @@ class Library:
         query leans on them (a follow-up such as 那以色列有回应吗)."""
         snap = self._current
         question = self._read(snap, query, context)
-        a = snap.index.arrays
         hits = []
-        for ranked in self._rank(snap, question, k):
-            article, passages = snap.cut(int(a["passage_article"][ranked.passage]))
+        for ranked in snap.index.rank(question, k):
+            a = snap.index.segments[ranked.segment].arrays
+            article, passages = snap.cut(ranked.segment, int(a["passage_article"][ranked.passage]))
             passage = passages[int(a["passage_ordinal"][ranked.passage])]
             spans = self.analyzer.highlight_spans(question.terms, passage.text)
             hits.append(Hit(score=ranked.score, passage=passage, article=article, spans=spans))
@@ -282,53 +265,66 @@ class Library:
             query,
             question.read_with,
             self.analyzer.normalize(_article_text(hits[0].article)) if hits else None,
-            partial(self._idf_of_word, snap),
+            partial(self._idf_of_word, snap.index),
         )
         read_with = question.read_with[-1] if question.read_with else None
         return SearchResult(tuple(hits), confident, tuple(missing), read_with)
 
-    def _idf_of_word(self, snap: _Snapshot, word: str) -> float:
+    def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""
-        vocab = snap.index.vocab
-        ids = [vocab[t] for t in self.analyzer.terms(word) if t in vocab]
-        return max((float(snap.passage_idf[i]) for i in ids), default=snap.max_idf)
+        idfs = [index.passage_idf(t) for t in self.analyzer.terms(word)]
+        return max((i for i in idfs if i is not None), default=index.max_idf)
 
     def latest(self, n: int = 5) -> list[Article]:
         """The n newest articles, newest first."""
         snap = self._current
-        return [snap.cut(int(a))[0] for a in snap.newest_first[: max(n, 0)]]
+        return [snap.cut(*snap.where[ref.id])[0] for ref in snap.newest_first[: max(n, 0)]]
 
     def article_refs(self) -> list[ArticleRef]:
         """Every article's id, URL and date, newest first; cheap (nothing is decoded)."""
-        snap = self._current
-        return [snap.refs[int(n)] for n in snap.newest_first]
+        return list(self._current.newest_first)
 
     def article(self, aid: str) -> Article | None:
         """The article with this id, if the library has it."""
         snap = self._current
-        number = snap.article_numbers.get(aid)
-        return None if number is None else snap.cut(number)[0]
+        where = snap.where.get(aid)
+        return None if where is None else snap.cut(*where)[0]
 
     def indexed_terms(self) -> Iterator[list[str]]:
-        """Every passage's index terms, in passage order: what its BM25Okapi part scores."""
+        """Every live passage's index terms, segment by segment, in passage order: what the
+        BM25Okapi part of the score sees (for checks against rank_bm25)."""
         snap = self._current
-        for number in range(snap.index.n_articles):
-            article, passages = snap.cut(number)
-            yield from build.article_terms(article, passages, self.analyzer)[1]
+        for i, segment in enumerate(snap.index.segments):
+            live = segment.live_articles
+            for number in np.flatnonzero(live).tolist():
+                article, passages = snap.cut(i, number)
+                yield from build.article_terms(article, passages, self.analyzer)[1]
+
+    def passage_position(self, ranked: Ranked) -> int:
+        """Where a ranked passage comes in `indexed_terms`."""
+        segments = self._current.index.segments
+        before = sum(int(s.live_passages.sum()) for s in segments[: ranked.segment])
+        return before + int(segments[ranked.segment].live_passages[: ranked.passage].sum())
 
     @property
     def n_articles(self) -> int:
         return self._current.index.n_articles
 
+    @property
+    def n_segments(self) -> int:
+        return len(self._current.index.segments)
+
     def stats(self) -> LibraryStats:
         """How many articles and passages, the newest date, and the files that were skipped."""
-        index = self._current.index
-        newest = self.latest(1)
-        skipped = tuple(SkippedFile(p, r.error) for p, r in sorted(index.files.items()) if r.error)
+        snap = self._current
+        newest = snap.newest_first[0].published if snap.newest_first else None
+        skipped = tuple(
+            SkippedFile(p, r.error) for p, r in sorted(snap.state.files.items()) if r.error
+        )
         return LibraryStats(
-            articles=index.n_articles,
-            passages=index.n_passages,
-            newest=newest[0].published if newest else None,
+            articles=snap.index.n_articles,
+            passages=snap.index.n_passages,
+            newest=newest,
             skipped=skipped,
         )
 

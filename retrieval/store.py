@@ -1,10 +1,20 @@
-"""The index on disk: generations saved atomically, loaded memory-mapped, one writer at a time.
+"""The index on disk: immutable segments, deletions beside them, one live state, one writer.
 
-An index directory holds generations (`gen-*` folders of .npy arrays and JSON), a file
-`CURRENT` naming the complete one, and `LOCK`, which the one process allowed to write holds.
-A generation is written in full, then CURRENT is replaced with an atomic rename, so a process
-killed while saving leaves the previous generation in force. A generation that fails any check
-on load raises IndexCorrupt (the Library then rebuilds it), never serves.
+An index directory holds
+
+    seg-<name>/          a segment: the articles of one batch of seed files (a cold build,
+                         one update, or a merge of segments), never changed once written
+    seg-<name>/del-<n>   which of its articles are deleted as of state n, and the live
+                         document frequencies that follow (written when deletions change)
+    state-<n>.json       the live set: its segments, each with its deletions, and every
+                         seed file's record (size, date, which segment holds its article)
+    CURRENT              the name of the state in force, replaced by an atomic rename
+    LOCK                 held by the one process that may write (flock)
+
+A change writes its new segment and deletion files in full, then a new state, then swaps
+CURRENT, so a process killed at any moment leaves the previous state in force, and what it
+was writing is removed by the next writer. Whatever fails a check on load raises
+IndexCorrupt (the Library then rebuilds), never serves.
 """
 
 from __future__ import annotations
@@ -13,25 +23,27 @@ import fcntl
 import json
 import logging
 import os
+import re
+import secrets
 import shutil
-import tempfile
 import time
+import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from retrieval.models import Article, Paragraph, Passage
-from retrieval.scoring import Postings, tf_weights
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 9  # bump when the stored arrays or what becomes a passage change
-# Arrays of a draft. Two fields, each term-major postings with its documents' lengths:
+FORMAT_VERSION = 10  # bump when the stored arrays or what becomes a passage change
+# A segment's arrays. Two fields, each term-major postings with its documents' lengths:
 # passages (what answers) and articles (the evidence of what a passage is about).
 ARRAYS = (
     "passage_indptr",  # term t's postings are [indptr[t], indptr[t + 1])
@@ -49,13 +61,14 @@ ARRAYS = (
     "article_json_offsets",
     "article_passage_start",  # article a's passages are [start[a], start[a + 1])
     "article_published_ms",
+    "article_key",  # the article id as a number: ties break by it, whatever the build history
 )
-# Each field's posting weights, the tf part of BM25 (see scoring.tf_weights), derived.
-WEIGHTS = ("passage_weight", "article_weight")
+FIELDS = ("passage", "article")
+_NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
 
 
 class IndexCorrupt(Exception):
-    """A saved generation is incomplete or inconsistent."""
+    """A saved index is incomplete or inconsistent."""
 
 
 class IndexBusy(Exception):
@@ -71,19 +84,17 @@ class FileRecord:
     url: str | None = None
     published_ms: int = 0
     error: str | None = None
-    article_number: int | None = None  # None: skipped, or shadowed by a newer copy of its URL
+    segment: str | None = None  # the segment holding its article; None: skipped or shadowed
+    article: int | None = None  # the article's number in that segment
 
 
 @dataclass(frozen=True)
-class IndexDraft:
-    """A generation as built, before its posting weights exist: `save` writes it (computing
-    the weights on the way) and `load` serves it; `Index.in_memory` serves it unsaved."""
+class SegmentDraft:
+    """A segment as built, before it is written."""
 
-    fingerprint: str
-    files: Mapping[str, FileRecord]
     arrays: Mapping[str, np.ndarray]  # the ARRAYS
-    terms: list[str]
-    names: dict[str, str]  # Chinese names glossed in English in some article → the gloss
+    terms: list[str]  # the segment's own vocabulary: term id → term
+    names: list[list[list[str]]]  # per article, the [Chinese name, English gloss] pairs
 
     @property
     def n_passages(self) -> int:
@@ -93,69 +104,87 @@ class IndexDraft:
     def n_articles(self) -> int:
         return int(self.arrays["article_len"].shape[0])
 
-    def weights(self, field: str) -> Iterator[np.ndarray]:
-        """The posting weights of a field ("passage" or "article"), in chunks."""
-        a = self.arrays
-        return tf_weights(a[f"{field}_indices"], a[f"{field}_tf"], a[f"{field}_len"])
-
 
 @dataclass(frozen=True)
-class Index:
-    """A servable generation (arrays memory-mapped when loaded). Immutable."""
+class Segment:
+    """A segment as served: its arrays memory-mapped, its deletions as of one state."""
 
-    draft: IndexDraft
-    weights: Mapping[str, np.ndarray]  # the WEIGHTS: float64, one per posting of the field
-    vocab: dict[str, int]
-    generation: str | None = None  # the saved generation it was loaded from; None: unsaved
-
-    @classmethod
-    def in_memory(cls, draft: IndexDraft) -> Index:
-        """Serve a draft that could not be saved: weights computed in memory."""
-        weights = {}
-        for field in ("passage", "article"):
-            chunks = list(draft.weights(field))
-            weights[f"{field}_weight"] = (
-                np.concatenate(chunks) if chunks else np.empty(0, np.float64)
-            )
-        return cls(draft, weights, {t: i for i, t in enumerate(draft.terms)})
-
-    @property
-    def fingerprint(self) -> str:
-        return self.draft.fingerprint
-
-    @property
-    def files(self) -> Mapping[str, FileRecord]:
-        return self.draft.files
-
-    @property
-    def names(self) -> dict[str, str]:
-        return self.draft.names
+    name: str
+    draft: SegmentDraft
+    deleted: np.ndarray  # bool per article
+    # live document frequency of each of the segment's terms, per field
+    live_df: Mapping[str, np.ndarray]
+    deletions: str | None = None  # the file its deletions are saved in; None: none or unsaved
 
     @property
     def arrays(self) -> Mapping[str, np.ndarray]:
         return self.draft.arrays
 
     @property
-    def n_passages(self) -> int:
-        return self.draft.n_passages
-
-    @property
     def n_articles(self) -> int:
         return self.draft.n_articles
 
-    def postings(self, field: str) -> Postings:
-        """The postings of "passage" or "article" documents, ready to score."""
-        a = self.draft.arrays
-        n_docs = self.n_passages if field == "passage" else self.n_articles
-        return Postings(
-            a[f"{field}_indptr"], a[f"{field}_indices"], self.weights[f"{field}_weight"], n_docs
-        )
+    @property
+    def n_passages(self) -> int:
+        return self.draft.n_passages
+
+    @cached_property
+    def live_articles(self) -> np.ndarray:
+        return ~self.deleted
+
+    @cached_property
+    def live_passages(self) -> np.ndarray:
+        return self.live_articles[self.arrays["passage_article"]]
+
+    @cached_property
+    def vocab(self) -> dict[str, int]:
+        return dict(zip(self.draft.terms, range(len(self.draft.terms)), strict=True))
 
     def article(self, number: int) -> tuple[Article, list[Passage]]:
         """An article and its passages, as indexed."""
         a = self.arrays
         lo, hi = a["article_json_offsets"][number], a["article_json_offsets"][number + 1]
         return decode_article(a["article_json"][lo:hi].tobytes())
+
+    @classmethod
+    def in_memory(cls, name: str, draft: SegmentDraft) -> Segment:
+        """A segment that could not be saved, served from memory."""
+        deleted = np.zeros(draft.n_articles, bool)
+        return cls(name, draft, deleted, _live_df(draft, deleted))
+
+    def with_deleted(self, articles: Iterable[int]) -> Segment:
+        """This segment with these articles deleted too (live frequencies follow; unsaved)."""
+        deleted = self.deleted.copy()
+        deleted[np.fromiter(articles, np.int64)] = True
+        return replace(self, deleted=deleted, live_df=_live_df(self.draft, deleted), deletions=None)
+
+
+@dataclass(frozen=True)
+class State:
+    """The live set: which segments, and every seed file's record."""
+
+    fingerprint: str
+    generation: int
+    segments: tuple[Segment, ...]
+    files: Mapping[str, FileRecord] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"state-{self.generation:08d}.json"
+
+    @property
+    def n_articles(self) -> int:
+        return sum(int(s.live_articles.sum()) for s in self.segments)
+
+    @property
+    def n_passages(self) -> int:
+        return sum(int(s.live_passages.sum()) for s in self.segments)
+
+    @property
+    def newest_ms(self) -> int | None:
+        """The publication time of the newest live article, epoch milliseconds."""
+        dates = [r.published_ms for r in self.files.values() if r.segment is not None]
+        return max(dates, default=None)
 
 
 # --- articles as stored ------------------------------------------------------------------------
@@ -165,10 +194,17 @@ def encode_article(article: Article, passages: list[Passage]) -> bytes:
     """An article and its passages as stored: compressed JSON (article texts are half an
     index's size). The passages are stored, not derived again, so that answering never
     parses or splits text."""
-    data = asdict(article)
-    data["published"] = article.published.isoformat()
-    data["paragraphs"] = [[p.text, p.section] for p in article.paragraphs]
-    data["passages"] = [[p.text, p.section] for p in passages]
+    data = {
+        "id": article.id,
+        "title": article.title,
+        "url": article.url,
+        "published": article.published.isoformat(),
+        "paragraphs": [[p.text, p.section] for p in article.paragraphs],
+        "captions": article.captions,
+        "dateline": article.dateline,
+        "source": article.source,
+        "passages": [[p.text, p.section] for p in passages],
+    }
     return zlib.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1)
 
 
@@ -217,54 +253,115 @@ def writer_lock(index_dir: Path, wait_seconds: float) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-# --- saving ------------------------------------------------------------------------------------
+# --- writing -----------------------------------------------------------------------------------
 
 
-def save(index_dir: Path, draft: IndexDraft) -> Path:
-    """Write a new generation and make it current atomically; older generations are removed.
+def without_empty(state: State) -> State:
+    """The state without segments that have no live article left."""
+    return replace(state, segments=tuple(s for s in state.segments if not s.deleted.all()))
 
-    Call with the writer_lock held: removing the other generations is safe only then."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    gen = Path(tempfile.mkdtemp(prefix=f"gen-{time.strftime('%Y%m%d%H%M%S')}-", dir=index_dir))
+
+def new_segment_name() -> str:
+    return f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(4)}"
+
+
+def save_segment(
+    index_dir: Path, name: str, draft: SegmentDraft, folder: Path | None = None
+) -> Segment:
+    """Write a segment in full (synced) into `folder` (default: its place, seg-<name>);
+    nothing refers to it until a state that names it is committed."""
+    folder = folder or index_dir / f"seg-{name}"
+    folder.mkdir(parents=True)
     sizes = {}
-    for name in ARRAYS:
-        array = draft.arrays[name]
-        np.save(gen / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        sizes[name] = [str(array.dtype), list(array.shape)]
-    # Posting weights depend on every document's length (through the average), so each
-    # generation stores its own, streamed to the file chunk by chunk rather than held.
-    for field in ("passage", "article"):
-        shape = (int(draft.arrays[f"{field}_indices"].shape[0]),)
-        with open(gen / f"{field}_weight.npy", "wb") as fh:
-            header = {"descr": np.dtype(np.float64).str, "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_1_0(fh, header)
-            for chunk in draft.weights(field):
-                fh.write(chunk.tobytes())
-        sizes[f"{field}_weight"] = ["float64", list(shape)]
-    (gen / "terms.txt").write_text("\n".join(draft.terms), encoding="utf-8")
-    meta = {"files": {p: asdict(r) for p, r in draft.files.items()}, "names": draft.names}
-    (gen / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    for array_name in ARRAYS:
+        array = np.ascontiguousarray(draft.arrays[array_name])
+        np.save(folder / f"{array_name}.npy", array, allow_pickle=False)
+        sizes[array_name] = [str(array.dtype), list(array.shape)]
+    (folder / "terms.txt").write_text("\n".join(draft.terms), encoding="utf-8")
+    (folder / "names.json").write_text(json.dumps(draft.names, ensure_ascii=False), "utf-8")
     manifest = {
         "format": FORMAT_VERSION,
-        "fingerprint": draft.fingerprint,
         "arrays": sizes,
         "n_terms": len(draft.terms),
-        "meta_bytes": (gen / "meta.json").stat().st_size,
-        "terms_bytes": (gen / "terms.txt").stat().st_size,
-        "saved": datetime.now(UTC).isoformat(),
+        "terms_bytes": (folder / "terms.txt").stat().st_size,
+        "names_bytes": (folder / "names.json").stat().st_size,
     }
-    # the manifest goes last: a generation without one was never finished
-    _write_synced(gen / "manifest.json", json.dumps(manifest).encode())
-    for path in gen.iterdir():
+    # the manifest goes last: a segment without one was never finished
+    _write_synced(folder / "manifest.json", json.dumps(manifest).encode())
+    for path in folder.iterdir():
         _fsync(path)
-    pointer = index_dir / "CURRENT"
-    _write_synced(index_dir / f".CURRENT.{os.getpid()}", gen.name.encode())
-    os.replace(index_dir / f".CURRENT.{os.getpid()}", pointer)
+    _fsync(folder)
+    return _read_segment(folder, name, None)
+
+
+def commit(index_dir: Path, state: State) -> State:
+    """Make `state` the one in force: write its unsaved deletions, the state file, then swap
+    CURRENT. Call with the writer_lock held, its segments saved. Then everything the state
+    does not refer to is removed. Returns the state as saved."""
+    segments = []
+    for segment in state.segments:
+        if segment.deletions is None and segment.deleted.any():
+            deletions = f"del-{state.generation:08d}.npz"
+            _save_deletions(index_dir / f"seg-{segment.name}" / deletions, segment)
+            segment = replace(segment, deletions=deletions)
+        segments.append(segment)
+    state = replace(state, segments=tuple(segments))
+    body = {
+        "format": FORMAT_VERSION,
+        "fingerprint": state.fingerprint,
+        "generation": state.generation,
+        "segments": [{"name": s.name, "deletions": s.deletions} for s in segments],
+        "files": {p: list(asdict(r).values()) for p, r in state.files.items()},
+    }
+    _write_synced(index_dir / state.name, json.dumps(body, ensure_ascii=False).encode())
+    pointer = index_dir / f".CURRENT.{os.getpid()}"
+    _write_synced(pointer, state.name.encode())
+    os.replace(pointer, index_dir / "CURRENT")
     _fsync(index_dir)
-    for other in index_dir.glob("gen-*"):
-        if other != gen and other.is_dir():
-            shutil.rmtree(other, ignore_errors=True)
-    return gen
+    _collect_garbage(index_dir, state)
+    return state
+
+
+def _save_deletions(path: Path, segment: Segment) -> None:
+    with open(path, "wb") as fh:
+        np.savez(
+            fh,
+            deleted=segment.deleted,
+            passage_df=segment.live_df["passage"],
+            article_df=segment.live_df["article"],
+        )
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _collect_garbage(index_dir: Path, state: State) -> None:
+    """Remove what the state in force does not refer to: replaced states, merged-away or
+    half-written segments, superseded deletions, temporary files of killed writers. A merge
+    under way writes outside the lock, into `merging-<pid>-…`, left alone while it lives."""
+    live = {f"seg-{s.name}": s.deletions for s in state.segments}
+    for path in index_dir.iterdir():
+        if path.name in ("LOCK", "CURRENT", state.name):
+            continue
+        if path.name in live:
+            for inner in path.glob("del-*"):
+                if inner.name != live[path.name]:
+                    inner.unlink(missing_ok=True)
+        elif path.name.startswith("merging-") and _process_alive(path.name.split("-")[1]):
+            continue
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _process_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_synced(path: Path, payload: bytes) -> None:
@@ -282,37 +379,123 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-# --- loading -----------------------------------------------------------------------------------
+# --- reading -----------------------------------------------------------------------------------
 
 
-def load(index_dir: Path) -> Index | None:
-    """The current generation, or None if there is none. Raises IndexCorrupt if it is broken.
-
-    Needs no lock: a writer replaces CURRENT atomically and then removes the generation it
-    replaced, so a reader that lost that race finds CURRENT changed and reads the new one."""
-    for _ in range(3):
-        name = current_generation(index_dir)
-        if name is None:
-            return None
-        try:
-            return _read_generation(index_dir / name)
-        except (IndexCorrupt, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-            # every malformed input lands here: missing keys, wrong types, bad arrays
-            if current_generation(index_dir) == name:
-                if isinstance(exc, IndexCorrupt):
-                    raise
-                raise IndexCorrupt(f"{type(exc).__name__}: {exc}") from exc
-    raise IndexCorrupt("CURRENT keeps changing")
-
-
-def current_generation(index_dir: Path) -> str | None:
-    """The name of the generation CURRENT points at, None when there is none yet."""
+def current_state(index_dir: Path) -> str | None:
+    """The name of the state CURRENT points at, None when there is none yet."""
     try:
         return (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorrupt(f"CURRENT: {exc}") from exc
+
+
+def load(index_dir: Path, reuse: Iterable[Segment] = ()) -> State | None:
+    """The state in force, or None if there is none. Raises IndexCorrupt if it is broken.
+
+    Needs no lock: a writer swaps CURRENT atomically and only then removes what the old
+    state referred to, so a reader that lost that race finds CURRENT changed and reads the
+    new one. Segments in `reuse` whose deletions are unchanged are not read again."""
+    for _ in range(3):
+        name = current_state(index_dir)
+        if name is None:
+            return None
+        try:
+            return _read_state(index_dir, name, {s.name: s for s in reuse})
+        except (
+            IndexCorrupt, OSError, ValueError, KeyError, TypeError, IndexError, EOFError,
+            zipfile.BadZipFile,
+        ) as exc:  # fmt: skip
+            # every malformed input lands here: missing keys, wrong types, bad arrays
+            if current_state(index_dir) == name:
+                if isinstance(exc, IndexCorrupt):
+                    raise
+                raise IndexCorrupt(f"{type(exc).__name__}: {exc}") from exc
+    raise IndexCorrupt("CURRENT keeps changing")
+
+
+def _read_state(index_dir: Path, name: str, reuse: Mapping[str, Segment]) -> State:
+    body = _json_object(index_dir / name)
+    if body.get("format") != FORMAT_VERSION:
+        raise IndexCorrupt(f"index format {body.get('format')}, expected {FORMAT_VERSION}")
+    segments = []
+    for ref in body["segments"]:
+        segment_name, deletions = str(ref["name"]), ref["deletions"]
+        if not _NAME.match(segment_name) or not (
+            deletions is None or re.fullmatch(r"del-\d{8}\.npz", str(deletions))
+        ):
+            raise IndexCorrupt(f"{name}: a bad segment reference {ref!r}")
+        known = reuse.get(segment_name)
+        if known is not None and known.deletions == deletions:
+            segments.append(known)  # segments are immutable, and so is each deletions file
+        else:
+            folder = index_dir / f"seg-{segment_name}"
+            segments.append(_read_segment(folder, segment_name, deletions, known))
+    files = {}
+    for path, fields in body["files"].items():
+        record = FileRecord(*fields)
+        if record.segment is not None and not _NAME.match(record.segment):
+            raise IndexCorrupt(f"{name}: a bad file record for {path}")
+        files[str(path)] = record
+    state = State(str(body["fingerprint"]), int(body["generation"]), tuple(segments), files)
+    _check_records(state)
+    return state
+
+
+def _read_segment(
+    folder: Path, name: str, deletions: str | None, known: Segment | None = None
+) -> Segment:
+    if known is not None:
+        draft = known.draft
+    else:
+        manifest = _json_object(folder / "manifest.json")
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IndexCorrupt(f"segment {name}: format {manifest.get('format')}")
+        for file_name, key in (("terms.txt", "terms_bytes"), ("names.json", "names_bytes")):
+            if (folder / file_name).stat().st_size != manifest[key]:
+                raise IndexCorrupt(f"segment {name}: {file_name} has the wrong size")
+        arrays = {}
+        for array_name in ARRAYS:
+            array = np.load(folder / f"{array_name}.npy", mmap_mode="r", allow_pickle=False)
+            dtype, shape = manifest["arrays"][array_name]
+            if str(array.dtype) != dtype or list(array.shape) != shape:
+                raise IndexCorrupt(f"segment {name}: {array_name}.npy does not match")
+            arrays[array_name] = array
+        text = (folder / "terms.txt").read_text(encoding="utf-8")
+        terms = text.split("\n") if text else []
+        if len(terms) != manifest["n_terms"]:
+            raise IndexCorrupt(f"segment {name}: terms.txt does not match")
+        names = json.loads((folder / "names.json").read_text(encoding="utf-8"))
+        draft = SegmentDraft(arrays, terms, names)
+        _check_consistent(name, draft)
+    if deletions is None:
+        deleted = np.zeros(draft.n_articles, bool)
+        live_df = {f: np.diff(draft.arrays[f"{f}_indptr"]) for f in FIELDS}
+    else:
+        with np.load(folder / deletions, allow_pickle=False) as saved:
+            deleted = saved["deleted"]
+            live_df = {"passage": saved["passage_df"], "article": saved["article_df"]}
+        if (
+            deleted.shape != (draft.n_articles,)
+            or deleted.dtype != bool
+            or any(live_df[f].shape != (len(draft.terms),) for f in FIELDS)
+        ):
+            raise IndexCorrupt(f"segment {name}: {deletions} does not match")
+    return Segment(name, draft, deleted, live_df, deletions)
+
+
+def _live_df(draft: SegmentDraft, deleted: np.ndarray) -> dict[str, np.ndarray]:
+    """Each term's document frequency among the live documents of each field."""
+    a = draft.arrays
+    live = {"article": ~deleted, "passage": (~deleted)[a["passage_article"]]}
+    out = {}
+    for f in FIELDS:
+        indptr = a[f"{f}_indptr"]
+        counted = np.concatenate([[0], np.cumsum(live[f][a[f"{f}_indices"]], dtype=np.int64)])
+        out[f] = counted[indptr[1:]] - counted[indptr[:-1]]
+    return out
 
 
 def _json_object(path: Path) -> dict:
@@ -322,51 +505,16 @@ def _json_object(path: Path) -> dict:
     return value
 
 
-def _read_generation(gen: Path) -> Index:
-    manifest = _json_object(gen / "manifest.json")
-    if manifest.get("format") != FORMAT_VERSION:
-        raise IndexCorrupt(f"index format {manifest.get('format')}, expected {FORMAT_VERSION}")
-    for name, size_key in (("meta.json", "meta_bytes"), ("terms.txt", "terms_bytes")):
-        if (gen / name).stat().st_size != manifest[size_key]:
-            raise IndexCorrupt(f"{name} has the wrong size")
-    arrays = {}
-    for name in (*ARRAYS, *WEIGHTS):
-        array = np.load(gen / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-        dtype, shape = manifest["arrays"][name]
-        if str(array.dtype) != dtype or list(array.shape) != shape:
-            raise IndexCorrupt(f"{name}.npy does not match the manifest")
-        arrays[name] = array
-    meta = _json_object(gen / "meta.json")
-    text = (gen / "terms.txt").read_text(encoding="utf-8")
-    terms = text.split("\n") if text else []
-    if len(terms) != manifest["n_terms"]:
-        raise IndexCorrupt("terms.txt does not match the manifest")
-    weights = {name: arrays.pop(name) for name in WEIGHTS}
-    _check_consistent(arrays, weights, len(terms))
-    files = {str(p): FileRecord(**r) for p, r in meta["files"].items()}
-    names = {str(k): str(v) for k, v in meta["names"].items()}
-    draft = IndexDraft(str(manifest["fingerprint"]), files, arrays, terms, names)
-    return Index(draft, weights, dict(zip(terms, range(len(terms)), strict=True)), gen.name)
-
-
-def _check_consistent(
-    a: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray], n_terms: int
-) -> None:
-    n_passages = a["passage_len"].shape[0]
-    n_articles = a["article_len"].shape[0]
-    checks = [
-        (a[f"{f}_indptr"].shape[0] == n_terms + 1, f"{f} postings: term count")
-        for f in ("passage", "article")
-    ]
+def _check_consistent(name: str, draft: SegmentDraft) -> None:
+    a = draft.arrays
+    n_terms, n_passages, n_articles = len(draft.terms), draft.n_passages, draft.n_articles
+    checks = [(a[f"{f}_indptr"].shape[0] == n_terms + 1, f"{f} term count") for f in FIELDS]
     checks += [
         (
-            int(a[f"{f}_indptr"][-1])
-            == a[f"{f}_indices"].shape[0]
-            == a[f"{f}_tf"].shape[0]
-            == weights[f"{f}_weight"].shape[0],
-            f"{f} postings: length",
+            int(a[f"{f}_indptr"][-1]) == a[f"{f}_indices"].shape[0] == a[f"{f}_tf"].shape[0],
+            f"{f} postings length",
         )
-        for f in ("passage", "article")
+        for f in FIELDS
     ]
     checks += [
         (
@@ -380,12 +528,33 @@ def _check_consistent(
             a["article_passage_start"].shape[0]
             == a["article_json_offsets"].shape[0]
             == a["article_published_ms"].shape[0] + 1
+            == a["article_key"].shape[0] + 1
             == n_articles + 1,
             "article arrays",
         ),
+        (len(draft.names) == n_articles, "names"),
         (int(a["article_passage_start"][-1]) == n_passages, "article passage count"),
         (int(a["article_json_offsets"][-1]) == a["article_json"].shape[0], "article text length"),
     ]
     for ok, what in checks:
         if not ok:
-            raise IndexCorrupt(f"inconsistent index: {what}")
+            raise IndexCorrupt(f"segment {name}: inconsistent {what}")
+
+
+def _check_records(state: State) -> None:
+    """Every live article has exactly one file record, and every record points at one."""
+    segments = {s.name: s for s in state.segments}
+    claimed = {name: np.zeros(s.n_articles, bool) for name, s in segments.items()}
+    for path, record in state.files.items():
+        if record.segment is None:
+            continue
+        segment = segments.get(record.segment)
+        number = record.article
+        if segment is None or number is None or not 0 <= number < segment.n_articles:
+            raise IndexCorrupt(f"{path}: its record names no article")
+        if segment.deleted[record.article] or claimed[record.segment][record.article]:
+            raise IndexCorrupt(f"{path}: its record names a deleted or shared article")
+        claimed[record.segment][record.article] = True
+    for name, segment in segments.items():
+        if not np.array_equal(claimed[name], segment.live_articles):
+            raise IndexCorrupt(f"segment {name}: a live article without its file record")

@@ -9,6 +9,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval import Article, ArticleRef, Library, SkippedFile, build
@@ -277,63 +278,90 @@ def test_analyzer_change_rebuilds(seeds_dir: Path, index_dir: Path, tmp_path: Pa
 @pytest.mark.parametrize(
     "damage",
     [
-        "truncate-array",
-        "drop-manifest",
+        "truncated-array",
+        "segment-without-manifest",
+        "segment-gone",
         "garbage-pointer",
-        "bad-terms",
+        "other-terms",
         "old-format",
-        "manifest-without-n_terms",
-        "manifest-without-fingerprint",
-        "manifest-not-an-object",
+        "state-without-segments",
+        "state-without-fingerprint",
+        "state-not-an-object",
         "file-record-of-another-shape",
+        "a-record-naming-no-article",
+        "a-segment-name-leading-outside",
+        "deletions-of-another-shape",
     ],
 )
 def test_corrupt_index_is_rebuilt_not_served(
     seeds_dir: Path, index_dir: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    Library.from_dir(seeds_dir, index_dir)
-    gen = index_dir / (index_dir / "CURRENT").read_text().strip()
-    if damage == "truncate-array":
-        path = gen / "passage_indices.npy"
+    library = Library.from_dir(seeds_dir, index_dir)
+    for name in ("gone", "stays"):
+        (seeds_dir / f"{name}.txt").write_text(
+            seed_file(name, f"https://x.test/{name}", [f"{name}：一篇短短的文章。"]),
+            encoding="utf-8",
+        )
+    library.refresh()
+    (seeds_dir / "gone.txt").unlink()
+    library.refresh()  # the second segment has a deletion now
+    state_file = index_dir / (index_dir / "CURRENT").read_text().strip()
+    state = json.loads(state_file.read_text())
+    segment = index_dir / f"seg-{state['segments'][0]['name']}"
+    if damage == "truncated-array":
+        path = segment / "passage_indices.npy"
         path.write_bytes(path.read_bytes()[:-40])
-    elif damage == "drop-manifest":
-        (gen / "manifest.json").unlink()
+    elif damage == "segment-without-manifest":
+        (segment / "manifest.json").unlink()
+    elif damage == "segment-gone":
+        shutil.rmtree(segment)
     elif damage == "garbage-pointer":
-        (index_dir / "CURRENT").write_text("gen-does-not-exist")
-    elif damage == "bad-terms":
-        (gen / "terms.txt").write_text("a\nb", encoding="utf-8")
-    elif damage.startswith("manifest-without-"):
-        manifest = json.loads((gen / "manifest.json").read_text())
-        del manifest[damage.removeprefix("manifest-without-")]
-        (gen / "manifest.json").write_text(json.dumps(manifest))
-    elif damage == "manifest-not-an-object":
-        (gen / "manifest.json").write_text("[7]")
+        (index_dir / "CURRENT").write_text("state-does-not-exist")
+    elif damage == "other-terms":
+        (segment / "terms.txt").write_text("a\nb", encoding="utf-8")
+    elif damage.startswith("state-without-"):
+        del state[damage.removeprefix("state-without-")]
+    elif damage == "state-not-an-object":
+        state = [7]
     elif damage == "file-record-of-another-shape":
-        meta = json.loads((gen / "meta.json").read_text())
-        for record in meta["files"].values():
-            record["surprise"] = record.pop("size")
-        text = json.dumps(meta)
-        (gen / "meta.json").write_text(text)
-        manifest = json.loads((gen / "manifest.json").read_text())
-        (gen / "manifest.json").write_text(json.dumps({**manifest, "meta_bytes": len(text)}))
+        for record in state["files"].values():
+            record.append("surprise")
+    elif damage == "a-record-naming-no-article":
+        for record in state["files"].values():
+            record[-1] = 99
+    elif damage == "a-segment-name-leading-outside":
+        state["segments"][0]["name"] = "../../elsewhere"
+    elif damage == "deletions-of-another-shape":
+        with_deletions = next(r for r in state["segments"] if r["deletions"])
+        path = index_dir / f"seg-{with_deletions['name']}" / with_deletions["deletions"]
+        np.savez(path, deleted=np.ones(3, bool), passage_df=np.zeros(1), article_df=np.zeros(1))
     else:  # an index written by an older version of the format
-        manifest = json.loads((gen / "manifest.json").read_text())
-        (gen / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+        state["format"] = 1
+    if damage.startswith(("state", "file", "a-", "old")):
+        state_file.write_text(json.dumps(state))
     with caplog.at_level(logging.WARNING):
         library = Library.from_dir(seeds_dir, index_dir)
     assert any("rebuilding" in r.getMessage() for r in caplog.records)
     assert "德地秀士" in library.search("德地秀士", k=1).hits[0].passage.text
+    assert library.stats().articles == 2
     assert load(index_dir) is not None
 
 
-def test_half_written_generation_is_ignored(seeds_dir: Path, index_dir: Path) -> None:
+def test_half_written_segments_are_ignored_then_cleared(seeds_dir: Path, index_dir: Path) -> None:
     Library.from_dir(seeds_dir, index_dir)
-    # a save killed before its manifest and before CURRENT moved: leftovers, never read
-    (index_dir / "gen-crashed").mkdir()
-    (index_dir / "gen-crashed" / "indptr.npy").write_bytes(b"junk")
+    # a save killed before its segment was named by a state: leftovers, never read
+    (index_dir / "seg-crashed").mkdir()
+    (index_dir / "seg-crashed" / "passage_indptr.npy").write_bytes(b"junk")
+    (index_dir / ".CURRENT.12345").write_text("junk")
     library = Library.from_dir(seeds_dir, index_dir)
     assert library.search("德地秀士").hits
     assert not library.refresh()
+    (seeds_dir / "new.txt").write_text(
+        seed_file("新", "https://x.test/n", ["新的一篇报道内容。"]), encoding="utf-8"
+    )
+    assert library.refresh()  # the next writer clears them
+    assert not (index_dir / "seg-crashed").exists()
+    assert not (index_dir / ".CURRENT.12345").exists()
 
 
 def test_a_file_that_breaks_the_parser_is_skipped_and_the_rest_indexed(

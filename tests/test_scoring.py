@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from scipy import sparse
 
 from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_article
-from retrieval.scoring import Postings, okapi_idf, score, tf_weights, top_k
+from retrieval.scoring import Postings, best, doc_norms, okapi_idf, score
 from tests.support.seeds import SEED
 
 
@@ -22,8 +23,13 @@ def build_postings(ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> Postin
     ones = np.ones(ids.shape[0], np.uint16)
     csc = sparse.csc_matrix((ones, (rows, ids)), shape=(lengths.shape[0], n_terms))
     csc.sum_duplicates()
-    weight = np.concatenate([np.empty(0), *tf_weights(csc.indices, csc.data, lengths)])
-    return Postings(csc.indptr, csc.indices, weight, lengths.shape[0])
+    avgdl = lengths.mean() if lengths.size else 1.0
+    return Postings(csc.indptr, csc.indices, csc.data, doc_norms(lengths.astype(float), avgdl))
+
+
+def query_boosts(idf: np.ndarray, counts: Mapping[int, int]) -> dict[int, float]:
+    """What score() takes: each query term's count times its idf."""
+    return {t: n * float(idf[t]) for t, n in counts.items() if 0 <= t < idf.shape[0]}
 
 
 def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
@@ -33,7 +39,7 @@ def engine_scores(corpus: list[list[str]], query: list[str]) -> np.ndarray:
     lengths = np.array([len(doc) for doc in corpus], np.int64)
     postings = build_postings(ids, lengths, len(vocab))
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
-    docs, scores = score(postings, idf, Counter(vocab.get(t, -1) for t in query))
+    docs, scores = score(postings, query_boosts(idf, Counter(vocab.get(t, -1) for t in query)))
     full = np.zeros(len(corpus))
     full[docs] = scores
     return full
@@ -70,13 +76,14 @@ def test_scores_equal_rank_bm25_with_negative_idf_and_repeats() -> None:
         assert diff <= 1e-9, query
 
 
-def test_top_k_orders_by_score_then_tiebreak() -> None:
-    docs = np.array([0, 1, 2, 3, 4])
-    scores = np.array([1.0, 3.0, 3.0, -0.5, 2.0])
-    tiebreak = np.array([0, 9, 5, 1, 2])
-    assert top_k(docs, scores, 10, tiebreak) == [(2, 3.0), (1, 3.0), (4, 2.0), (0, 1.0), (3, -0.5)]
-    assert top_k(docs, scores, 2, tiebreak) == [(2, 3.0), (1, 3.0)]
-    assert top_k(docs[:0], scores[:0], 3, tiebreak) == []
+def test_best_orders_by_score_then_by_each_tiebreak() -> None:
+    scores = np.array([1.0, 3.0, 3.0, -0.5, 2.0, 3.0])
+    first = np.array([0, 9, 5, 1, 2, 5])
+    second = np.array([0, 0, 7, 0, 0, 3])
+    assert best(scores, 10, (first, second)).tolist() == [5, 2, 1, 4, 0, 3]
+    assert best(scores, 2, (first, second)).tolist() == [5, 2]
+    assert best(scores, 2).tolist() in ([1, 2], [1, 5], [2, 1], [2, 5], [5, 1], [5, 2])
+    assert best(scores[:0], 3).tolist() == []
 
 
 def test_a_term_with_zero_idf_still_matches() -> None:
@@ -87,7 +94,7 @@ def test_a_term_with_zero_idf_still_matches() -> None:
     postings = build_postings(ids, np.array([len(d) for d in corpus]), len(vocab))
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), len(corpus))
     assert idf[0] == 0.0
-    docs, scores = score(postings, idf, {0: 1})
+    docs, scores = score(postings, query_boosts(idf, {0: 1}))
     assert docs.tolist() == [0, 1]
     assert scores.tolist() == [0.0, 0.0] == BM25Okapi(corpus).get_scores(["common"])[:2].tolist()
 
@@ -95,5 +102,5 @@ def test_a_term_with_zero_idf_still_matches() -> None:
 def test_no_query_term_in_the_index_touches_nothing() -> None:
     postings = build_postings(np.array([0, 1, 1], np.int32), np.array([2, 1]), 2)
     idf = okapi_idf(np.diff(postings.indptr).astype(np.float64), 2)
-    docs, scores = score(postings, idf, {-1: 1, 7: 1})
+    docs, scores = score(postings, query_boosts(idf, {-1: 1, 7: 1}))
     assert docs.size == 0 and scores.size == 0

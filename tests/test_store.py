@@ -49,12 +49,16 @@ def test_two_writers_at_once_both_finish_and_leave_one_sound_index(tmp_path: Pat
     for writer in writers:
         out, err = writer.communicate(timeout=240)
         assert writer.returncode == 0, err
-        # neither removed a generation the other was writing or reading
+        # neither removed a segment the other was writing or reading
         assert "could not save" not in err and "unusable" not in err, err
         assert 75 <= int(out) <= 100
     saved = store.load(index_dir)
     assert saved is not None and saved.n_articles == 100
-    assert [p.name for p in index_dir.glob("gen-*")] == [saved.generation]
+    # nothing beside what the state in force refers to
+    assert sorted(p.name for p in index_dir.glob("seg-*")) == sorted(
+        f"seg-{s.name}" for s in saved.segments
+    )
+    assert [p.name for p in index_dir.glob("state-*")] == [saved.name]
 
 
 def test_a_busy_index_directory_is_answered_from_memory_and_left_alone(
@@ -67,10 +71,10 @@ def test_a_busy_index_directory_is_answered_from_memory_and_left_alone(
         library = Library.from_dir(seeds, index_dir, lock_wait_seconds=0.2)
     assert library.search("测试文章3", k=1).hits[0].article.title == "测试文章3"
     assert any("serving it unsaved" in r.getMessage() for r in caplog.records)
-    assert store.current_generation(index_dir) is None
+    assert store.current_state(index_dir) is None
 
 
-def test_readers_never_see_a_generation_vanish_under_a_writer(tmp_path: Path) -> None:
+def test_readers_never_see_a_segment_vanish_under_a_writer(tmp_path: Path) -> None:
     seeds, index_dir = tmp_path / "seeds", tmp_path / "index"
     seeds.mkdir()
     write_articles(seeds, 0, 20)

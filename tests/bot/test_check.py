@@ -63,8 +63,8 @@ def test_no_index_yet_is_reported_not_built(tmp_path, seeds):
 def test_a_broken_index_is_unhealthy(tmp_path, seeds):
     index = tmp_path / "index"
     Library.from_dir(seeds, index_dir=index)
-    generation = index / (index / "CURRENT").read_text().strip()
-    (generation / "manifest.json").write_text("{}")
+    state = index / (index / "CURRENT").read_text().strip()
+    state.write_text("{}")
     with FakeBotApi() as fake:
         result = check(tmp_path, seeds, index, fake)
     assert result.returncode == 1

@@ -1,0 +1,184 @@
+"""The live index: its segments seen as one collection.
+
+BM25's statistics are the whole live collection's, whatever segments it is split into and
+whatever they once held: N, each term's document frequency and the average length count live
+documents only (deletions subtract what they took), and the mean idf behind rank_bm25's floor
+runs over the terms that occur in a live document. So an index brought up to date segment by
+segment scores exactly as a fresh build of the same files (tests/test_segments.py), and ties
+break by what the articles are (newer first, then article id, then position), never by which
+segment holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from retrieval import ranking
+from retrieval.cues import boosts
+from retrieval.scoring import Postings, best, doc_norms, okapi_idf, score
+from retrieval.store import Segment, State
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A passage's place in the index and its scores: a search before anything is decoded."""
+
+    segment: int  # position in Index.segments
+    passage: int  # passage number in that segment
+    score: float  # what ranks (retrieval.ranking)
+    bm25: float  # its BM25Okapi part: rank_bm25's score of the passage's own terms
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One field's statistics over the whole live collection."""
+
+    idf: np.ndarray  # by global term id
+    norms: tuple[np.ndarray, ...]  # per segment, per document
+    n_docs: int
+
+
+class Index:
+    """The segments of a state, with the global vocabulary and statistics queries need."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.segments = state.segments
+        # the largest segment's vocabulary is the start of the global one: it holds most terms
+        order = sorted(range(len(self.segments)), key=lambda i: -len(self.segments[i].draft.terms))
+        self.vocab: dict[str, int] = dict(self.segments[order[0]].vocab) if order else {}
+        to_global: list[np.ndarray] = [np.empty(0, np.int64)] * len(self.segments)
+        for i in order:
+            terms = self.segments[i].draft.terms
+            if i == order[0]:
+                to_global[i] = np.arange(len(terms), dtype=np.int64)
+            else:
+                vocab = self.vocab
+                to_global[i] = np.fromiter(
+                    (vocab.setdefault(t, len(vocab)) for t in terms), np.int64, len(terms)
+                )
+        n_global = len(self.vocab)
+        self._to_local = []
+        for segment, ids in zip(self.segments, to_global, strict=True):
+            local = np.full(n_global, -1, np.int64)
+            local[ids] = np.arange(len(segment.draft.terms))
+            self._to_local.append(local)
+        self.passage = self._field("passage", to_global)
+        self.article = self._field("article", to_global)
+
+    def _field(self, name: str, to_global: list[np.ndarray]) -> _Field:
+        df = np.zeros(len(self.vocab), np.float64)
+        n_docs, total_len = 0, 0.0
+        for segment, ids in zip(self.segments, to_global, strict=True):
+            df += np.bincount(ids, weights=segment.live_df[name], minlength=len(self.vocab))
+            live = segment.live_passages if name == "passage" else segment.live_articles
+            n_docs += int(live.sum())
+            total_len += float(segment.arrays[f"{name}_len"][live].sum())
+        avgdl = total_len / n_docs if n_docs else 1.0
+        norms = tuple(doc_norms(s.arrays[f"{name}_len"], avgdl) for s in self.segments)
+        return _Field(okapi_idf(df, n_docs), norms, n_docs)
+
+    # --- what the collection holds ----------------------------------------------------------
+
+    @property
+    def n_passages(self) -> int:
+        return self.passage.n_docs
+
+    @property
+    def n_articles(self) -> int:
+        return self.article.n_docs
+
+    @cached_property
+    def names(self) -> dict[str, str]:
+        """Chinese names glossed in English by some live article → the gloss."""
+        names: dict[str, str] = {}
+        for segment in self.segments:
+            live = segment.live_articles
+            for number, pairs in enumerate(segment.draft.names):
+                if live[number]:
+                    names.update(pairs)
+        return names
+
+    @cached_property
+    def glosses(self) -> dict[str, str]:
+        """English gloss → the Chinese name it glosses."""
+        return {gloss: name for name, gloss in self.names.items()}
+
+    @cached_property
+    def max_idf(self) -> float:
+        """The passage idf of the rarest term: that of a word the archive never uses."""
+        return float(self.passage.idf.max()) if self.passage.idf.size else 1.0
+
+    def passage_idf(self, term: str) -> float | None:
+        number = self.vocab.get(term)
+        return None if number is None else float(self.passage.idf[number])
+
+    # --- ranking ----------------------------------------------------------------------------
+
+    def rank(self, question: ranking.Question, k: int) -> list[Ranked]:
+        """The k best live passages for a question, best first."""
+        found: list[Ranked] = []
+        keys: list[tuple[int, int, int]] = []
+        for i, segment in enumerate(self.segments):
+            for ranked, key in self._rank_segment(i, segment, question, k):
+                found.append(ranked)
+                keys.append(key)
+        if not found:
+            return []
+        tiebreaks = tuple(np.array(column) for column in zip(*keys, strict=True))
+        chosen = best(np.array([r.score for r in found]), k, tiebreaks)
+        return [found[int(i)] for i in chosen]
+
+    def _rank_segment(
+        self, i: int, segment: Segment, question: ranking.Question, k: int
+    ) -> list[tuple[Ranked, tuple[int, int, int]]]:
+        a = segment.arrays
+        passages, bm25 = score(
+            self._postings(i, segment, "passage"),
+            self._boosts(i, self.passage.idf, question.passage_weights),
+        )
+        live = segment.live_passages[passages]
+        passages, bm25 = passages[live], bm25[live]
+        if not passages.size:
+            return []
+        articles, article_bm25 = score(
+            self._postings(i, segment, "article"),
+            self._boosts(i, self.article.idf, question.article_weights),
+        )
+        by_article = np.zeros(segment.n_articles)
+        by_article[articles] = article_bm25
+        of_article = a["passage_article"][passages]
+        scores = ranking.combine(
+            bm25, by_article[of_article], boosts(question.asked, a["passage_cues"][passages])
+        )
+        # ties: the newer article first, then the article id, then the passage's position
+        newer = -a["article_published_ms"][of_article]
+        key = a["article_key"][of_article].astype(np.uint64)
+        ordinal = a["passage_ordinal"][passages]
+        chosen = best(scores, k, (newer, key, ordinal))
+        return [
+            (
+                Ranked(i, int(passages[j]), float(scores[j]), float(bm25[j])),
+                (int(newer[j]), int(key[j]), int(ordinal[j])),
+            )
+            for j in chosen
+        ]
+
+    def _postings(self, i: int, segment: Segment, field: str) -> Postings:
+        a = segment.arrays
+        norms = (self.passage if field == "passage" else self.article).norms[i]
+        return Postings(a[f"{field}_indptr"], a[f"{field}_indices"], a[f"{field}_tf"], norms)
+
+    def _boosts(self, i: int, idf: np.ndarray, weights: Mapping[int, float]) -> dict[int, float]:
+        """Global term ids and weights → the segment's term ids and weight times idf."""
+        to_local = self._to_local[i]
+        out: dict[int, float] = {}
+        for term, weight in weights.items():
+            local = int(to_local[term]) if 0 <= term < to_local.shape[0] else -1
+            if local >= 0:
+                out[local] = weight * float(idf[term])
+        return out
