@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from telegram import (
     ChatMember,
@@ -30,6 +27,7 @@ from retrieval import Library
 
 from . import render, replies
 from .commands import Command, Scope
+from .conversation import Asked, Conversations
 from .fairness import Admission, UserRate
 from .i18n import Lang, pick_language, t
 from .news import NewsService
@@ -39,48 +37,11 @@ logger = logging.getLogger(__name__)
 
 CommandCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
-PAGE_STORE_SIZE = 5000  # page state for the newest answers; older buttons answer "expired"
 TEXT_ONLY_HINT_SECONDS = 600  # at most one "send text" hint per chat per 10 minutes
-_CALLBACK_RE = re.compile(r"p:([A-Za-z0-9_-]{1,16}):(\d{1,2})")
+# A page button's callback data: the page; the message it is on says which answer.
+_CALLBACK_RE = re.compile(r"p:(\d{1,2})")
 # What a command outside its scope gets (the scopes are in commands.py).
 _REFUSALS = {Scope.CHAT_ADMINS: "chat_admins_only", Scope.BOT_ADMINS: "admin_only"}
-
-
-@dataclass(slots=True)
-class PageState:
-    """What a "next page" button needs; callback data only carries its short key."""
-
-    question: str
-    chat_id: int
-    user_id: int | None
-    message_id: int | None = None
-
-
-class PageStore:
-    """Bounded LRU of page states, keyed by a short random key (callback data ≤ 64 bytes).
-
-    Kept rather than PTB's arbitrary_callback_data, which would not keep today's behaviour:
-    its LRU counts keyboards, not answers (every page turn sends a new keyboard and takes a
-    slot, so fewer than PAGE_STORE_SIZE answers would stay pageable); it needs the extra
-    `callback-data` dependency (cachetools); and the checks here (stale or foreign buttons,
-    answered with the right words) would still be needed on top of it."""
-
-    def __init__(self, size: int = PAGE_STORE_SIZE) -> None:
-        self._items: OrderedDict[str, PageState] = OrderedDict()
-        self._size = size
-
-    def add(self, state: PageState) -> str:
-        key = secrets.token_urlsafe(6)
-        self._items[key] = state
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return key
-
-    def get(self, key: str) -> PageState | None:
-        state = self._items.get(key)
-        if state is not None:
-            self._items.move_to_end(key)
-        return state
 
 
 def user_lang(update: Update) -> Lang:
@@ -115,13 +76,14 @@ def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bo
 
 class BotHandlers:
     """The bot's handlers, sharing the library, the settings, the news service (new articles
-    and subscriptions), the page store and the per-user rate."""
+    and subscriptions), what the bot remembers of conversations (its answers' questions, for
+    page buttons and follow-ups) and the per-user rate."""
 
     def __init__(self, library: Library, settings: Settings, news: NewsService) -> None:
         self.library = library
         self.settings = settings
         self.news = news
-        self.pages = PageStore()
+        self.conversations = Conversations()
         self.rate = UserRate(settings.questions_per_minute)
 
     # ---- the per-user rate ----------------------------------------------------------------
@@ -159,7 +121,7 @@ class BotHandlers:
 
     # ---- questions ----------------------------------------------------------------------
 
-    async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, raw: str) -> None:
+    async def _answer(self, update: Update, raw: str) -> None:
         """Answer `raw` as a question, threaded to the asker's message."""
         message = update.effective_message
         lang = user_lang(update)
@@ -168,45 +130,48 @@ class BotHandlers:
         if not question:
             await message.reply_text(await asyncio.to_thread(replies.ask_usage, self.library, lang))
             return
-        per_page = self.settings.results_per_page
+        private = message.chat.type == ChatType.PRIVATE
+        at = message.date.timestamp()
+        replied = message.reply_to_message
+        earlier = self.conversations.context(
+            message.chat_id,
+            question,
+            at,
+            private=private,
+            reply_to=replied.message_id if replied else None,
+        )
         result = await asyncio.to_thread(
-            replies.answer, self.library, question, lang, per_page=per_page
+            replies.answer,
+            self.library,
+            question,
+            lang,
+            context=earlier,
+            per_page=self.settings.results_per_page,
         )
-        state = key = None
-        if result.has_more:
-            user = update.effective_user
-            state = PageState(question, message.chat_id, user.id if user else None)
-            key = self.pages.add(state)
         sent = await message.reply_text(
-            result.html,
-            reply_markup=self._keyboard(key, 0, result.has_more, lang),
+            result.html, reply_markup=self._keyboard(0, result.has_more, lang)
         )
-        if state is not None:
-            state.message_id = sent.message_id
+        user = update.effective_user
+        asked = Asked(question, result.context, user.id if user else None, at)
+        self.conversations.remember(sent.chat_id, sent.message_id, asked, private=private)
 
-    def _keyboard(
-        self, key: str | None, page: int, has_more: bool, lang: Lang
-    ) -> InlineKeyboardMarkup | None:
-        if key is None:
-            return None
+    def _keyboard(self, page: int, has_more: bool, lang: Lang) -> InlineKeyboardMarkup | None:
         buttons = []
         if page > 0:
-            buttons.append(
-                InlineKeyboardButton(t(lang, "prev_page"), callback_data=f"p:{key}:{page - 1}")
-            )
+            previous = t(lang, "prev_page")
+            buttons.append(InlineKeyboardButton(previous, callback_data=f"p:{page - 1}"))
         if has_more:
-            buttons.append(
-                InlineKeyboardButton(t(lang, "next_page"), callback_data=f"p:{key}:{page + 1}")
-            )
+            following = t(lang, "next_page")
+            buttons.append(InlineKeyboardButton(following, callback_data=f"p:{page + 1}"))
         return InlineKeyboardMarkup([buttons]) if buttons else None
 
     async def private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: any text message is a question."""
-        await self._answer(update, context, update.effective_message.text)
+        await self._answer(update, update.effective_message.text)
 
     async def ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/ask <question> in any chat."""
-        await self._answer(update, context, text_after_command(update.effective_message))
+        await self._answer(update, text_after_command(update.effective_message))
 
     async def group_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Groups: answer replies to the bot and @mentions of it; ignore everything else."""
@@ -223,32 +188,30 @@ class BotHandlers:
             lang = user_lang(update)
             await message.reply_text(render.render_mention_usage(bot.username, lang))
             return
-        await self._answer(update, context, text)
+        await self._answer(update, text)
 
     async def page_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A "next/previous page" button: edit the answer in place."""
         query = update.callback_query
         lang = user_lang(update)
         match = _CALLBACK_RE.fullmatch(query.data or "")
-        state = self.pages.get(match.group(1)) if match else None
         message = query.message
-        if (
-            state is None
-            or message is None
-            or state.chat_id != message.chat.id
-            or state.message_id != message.message_id
-        ):
+        asked = None
+        if message is not None:
+            asked = self.conversations.answered(message.chat.id, message.message_id)
+        if match is None or asked is None:
             await query.answer(t(lang, "stale_button"), show_alert=False)
             return
-        if state.user_id is not None and query.from_user.id != state.user_id:
+        if asked.user_id is not None and query.from_user.id != asked.user_id:
             await query.answer(t(lang, "foreign_button"))
             return
-        page = int(match.group(2))
+        page = int(match.group(1))
         result = await asyncio.to_thread(
             replies.answer,
             self.library,
-            state.question,
+            asked.question,
             lang,
+            context=asked.context,
             page=page,
             per_page=self.settings.results_per_page,
         )
@@ -257,8 +220,7 @@ class BotHandlers:
             return
         try:
             await query.edit_message_text(
-                result.html,
-                reply_markup=self._keyboard(match.group(1), result.page, result.has_more, lang),
+                result.html, reply_markup=self._keyboard(result.page, result.has_more, lang)
             )
         except BadRequest as exc:
             # A double tap asks for the page already shown; Telegram calls that an error.
@@ -387,7 +349,9 @@ class BotHandlers:
         """@bot question: passages as shareable results; an empty query lists the newest."""
         query = update.inline_query
         lang = pick_language(query.from_user.language_code)
-        items = await asyncio.to_thread(replies.inline_items, self.library, query.query)
+        items, exact = await asyncio.to_thread(
+            replies.inline_items, self.library, query.query, lang
+        )
         results = [
             InlineQueryResultArticle(
                 id=item.id,
@@ -400,10 +364,9 @@ class BotHandlers:
             for item in items
         ]
         button = None
-        if not results:
-            button = InlineQueryResultsButton(
-                text=t(lang, "inline_no_results"), start_parameter="help"
-            )
+        if not results or not exact:
+            words = "inline_no_exact_answer" if results else "inline_no_results"
+            button = InlineQueryResultsButton(text=t(lang, words), start_parameter="help")
         # Short cache: the archive grows while the bot runs.
         await query.answer(results, cache_time=30, button=button)
 

@@ -62,6 +62,11 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "（還沒有收錄任何文章）",
         "en": "(no articles yet)",
     },
+    "no_sure_examples": {
+        "zh-Hans": "（用 /latest 看看有哪些文章，再就其中的内容提问）",
+        "zh-Hant": "（用 /latest 看看有哪些文章，再就其中的內容提問）",
+        "en": "(see what the articles are about with /latest, then ask about them)",
+    },
     # Example questions are built from headings of the articles the bot holds.
     "example_question": {
         "zh-Hans": "{topic}是怎么回事？",
@@ -72,6 +77,35 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hans": "🔎 关于「{question}」的相关段落（第 {page} 页）：",
         "zh-Hant": "🔎 關於「{question}」的相關段落（第 {page} 頁）：",
         "en": "🔎 Passages about “{question}” (page {page}):",
+    },
+    # When the engine is not confident the archive answers: the close passages follow, never
+    # presented as an answer. {missing} is "" or the "missing_words" clause.
+    "not_an_answer_header": {
+        "zh-Hans": (
+            "🤔 没有找到「{question}」的确切答案{missing}。\n"
+            "以下段落可能相关，但不是答案（第 {page} 页）："
+        ),
+        "zh-Hant": (
+            "🤔 沒有找到「{question}」的確切答案{missing}。\n"
+            "以下段落可能相關，但不是答案（第 {page} 頁）："
+        ),
+        "en": (
+            "🤔 I found no exact answer to “{question}”{missing}.\nThese passages may be "
+            "related, but they are not an answer (page {page}):"
+        ),
+    },
+    "missing_words": {
+        "zh-Hans": "：最接近的文章里没有提到{words}",
+        "zh-Hant": "：最接近的文章裡沒有提到{words}",
+        "en": ": the closest article does not mention {words}",
+    },
+    "missing_word": {"zh-Hans": "「{word}」", "zh-Hant": "「{word}」", "en": "“{word}”"},
+    "missing_words_separator": {"zh-Hans": "、", "zh-Hant": "、", "en": ", "},
+    # A follow-up, read with the earlier question it leans on.
+    "read_with": {
+        "zh-Hans": "↪️ 这个问题接着「{earlier}」来理解。",
+        "zh-Hant": "↪️ 這個問題接著「{earlier}」來理解。",
+        "en": "↪️ Read as a follow-up to “{earlier}”.",
     },
     "no_results": {
         "zh-Hans": (
@@ -164,6 +198,23 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hans": "我不认识这个命令。发送 /help 查看用法，或者直接提问。",
         "zh-Hant": "我不認識這個指令。傳送 /help 查看用法，或者直接提問。",
         "en": "I don't know that command. Send /help, or just ask a question.",
+    },
+    # Inline results when the engine is not confident: a button above them, each result's
+    # title, and a note in front of the passage a chosen result posts.
+    "inline_no_exact_answer": {
+        "zh-Hans": "没有确切的答案，以下只是相关段落 · 打开机器人",
+        "zh-Hant": "沒有確切的答案，以下只是相關段落 · 開啟機器人",
+        "en": "No exact answer; these are related passages · open the bot",
+    },
+    "inline_related_title": {  # plain text: an inline result's title
+        "zh-Hans": "（可能相关）{title}",
+        "zh-Hant": "（可能相關）{title}",
+        "en": "(may be related) {title}",
+    },
+    "inline_related_note": {
+        "zh-Hans": "🤔 没有找到「{question}」的确切答案，这一段可能相关：",
+        "zh-Hant": "🤔 沒有找到「{question}」的確切答案，這一段可能相關：",
+        "en": "🤔 No exact answer to “{question}”; this passage may be related:",
     },
     "inline_no_results": {
         "zh-Hans": "没有找到相关内容 · 打开机器人",
