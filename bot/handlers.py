@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from telegram import (
+    Bot,
     ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -26,12 +27,14 @@ from telegram.ext import ContextTypes
 from retrieval import Library
 
 from . import render, replies
+from .autoanswer import GroupPace, question_like
 from .commands import Command, Scope
 from .conversation import Asked, Conversations
 from .fairness import Admission, UserRate
 from .i18n import Lang, pick_language, t
 from .news import NewsService
 from .settings import Settings
+from .subscriptions import SubscriptionStore
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ TEXT_ONLY_HINT_SECONDS = 600  # at most one "send text" hint per chat per 10 min
 _CALLBACK_RE = re.compile(r"p:(\d{1,2})")
 # What a command outside its scope gets (the scopes are in commands.py).
 _REFUSALS = {Scope.CHAT_ADMINS: "chat_admins_only", Scope.BOT_ADMINS: "admin_only"}
+_ADMINS = (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 
 
 def user_lang(update: Update) -> Lang:
@@ -76,15 +80,20 @@ def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bo
 
 class BotHandlers:
     """The bot's handlers, sharing the library, the settings, the news service (new articles
-    and subscriptions), what the bot remembers of conversations (its answers' questions, for
-    page buttons and follow-ups) and the per-user rate."""
+    and subscriptions), the store (for /autoanswer), what the bot remembers of conversations
+    (its answers' questions, for page buttons and follow-ups) and the per-user and per-group
+    rates."""
 
-    def __init__(self, library: Library, settings: Settings, news: NewsService) -> None:
+    def __init__(
+        self, library: Library, settings: Settings, news: NewsService, store: SubscriptionStore
+    ) -> None:
         self.library = library
         self.settings = settings
         self.news = news
+        self.store = store
         self.conversations = Conversations()
         self.rate = UserRate(settings.questions_per_minute)
+        self.pace = GroupPace(settings.autoanswer_interval_seconds)
 
     # ---- the per-user rate ----------------------------------------------------------------
 
@@ -121,15 +130,16 @@ class BotHandlers:
 
     # ---- questions ----------------------------------------------------------------------
 
-    async def _answer(self, update: Update, raw: str) -> None:
-        """Answer `raw` as a question, threaded to the asker's message."""
+    async def _answer(self, update: Update, raw: str, *, only_if_confident: bool = False) -> bool:
+        """Answer `raw` as a question, threaded to the asker's message; with
+        `only_if_confident`, only when the engine is confident. True if it replied."""
         message = update.effective_message
         lang = user_lang(update)
         question = replies.clean_question(raw)
         logger.debug("question in chat %s: %r", message.chat_id, question)
         if not question:
             await message.reply_text(await asyncio.to_thread(replies.ask_usage, self.library, lang))
-            return
+            return True
         private = message.chat.type == ChatType.PRIVATE
         at = message.date.timestamp()
         replied = message.reply_to_message
@@ -148,12 +158,15 @@ class BotHandlers:
             context=earlier,
             per_page=self.settings.results_per_page,
         )
+        if only_if_confident and not result.confident:
+            return False
         sent = await message.reply_text(
             result.html, reply_markup=self._keyboard(0, result.has_more, lang)
         )
         user = update.effective_user
         asked = Asked(question, result.context, user.id if user else None, at)
         self.conversations.remember(sent.chat_id, sent.message_id, asked, private=private)
+        return True
 
     def _keyboard(self, page: int, has_more: bool, lang: Lang) -> InlineKeyboardMarkup | None:
         buttons = []
@@ -174,7 +187,8 @@ class BotHandlers:
         await self._answer(update, text_after_command(update.effective_message))
 
     async def group_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Groups: answer replies to the bot and @mentions of it; ignore everything else."""
+        """Groups: answer replies to the bot and @mentions of it; with /autoanswer on, also
+        question-like messages the archive answers; ignore everything else."""
         message = update.effective_message
         bot = context.bot
         mentioned, text = strip_bot_mentions(message, bot.id, bot.username)
@@ -182,13 +196,34 @@ class BotHandlers:
         to_bot = (
             replied is not None and replied.from_user is not None and replied.from_user.id == bot.id
         )
-        if not (mentioned or to_bot) or not await self._within_rate(update):
+        if not (mentioned or to_bot):
+            await self._auto_answer(update)
+            return
+        if not await self._within_rate(update):
             return
         if not replies.clean_question(text):
             lang = user_lang(update)
             await message.reply_text(render.render_mention_usage(bot.username, lang))
             return
         await self._answer(update, text)
+
+    async def _auto_answer(self, update: Update) -> None:
+        """Answer a group message nobody addressed to the bot, if /autoanswer is on, it reads
+        like a question, the engine is confident, and the group had no automatic answer in
+        the last AUTOANSWER_INTERVAL_SECONDS. Not counted against the sender's rate: they
+        did not ask the bot."""
+        message = update.effective_message
+        sender = message.from_user
+        if (
+            (sender is not None and sender.is_bot)
+            or message.via_bot is not None
+            or not question_like(message.text or "")
+            or not self.pace.ready(message.chat_id)
+            or not await asyncio.to_thread(self.store.autoanswers, message.chat_id)
+        ):
+            return
+        if await self._answer(update, message.text, only_if_confident=True):
+            self.pace.answered(message.chat_id)
 
     async def page_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A "next/previous page" button: edit the answer in place."""
@@ -296,6 +331,40 @@ class BotHandlers:
         """/unsubscribe: stop pushing new articles to this chat."""
         await self._change_subscription(update, subscribe=False)
 
+    async def autoanswer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/autoanswer on|off (group administrators): answer question-like messages unasked."""
+        message = update.effective_message
+        lang = user_lang(update)
+        if message.chat.type == ChatType.PRIVATE:
+            await message.reply_text(t(lang, "autoanswer_private"))
+            return
+        chat_id = message.chat_id
+        choice = text_after_command(message).strip().lower()
+        if choice not in ("on", "off"):
+            on = await asyncio.to_thread(self.store.autoanswers, chat_id)
+            await message.reply_text(t(lang, "autoanswer_usage", state="on" if on else "off"))
+            return
+        await asyncio.to_thread(self.store.set_autoanswer, chat_id, choice == "on")
+        logger.info("chat %s: autoanswer %s", chat_id, choice)
+        if choice == "off":
+            await message.reply_text(t(lang, "autoanswer_off"))
+        elif await self._reads_group(context.bot, chat_id):
+            interval = f"{self.pace.interval:g}"
+            await message.reply_text(t(lang, "autoanswer_on", interval=interval))
+        else:
+            bot = render.esc(context.bot.username)
+            await message.reply_text(t(lang, "autoanswer_on_privacy", bot=bot))
+
+    @staticmethod
+    async def _reads_group(bot: Bot, chat_id: int) -> bool:
+        """Whether the bot receives a group's ordinary messages: privacy mode off (asked
+        afresh: it may have changed in BotFather since the start), or an administrator."""
+        me = await bot.get_me()
+        if me.can_read_all_group_messages:
+            return True
+        member = await bot.get_chat_member(chat_id, me.id)
+        return member.status in _ADMINS
+
     async def _change_subscription(self, update: Update, *, subscribe: bool) -> None:
         message = update.effective_message
         lang = user_lang(update)
@@ -321,7 +390,7 @@ class BotHandlers:
         if user is None:
             return False
         member = await context.bot.get_chat_member(chat.id, user.id)
-        return member.status in (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
+        return member.status in _ADMINS
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: a command the bot does not have."""
