@@ -88,7 +88,7 @@ def build_application(
         subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
     )
     news = NewsService(library, store, settings.feed_urls, settings.feed_proxy)
-    h = BotHandlers(library, settings, news)
+    h = BotHandlers(library, settings, news, store)
 
     async def post_init(application: Application) -> None:
         await set_command_menu(application)

@@ -100,6 +100,21 @@ COMMANDS: tuple[Command, ...] = (
         console=False,
     ),
     Command(
+        "autoanswer",
+        menu={
+            "zh-Hans": "群组：自动回答问题（on/off）",
+            "zh-Hant": "群組：自動回答問題（on/off）",
+            "en": "Groups: answer questions unasked (on/off)",
+        },
+        help={
+            "zh-Hans": "on|off — 群组里不用 @我，也回答像问题的消息（仅限管理员）",
+            "zh-Hant": "on|off — 群組裡不用 @我，也回答像問題的訊息（僅限管理員）",
+            "en": "on|off — in groups, answer question-like messages unasked (admins only)",
+        },
+        scope=Scope.CHAT_ADMINS,
+        console=False,
+    ),
+    Command(
         "help",
         menu={"zh-Hans": "使用说明", "zh-Hant": "使用說明", "en": "How to use this bot"},
         help={"zh-Hans": "— 这份说明", "zh-Hant": "— 這份說明", "en": "— this message"},

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 from typing import TextIO
 
 from retrieval import Library
 
 from . import commands, render, replies
+from .conversation import Asked, timed_context
 from .i18n import Lang, t
 
 ANSI_BOLD = ("\033[1m", "\033[0m")
@@ -20,13 +23,19 @@ class ConsoleSession:
     """Turns one input line into the plain-text version of the reply the bot would send."""
 
     def __init__(
-        self, library: Library, lang: Lang, per_page: int = 3, bold: tuple[str, str] = ("", "")
+        self,
+        library: Library,
+        lang: Lang,
+        per_page: int = 3,
+        bold: tuple[str, str] = ("", ""),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.library = library
         self.lang = lang
         self.per_page = per_page
         self.bold = bold
-        self.last_question: str | None = None
+        self.clock = clock  # follow-ups come within FOLLOW_UP_SECONDS, as in a private chat
+        self.asked: Asked | None = None  # the last question, as it was read
         self.page = 0
 
     def handle(self, line: str) -> str | None:
@@ -36,7 +45,7 @@ class ConsoleSession:
             return None
         word, _, rest = line.partition(" ")
         if not word.startswith("/"):
-            html = self._ask(line, 0)
+            html = self._ask(line)
         else:
             name = word[1:].split("@", 1)[0].lower()
             command = commands.find(name)
@@ -51,7 +60,7 @@ class ConsoleSession:
     # ---- the commands (see commands.py); each takes the text after the command -------------
 
     def ask(self, rest: str) -> str:
-        return self._ask(rest, 0)
+        return self._ask(rest)
 
     def latest(self, rest: str) -> str:
         return replies.latest(self.library, rest, self.lang)
@@ -63,18 +72,30 @@ class ConsoleSession:
         return replies.help_text(self.library, self.lang, CONSOLE_BOT_NAME)
 
     def _next_page(self) -> str:
-        if self.last_question is None:
+        """The next page of the last question, read as it was (a follow-up keeps its context)."""
+        if self.asked is None:
             return t(self.lang, "nothing_to_continue")
-        return self._ask(self.last_question, self.page + 1)
+        return self._page(self.asked, self.page + 1)
 
-    def _ask(self, question: str, page: int) -> str:
+    def _ask(self, question: str) -> str:
+        """A new question, which may follow up on the last one, as in a private chat."""
         question = replies.clean_question(question)
         if not question:
             return replies.ask_usage(self.library, self.lang)
+        at = self.clock()
+        context = timed_context(self.asked, question, at)
+        return self._page(Asked(question, context, at=at), 0)
+
+    def _page(self, asked: Asked, page: int) -> str:
         result = replies.answer(
-            self.library, question, self.lang, page=page, per_page=self.per_page
+            self.library,
+            asked.question,
+            self.lang,
+            context=asked.context,
+            page=page,
+            per_page=self.per_page,
         )
-        self.last_question, self.page = question, result.page
+        self.asked, self.page = replace(asked, context=result.context), result.page
         if result.has_more:
             return result.html + "\n\n(/next ›)"
         return result.html

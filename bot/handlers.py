@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from telegram import (
+    Bot,
     ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -29,58 +27,25 @@ from telegram.ext import ContextTypes
 from retrieval import Library
 
 from . import render, replies
+from .autoanswer import GroupPace, question_like
 from .commands import Command, Scope
+from .conversation import Asked, Conversations
 from .fairness import Admission, UserRate
 from .i18n import Lang, pick_language, t
 from .news import NewsService
 from .settings import Settings
+from .subscriptions import SubscriptionStore
 
 logger = logging.getLogger(__name__)
 
 CommandCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
-PAGE_STORE_SIZE = 5000  # page state for the newest answers; older buttons answer "expired"
 TEXT_ONLY_HINT_SECONDS = 600  # at most one "send text" hint per chat per 10 minutes
-_CALLBACK_RE = re.compile(r"p:([A-Za-z0-9_-]{1,16}):(\d{1,2})")
+# A page button's callback data: the page; the message it is on says which answer.
+_CALLBACK_RE = re.compile(r"p:(\d{1,2})")
 # What a command outside its scope gets (the scopes are in commands.py).
 _REFUSALS = {Scope.CHAT_ADMINS: "chat_admins_only", Scope.BOT_ADMINS: "admin_only"}
-
-
-@dataclass(slots=True)
-class PageState:
-    """What a "next page" button needs; callback data only carries its short key."""
-
-    question: str
-    chat_id: int
-    user_id: int | None
-    message_id: int | None = None
-
-
-class PageStore:
-    """Bounded LRU of page states, keyed by a short random key (callback data ≤ 64 bytes).
-
-    Kept rather than PTB's arbitrary_callback_data, which would not keep today's behaviour:
-    its LRU counts keyboards, not answers (every page turn sends a new keyboard and takes a
-    slot, so fewer than PAGE_STORE_SIZE answers would stay pageable); it needs the extra
-    `callback-data` dependency (cachetools); and the checks here (stale or foreign buttons,
-    answered with the right words) would still be needed on top of it."""
-
-    def __init__(self, size: int = PAGE_STORE_SIZE) -> None:
-        self._items: OrderedDict[str, PageState] = OrderedDict()
-        self._size = size
-
-    def add(self, state: PageState) -> str:
-        key = secrets.token_urlsafe(6)
-        self._items[key] = state
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return key
-
-    def get(self, key: str) -> PageState | None:
-        state = self._items.get(key)
-        if state is not None:
-            self._items.move_to_end(key)
-        return state
+_ADMINS = (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 
 
 def user_lang(update: Update) -> Lang:
@@ -115,14 +80,20 @@ def strip_bot_mentions(message: Message, bot_id: int, username: str) -> tuple[bo
 
 class BotHandlers:
     """The bot's handlers, sharing the library, the settings, the news service (new articles
-    and subscriptions), the page store and the per-user rate."""
+    and subscriptions), the store (for /autoanswer), what the bot remembers of conversations
+    (its answers' questions, for page buttons and follow-ups) and the per-user and per-group
+    rates."""
 
-    def __init__(self, library: Library, settings: Settings, news: NewsService) -> None:
+    def __init__(
+        self, library: Library, settings: Settings, news: NewsService, store: SubscriptionStore
+    ) -> None:
         self.library = library
         self.settings = settings
         self.news = news
-        self.pages = PageStore()
+        self.store = store
+        self.conversations = Conversations()
         self.rate = UserRate(settings.questions_per_minute)
+        self.pace = GroupPace(settings.autoanswer_interval_seconds)
 
     # ---- the per-user rate ----------------------------------------------------------------
 
@@ -159,57 +130,65 @@ class BotHandlers:
 
     # ---- questions ----------------------------------------------------------------------
 
-    async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, raw: str) -> None:
-        """Answer `raw` as a question, threaded to the asker's message."""
+    async def _answer(self, update: Update, raw: str, *, only_if_confident: bool = False) -> bool:
+        """Answer `raw` as a question, threaded to the asker's message; with
+        `only_if_confident`, only when the engine is confident. True if it replied."""
         message = update.effective_message
         lang = user_lang(update)
         question = replies.clean_question(raw)
         logger.debug("question in chat %s: %r", message.chat_id, question)
         if not question:
             await message.reply_text(await asyncio.to_thread(replies.ask_usage, self.library, lang))
-            return
-        per_page = self.settings.results_per_page
+            return True
+        private = message.chat.type == ChatType.PRIVATE
+        at = message.date.timestamp()
+        replied = message.reply_to_message
+        earlier = self.conversations.context(
+            message.chat_id,
+            question,
+            at,
+            private=private,
+            reply_to=replied.message_id if replied else None,
+        )
         result = await asyncio.to_thread(
-            replies.answer, self.library, question, lang, per_page=per_page
+            replies.answer,
+            self.library,
+            question,
+            lang,
+            context=earlier,
+            per_page=self.settings.results_per_page,
         )
-        state = key = None
-        if result.has_more:
-            user = update.effective_user
-            state = PageState(question, message.chat_id, user.id if user else None)
-            key = self.pages.add(state)
+        if only_if_confident and not result.confident:
+            return False
         sent = await message.reply_text(
-            result.html,
-            reply_markup=self._keyboard(key, 0, result.has_more, lang),
+            result.html, reply_markup=self._keyboard(0, result.has_more, lang)
         )
-        if state is not None:
-            state.message_id = sent.message_id
+        user = update.effective_user
+        asked = Asked(question, result.context, user.id if user else None, at)
+        self.conversations.remember(sent.chat_id, sent.message_id, asked, private=private)
+        return True
 
-    def _keyboard(
-        self, key: str | None, page: int, has_more: bool, lang: Lang
-    ) -> InlineKeyboardMarkup | None:
-        if key is None:
-            return None
+    def _keyboard(self, page: int, has_more: bool, lang: Lang) -> InlineKeyboardMarkup | None:
         buttons = []
         if page > 0:
-            buttons.append(
-                InlineKeyboardButton(t(lang, "prev_page"), callback_data=f"p:{key}:{page - 1}")
-            )
+            previous = t(lang, "prev_page")
+            buttons.append(InlineKeyboardButton(previous, callback_data=f"p:{page - 1}"))
         if has_more:
-            buttons.append(
-                InlineKeyboardButton(t(lang, "next_page"), callback_data=f"p:{key}:{page + 1}")
-            )
+            following = t(lang, "next_page")
+            buttons.append(InlineKeyboardButton(following, callback_data=f"p:{page + 1}"))
         return InlineKeyboardMarkup([buttons]) if buttons else None
 
     async def private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: any text message is a question."""
-        await self._answer(update, context, update.effective_message.text)
+        await self._answer(update, update.effective_message.text)
 
     async def ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/ask <question> in any chat."""
-        await self._answer(update, context, text_after_command(update.effective_message))
+        await self._answer(update, text_after_command(update.effective_message))
 
     async def group_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Groups: answer replies to the bot and @mentions of it; ignore everything else."""
+        """Groups: answer replies to the bot and @mentions of it; with /autoanswer on, also
+        question-like messages the archive answers; ignore everything else."""
         message = update.effective_message
         bot = context.bot
         mentioned, text = strip_bot_mentions(message, bot.id, bot.username)
@@ -217,38 +196,57 @@ class BotHandlers:
         to_bot = (
             replied is not None and replied.from_user is not None and replied.from_user.id == bot.id
         )
-        if not (mentioned or to_bot) or not await self._within_rate(update):
+        if not (mentioned or to_bot):
+            await self._auto_answer(update)
+            return
+        if not await self._within_rate(update):
             return
         if not replies.clean_question(text):
             lang = user_lang(update)
             await message.reply_text(render.render_mention_usage(bot.username, lang))
             return
-        await self._answer(update, context, text)
+        await self._answer(update, text)
+
+    async def _auto_answer(self, update: Update) -> None:
+        """Answer a group message nobody addressed to the bot, if /autoanswer is on, it reads
+        like a question, the engine is confident, and the group had no automatic answer in
+        the last AUTOANSWER_INTERVAL_SECONDS. Not counted against the sender's rate: they
+        did not ask the bot."""
+        message = update.effective_message
+        sender = message.from_user
+        if (
+            (sender is not None and sender.is_bot)
+            or message.via_bot is not None
+            or not question_like(message.text or "")
+            or not self.pace.ready(message.chat_id)
+            or not await asyncio.to_thread(self.store.autoanswers, message.chat_id)
+        ):
+            return
+        if await self._answer(update, message.text, only_if_confident=True):
+            self.pace.answered(message.chat_id)
 
     async def page_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A "next/previous page" button: edit the answer in place."""
         query = update.callback_query
         lang = user_lang(update)
         match = _CALLBACK_RE.fullmatch(query.data or "")
-        state = self.pages.get(match.group(1)) if match else None
         message = query.message
-        if (
-            state is None
-            or message is None
-            or state.chat_id != message.chat.id
-            or state.message_id != message.message_id
-        ):
+        asked = None
+        if message is not None:
+            asked = self.conversations.answered(message.chat.id, message.message_id)
+        if match is None or asked is None:
             await query.answer(t(lang, "stale_button"), show_alert=False)
             return
-        if state.user_id is not None and query.from_user.id != state.user_id:
+        if asked.user_id is not None and query.from_user.id != asked.user_id:
             await query.answer(t(lang, "foreign_button"))
             return
-        page = int(match.group(2))
+        page = int(match.group(1))
         result = await asyncio.to_thread(
             replies.answer,
             self.library,
-            state.question,
+            asked.question,
             lang,
+            context=asked.context,
             page=page,
             per_page=self.settings.results_per_page,
         )
@@ -257,8 +255,7 @@ class BotHandlers:
             return
         try:
             await query.edit_message_text(
-                result.html,
-                reply_markup=self._keyboard(match.group(1), result.page, result.has_more, lang),
+                result.html, reply_markup=self._keyboard(result.page, result.has_more, lang)
             )
         except BadRequest as exc:
             # A double tap asks for the page already shown; Telegram calls that an error.
@@ -334,6 +331,40 @@ class BotHandlers:
         """/unsubscribe: stop pushing new articles to this chat."""
         await self._change_subscription(update, subscribe=False)
 
+    async def autoanswer(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/autoanswer on|off (group administrators): answer question-like messages unasked."""
+        message = update.effective_message
+        lang = user_lang(update)
+        if message.chat.type == ChatType.PRIVATE:
+            await message.reply_text(t(lang, "autoanswer_private"))
+            return
+        chat_id = message.chat_id
+        choice = text_after_command(message).strip().lower()
+        if choice not in ("on", "off"):
+            on = await asyncio.to_thread(self.store.autoanswers, chat_id)
+            await message.reply_text(t(lang, "autoanswer_usage", state="on" if on else "off"))
+            return
+        await asyncio.to_thread(self.store.set_autoanswer, chat_id, choice == "on")
+        logger.info("chat %s: autoanswer %s", chat_id, choice)
+        if choice == "off":
+            await message.reply_text(t(lang, "autoanswer_off"))
+        elif await self._reads_group(context.bot, chat_id):
+            interval = f"{self.pace.interval:g}"
+            await message.reply_text(t(lang, "autoanswer_on", interval=interval))
+        else:
+            bot = render.esc(context.bot.username)
+            await message.reply_text(t(lang, "autoanswer_on_privacy", bot=bot))
+
+    @staticmethod
+    async def _reads_group(bot: Bot, chat_id: int) -> bool:
+        """Whether the bot receives a group's ordinary messages: privacy mode off (asked
+        afresh: it may have changed in BotFather since the start), or an administrator."""
+        me = await bot.get_me()
+        if me.can_read_all_group_messages:
+            return True
+        member = await bot.get_chat_member(chat_id, me.id)
+        return member.status in _ADMINS
+
     async def _change_subscription(self, update: Update, *, subscribe: bool) -> None:
         message = update.effective_message
         lang = user_lang(update)
@@ -359,7 +390,7 @@ class BotHandlers:
         if user is None:
             return False
         member = await context.bot.get_chat_member(chat.id, user.id)
-        return member.status in (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
+        return member.status in _ADMINS
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: a command the bot does not have."""
@@ -387,7 +418,9 @@ class BotHandlers:
         """@bot question: passages as shareable results; an empty query lists the newest."""
         query = update.inline_query
         lang = pick_language(query.from_user.language_code)
-        items = await asyncio.to_thread(replies.inline_items, self.library, query.query)
+        items, exact = await asyncio.to_thread(
+            replies.inline_items, self.library, query.query, lang
+        )
         results = [
             InlineQueryResultArticle(
                 id=item.id,
@@ -400,10 +433,9 @@ class BotHandlers:
             for item in items
         ]
         button = None
-        if not results:
-            button = InlineQueryResultsButton(
-                text=t(lang, "inline_no_results"), start_parameter="help"
-            )
+        if not results or not exact:
+            words = "inline_no_exact_answer" if results else "inline_no_results"
+            button = InlineQueryResultsButton(text=t(lang, words), start_parameter="help")
         # Short cache: the archive grows while the bot runs.
         await query.answer(results, cache_time=30, button=button)
 

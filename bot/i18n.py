@@ -62,6 +62,11 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "（還沒有收錄任何文章）",
         "en": "(no articles yet)",
     },
+    "no_sure_examples": {
+        "zh-Hans": "（用 /latest 看看有哪些文章，再就其中的内容提问）",
+        "zh-Hant": "（用 /latest 看看有哪些文章，再就其中的內容提問）",
+        "en": "(see what the articles are about with /latest, then ask about them)",
+    },
     # Example questions are built from headings of the articles the bot holds.
     "example_question": {
         "zh-Hans": "{topic}是怎么回事？",
@@ -72,6 +77,35 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hans": "🔎 关于「{question}」的相关段落（第 {page} 页）：",
         "zh-Hant": "🔎 關於「{question}」的相關段落（第 {page} 頁）：",
         "en": "🔎 Passages about “{question}” (page {page}):",
+    },
+    # When the engine is not confident the archive answers: the close passages follow, never
+    # presented as an answer. {missing} is "" or the "missing_words" clause.
+    "not_an_answer_header": {
+        "zh-Hans": (
+            "🤔 没有找到「{question}」的确切答案{missing}。\n"
+            "以下段落可能相关，但不是答案（第 {page} 页）："
+        ),
+        "zh-Hant": (
+            "🤔 沒有找到「{question}」的確切答案{missing}。\n"
+            "以下段落可能相關，但不是答案（第 {page} 頁）："
+        ),
+        "en": (
+            "🤔 I found no exact answer to “{question}”{missing}.\nThese passages may be "
+            "related, but they are not an answer (page {page}):"
+        ),
+    },
+    "missing_words": {
+        "zh-Hans": "：最接近的文章里没有提到{words}",
+        "zh-Hant": "：最接近的文章裡沒有提到{words}",
+        "en": ": the closest article does not mention {words}",
+    },
+    "missing_word": {"zh-Hans": "「{word}」", "zh-Hant": "「{word}」", "en": "“{word}”"},
+    "missing_words_separator": {"zh-Hans": "、", "zh-Hant": "、", "en": ", "},
+    # A follow-up, read with the earlier question it leans on.
+    "read_with": {
+        "zh-Hans": "↪️ 这个问题接着「{earlier}」来理解。",
+        "zh-Hant": "↪️ 這個問題接著「{earlier}」來理解。",
+        "en": "↪️ Read as a follow-up to “{earlier}”.",
     },
     "no_results": {
         "zh-Hans": (
@@ -165,6 +199,23 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "我不認識這個指令。傳送 /help 查看用法，或者直接提問。",
         "en": "I don't know that command. Send /help, or just ask a question.",
     },
+    # Inline results when the engine is not confident: a button above them, each result's
+    # title, and a note in front of the passage a chosen result posts.
+    "inline_no_exact_answer": {
+        "zh-Hans": "没有确切的答案，以下只是相关段落 · 打开机器人",
+        "zh-Hant": "沒有確切的答案，以下只是相關段落 · 開啟機器人",
+        "en": "No exact answer; these are related passages · open the bot",
+    },
+    "inline_related_title": {  # plain text: an inline result's title
+        "zh-Hans": "（可能相关）{title}",
+        "zh-Hant": "（可能相關）{title}",
+        "en": "(may be related) {title}",
+    },
+    "inline_related_note": {
+        "zh-Hans": "🤔 没有找到「{question}」的确切答案，这一段可能相关：",
+        "zh-Hant": "🤔 沒有找到「{question}」的確切答案，這一段可能相關：",
+        "en": "🤔 No exact answer to “{question}”; this passage may be related:",
+    },
     "inline_no_results": {
         "zh-Hans": "没有找到相关内容 · 打开机器人",
         "zh-Hant": "沒有找到相關內容 · 開啟機器人",
@@ -202,12 +253,60 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "這個聊天沒有訂閱。傳送 /subscribe 可以訂閱新文章。",
         "en": "This chat is not subscribed. Send /subscribe to get new articles.",
     },
-    # The refusal for commands of scope CHAT_ADMINS (commands.py): today only the subscription
-    # commands have it.
+    # The refusal for commands of scope CHAT_ADMINS (commands.py): the subscription commands
+    # and /autoanswer.
     "chat_admins_only": {
-        "zh-Hans": "抱歉，只有群组管理员可以更改这个群组的订阅。",
-        "zh-Hant": "抱歉，只有群組管理員可以更改這個群組的訂閱。",
-        "en": "Sorry, only the group's administrators can change its subscription.",
+        "zh-Hans": "抱歉，只有群组管理员可以更改这个群组的设置。",
+        "zh-Hant": "抱歉，只有群組管理員可以更改這個群組的設定。",
+        "en": "Sorry, only the group's administrators can change its settings.",
+    },
+    "autoanswer_on": {
+        "zh-Hans": (
+            "✅ 自动回答已开启：群里像是问题的消息，只要文章里有确切的答案，我就会回复"
+            "（每 {interval} 秒最多一次）。发送 /autoanswer off 关闭。"
+        ),
+        "zh-Hant": (
+            "✅ 自動回答已開啟：群組裡像是問題的訊息，只要文章裡有確切的答案，我就會回覆"
+            "（每 {interval} 秒最多一次）。傳送 /autoanswer off 關閉。"
+        ),
+        "en": (
+            "✅ Auto-answer is on: when a message here reads like a question and the articles "
+            "answer it, I reply (at most once every {interval} seconds). Send /autoanswer off "
+            "to stop."
+        ),
+    },
+    # /autoanswer on while the bot cannot see ordinary group messages.
+    "autoanswer_on_privacy": {
+        "zh-Hans": (
+            "⚠️ 自动回答已开启，但我现在看不到群里的普通消息（隐私模式开着）。"
+            "请在 @BotFather 发送 /setprivacy，选择 @{bot}，选 Disable，"
+            "然后把我移出这个群组再重新加进来。"
+        ),
+        "zh-Hant": (
+            "⚠️ 自動回答已開啟，但我現在看不到群組裡的一般訊息（隱私模式開著）。"
+            "請在 @BotFather 傳送 /setprivacy，選擇 @{bot}，選 Disable，"
+            "然後把我移出這個群組再重新加進來。"
+        ),
+        "en": (
+            "⚠️ Auto-answer is on, but I cannot see ordinary messages in this group (privacy "
+            "mode is on). In @BotFather send /setprivacy, pick @{bot}, choose Disable, then "
+            "remove me from this group and add me again."
+        ),
+    },
+    "autoanswer_off": {
+        "zh-Hans": "自动回答已关闭：只回答 /ask、@我 和对我消息的回复。",
+        "zh-Hant": "自動回答已關閉：只回答 /ask、@我 和對我訊息的回覆。",
+        "en": "Auto-answer is off: I answer /ask, mentions and replies to my messages only.",
+    },
+    "autoanswer_usage": {
+        "zh-Hans": "用法：/autoanswer on 或 /autoanswer off（现在是 {state}）。",
+        "zh-Hant": "用法：/autoanswer on 或 /autoanswer off（現在是 {state}）。",
+        "en": "Usage: /autoanswer on or /autoanswer off (now {state}).",
+    },
+    "autoanswer_private": {
+        "zh-Hans": "/autoanswer 用于群组；在私聊里，我会回答你发的每一条消息。",
+        "zh-Hant": "/autoanswer 用於群組；在私聊裡，我會回答你傳的每一則訊息。",
+        "en": "/autoanswer is for groups; in a private chat I answer every message anyway.",
     },
 }
 

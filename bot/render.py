@@ -31,6 +31,10 @@ INLINE_DESCRIPTION_CHARS = 120
 QUESTION_ECHO_CHARS = (
     60  # the question is echoed in headers; a 4,096-char one must not crowd out answers
 )
+# A declined answer names the question's words the closest article lacks: this many at most,
+# each shortened to this many characters (they come from the question, which may be long).
+MISSING_WORDS_SHOWN = 5
+MISSING_WORD_CHARS = 20
 TITLE_CHARS = 200  # the most of a title or section heading shown, however much room there is
 HOST_CHARS = 60  # the most of a link's host name shown
 # Not a documented Telegram limit: no article URL is this long, and one that is stays text.
@@ -230,13 +234,67 @@ def _passage_block(hit: Hit, number: int | None, cap: int | None) -> str:
     return f"{heading}\n{highlight(text, spans)}\n{footer}"
 
 
-def render_answer(
-    hits: Sequence[Hit], *, question: str, lang: Lang, page: int = 0, per_page: int | None = None
+def _echo(question: str) -> str:
+    """A question (the user's or an earlier one) as a header quotes it."""
+    return esc(shorten(question, QUESTION_ECHO_CHARS))
+
+
+def _missing_clause(missing: Sequence[str], lang: Lang) -> str:
+    """The clause naming the words the closest article lacks ("" when none is missing)."""
+    if not missing:
+        return ""
+    words = [
+        t(lang, "missing_word", word=esc(shorten(word, MISSING_WORD_CHARS)))
+        for word in missing[:MISSING_WORDS_SHOWN]
+    ]
+    more = ELLIPSIS if len(missing) > MISSING_WORDS_SHOWN else ""
+    return t(lang, "missing_words", words=t(lang, "missing_words_separator").join(words) + more)
+
+
+def answer_header(
+    question: str,
+    lang: Lang,
+    *,
+    page: int = 0,
+    confident: bool = True,
+    missing: Sequence[str] = (),
+    read_with: str | None = None,
 ) -> str:
-    """One page of answers: a header, then each passage with its title, section, link and date."""
+    """What a page of passages opens with: what they are about, or (not confident) that they
+    are not an answer and which words the closest article lacks; and, for a follow-up, the
+    earlier question it was read with."""
+    if confident:
+        header = t(lang, "results_header", question=_echo(question), page=page + 1)
+    else:
+        missing_words = _missing_clause(missing, lang)
+        header = t(
+            lang,
+            "not_an_answer_header",
+            question=_echo(question),
+            missing=missing_words,
+            page=page + 1,
+        )
+    if read_with:
+        header += "\n" + t(lang, "read_with", earlier=_echo(read_with))
+    return header
+
+
+def render_answer(
+    hits: Sequence[Hit],
+    *,
+    question: str,
+    lang: Lang,
+    page: int = 0,
+    per_page: int | None = None,
+    confident: bool = True,
+    missing: Sequence[str] = (),
+    read_with: str | None = None,
+) -> str:
+    """One page of passages: a header (answer_header), then each passage with its title,
+    section, link and date."""
     per_page = per_page or len(hits) or 1
-    header = t(
-        lang, "results_header", question=esc(shorten(question, QUESTION_ECHO_CHARS)), page=page + 1
+    header = answer_header(
+        question, lang, page=page, confident=confident, missing=missing, read_with=read_with
     )
 
     def render(cap: int | None) -> list[str]:
@@ -247,12 +305,19 @@ def render_answer(
 
 
 def render_no_results(question: str, lang: Lang) -> str:
-    return t(lang, "no_results", question=esc(shorten(question, QUESTION_ECHO_CHARS)))
+    return t(lang, "no_results", question=_echo(question))
 
 
-def render_inline_message(hit: Hit) -> str:
-    """The message an inline result sends: one passage with its title and link."""
-    return _fit_blocks(lambda cap: [_passage_block(hit, None, cap)], _passage_parts(hit))
+def render_inline_message(hit: Hit, note: str | None = None) -> str:
+    """The message an inline result sends: one passage with its title and link, after `note`
+    (trusted HTML) if given."""
+    head = [note] if note else []
+    return _fit_blocks(lambda cap: [*head, _passage_block(hit, None, cap)], _passage_parts(hit))
+
+
+def render_related_note(question: str, lang: Lang) -> str:
+    """The note in front of an inline result's passage when it is not an answer."""
+    return t(lang, "inline_related_note", question=_echo(question))
 
 
 def inline_description(hit: Hit) -> str:
@@ -378,7 +443,7 @@ def render_help(lang: Lang, *, examples: Sequence[str], articles: int, bot_usern
     if examples:
         lines = "\n".join(f"• <code>{esc(q)}</code>" for q in examples)
     else:
-        lines = t(lang, "no_examples")
+        lines = t(lang, "no_sure_examples" if articles else "no_examples")
     bot = esc(bot_username)
     return t(
         lang,

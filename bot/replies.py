@@ -6,6 +6,7 @@ with asyncio.to_thread; the console calls them directly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval import Library
@@ -29,6 +30,8 @@ class Answer:
     found: bool  # False: the "nothing found" reply
     has_more: bool  # a next page exists
     page: int
+    confident: bool = False  # the engine judged that the passages answer the question
+    context: tuple[str, ...] = ()  # the earlier questions it was read with; () read alone
 
 
 def clean_question(text: str | None) -> str:
@@ -37,12 +40,20 @@ def clean_question(text: str | None) -> str:
 
 
 def answer(
-    library: Library, question: str, lang: Lang, *, page: int = 0, per_page: int = 3
+    library: Library,
+    question: str,
+    lang: Lang,
+    *,
+    context: Sequence[str] = (),
+    page: int = 0,
+    per_page: int = 3,
 ) -> Answer:
-    """Page `page` (0-based) of the answers to `question`."""
+    """Page `page` (0-based) of the answers to `question`, which may follow up on the earlier
+    questions in `context` (oldest first; the engine decides whether it does)."""
     page = max(0, min(page, MAX_PAGES - 1))
     # One hit more than this page needs tells whether a next page exists.
-    hits = library.search(question, k=(page + 1) * per_page + 1).hits
+    result = library.search(question, k=(page + 1) * per_page + 1, context=context)
+    hits = result.hits
     page_hits = hits[page * per_page : (page + 1) * per_page]
     if not page_hits:
         return Answer(
@@ -50,9 +61,17 @@ def answer(
         )
     has_more = len(hits) > (page + 1) * per_page and page + 1 < MAX_PAGES
     html = render.render_answer(
-        page_hits, question=question, lang=lang, page=page, per_page=per_page
+        page_hits,
+        question=question,
+        lang=lang,
+        page=page,
+        per_page=per_page,
+        confident=result.confident,
+        missing=result.missing,
+        read_with=result.read_with,
     )
-    return Answer(html, found=True, has_more=has_more, page=page)
+    used = tuple(context) if result.read_with is not None else ()
+    return Answer(html, True, has_more, page, result.confident, used)
 
 
 def parse_latest_count(arg: str | None) -> int | None:
@@ -78,11 +97,12 @@ def about(library: Library, lang: Lang, *, admin: bool = False) -> str:
 
 
 def example_questions(library: Library, lang: Lang, limit: int = 3) -> list[str]:
-    """Example questions built from the articles the bot has, kept only if they find something."""
+    """Example questions built from the articles the bot has, kept only if the engine is
+    confident the archive answers them."""
     questions = []
     for topic in render.example_topics(library.latest(10), limit=limit):
         question = t(lang, "example_question", topic=topic)
-        if library.search(question, k=1).hits:
+        if library.search(question, k=1).confident:
             questions.append(question)
         if len(questions) >= limit:
             break
@@ -115,8 +135,10 @@ class InlineItem:
     url: str | None  # http(s) only (render.link_url); None: the result shows no URL
 
 
-def inline_items(library: Library, query: str) -> list[InlineItem]:
-    """Up to 10 passages for a query, or the newest articles for an empty one."""
+def inline_items(library: Library, query: str, lang: Lang) -> tuple[list[InlineItem], bool]:
+    """Up to 10 passages for a query, or the newest articles for an empty one; and whether
+    they answer it (False: the engine is not confident, and each passage is marked as only
+    related)."""
     query = clean_question(query)
     if not query:
         return [
@@ -130,20 +152,24 @@ def inline_items(library: Library, query: str) -> list[InlineItem]:
                 url=render.link_url(a.url),
             )
             for i, a in enumerate(library.latest(INLINE_MAX_RESULTS))
-        ]
+        ], True
+    result = library.search(query, k=INLINE_MAX_RESULTS)
+    note = None if result.confident else render.render_related_note(query, lang)
     items = []
-    for i, hit in enumerate(library.search(query, k=INLINE_MAX_RESULTS).hits):
+    for i, hit in enumerate(result.hits):
         title = hit.article.title
         if hit.passage.section:
             title = f"{title} · {hit.passage.section}"
+        if note:
+            title = t(lang, "inline_related_title", title=title)
         items.append(
             InlineItem(
                 # Result ids must be unique within one answer and ≤ 64 bytes.
                 id=f"p{i}",
                 title=render.shorten(title, 100) or "…",
                 description=render.inline_description(hit),
-                html=render.render_inline_message(hit),
+                html=render.render_inline_message(hit, note),
                 url=render.link_url(hit.article.url),
             )
         )
-    return items
+    return items, result.confident

@@ -60,6 +60,7 @@ class Settings:
     telegram_proxy: str | None = None
     feed_proxy: str | None = None
     start_retry_seconds: float = 30.0
+    autoanswer_interval_seconds: float = 120.0
 
     def __repr__(self) -> str:
         # The token must never reach a log line, not even through a repr in a traceback.
@@ -155,6 +156,9 @@ class Settings:
             telegram_proxy=_proxy("TELEGRAM_PROXY", get("TELEGRAM_PROXY")),
             feed_proxy=_proxy("FEED_PROXY", get("FEED_PROXY")),
             start_retry_seconds=_number(get, "START_RETRY_SECONDS", 30.0, low=0.0, high=3600.0),
+            autoanswer_interval_seconds=_number(
+                get, "AUTOANSWER_INTERVAL_SECONDS", 120.0, low=0.0, high=86400.0
+            ),
         )
 
 

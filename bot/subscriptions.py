@@ -1,4 +1,5 @@
-"""Which chats want new articles pushed, and which articles were already pushed: one SQLite file.
+"""Which chats want new articles pushed, which articles were already pushed, and which groups
+have /autoanswer on: one SQLite file.
 
 Plain stdlib sqlite3 with a short-lived connection per call, so the store is safe to use from
 any thread (the bot calls it through asyncio.to_thread) and needs no shutdown step. Every call
@@ -7,8 +8,10 @@ is one small transaction; a second process on the same file waits up to `TIMEOUT
 The file's `PRAGMA user_version` says how its article ids are made:
   0  sha1 of the URL as written (before the seed-file module defined canonical URLs)
   1  retrieval.seedfile.article_id: sha1 of the canonical URL (no #fragment, lower-case host)
+  2  the same, and the table `autoanswer`
 A database at version 0 is brought up to date by `migrate`, which needs the library's
-articles, so the bot calls it at start-up.
+articles, so the bot calls it at start-up; one at version 1 only needs the new table, which
+opening it adds.
 
 Opening checks the file before anything is written to it: a damaged file (zeroed pages,
 flipped bytes), another program's database or a wrong schema raises `UnusableDatabase`, one
@@ -31,14 +34,21 @@ from pathlib import Path
 from retrieval import ArticleRef
 
 TIMEOUT = 10.0  # seconds to wait for another writer's lock
-SCHEMA_VERSION = 1
-_COLUMNS = {"subscriptions": ("chat_id", "since"), "announced": ("article_id", "at")}
+SCHEMA_VERSION = 2
+_COLUMNS = {
+    "subscriptions": ("chat_id", "since"),
+    "announced": ("article_id", "at"),
+    "autoanswer": ("chat_id", "since"),
+}
+_TABLES_BEFORE_2 = {"subscriptions", "announced"}
 _SCHEMA = (
     # since: unix time of /subscribe
     "CREATE TABLE IF NOT EXISTS subscriptions"
     " (chat_id INTEGER PRIMARY KEY, since INTEGER NOT NULL)",
     # at: unix time the article was pushed, or recorded as already known
     "CREATE TABLE IF NOT EXISTS announced (article_id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+    # groups with /autoanswer on; since: unix time it was turned on
+    "CREATE TABLE IF NOT EXISTS autoanswer (chat_id INTEGER PRIMARY KEY, since INTEGER NOT NULL)",
 )
 
 
@@ -71,6 +81,8 @@ class SubscriptionStore:
                 self._keep_copy(f"v{version}")
             for statement in _SCHEMA:
                 db.execute(statement)
+            if version == 1:  # version 2 only adds a table
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _keep_copy(self, label: str) -> None:
         """Copy the file as it is to `<name>.<label>.bak`, unless a copy is there already."""
@@ -117,18 +129,37 @@ class SubscriptionStore:
             return cursor.rowcount == 1
 
     def move(self, old_chat_id: int, new_chat_id: int) -> None:
-        """A group became a supergroup (new id): keep its subscription."""
+        """A group became a supergroup (new id): keep its subscription and /autoanswer."""
         with self._transaction() as db:
-            db.execute(
-                "UPDATE OR REPLACE subscriptions SET chat_id = ? WHERE chat_id = ?",
-                (new_chat_id, old_chat_id),
-            )
+            for table in ("subscriptions", "autoanswer"):
+                db.execute(
+                    f"UPDATE OR REPLACE {table} SET chat_id = ? WHERE chat_id = ?",
+                    (new_chat_id, old_chat_id),
+                )
 
     def chats(self) -> list[int]:
         """Every subscribed chat, oldest subscription first."""
         with self._transaction(write=False) as db:
             rows = db.execute("SELECT chat_id FROM subscriptions ORDER BY since, chat_id")
             return [chat_id for (chat_id,) in rows]
+
+    # ---- /autoanswer ---------------------------------------------------------------------
+
+    def set_autoanswer(self, chat_id: int, on: bool) -> None:
+        with self._transaction() as db:
+            if on:
+                db.execute(
+                    "INSERT OR IGNORE INTO autoanswer (chat_id, since) VALUES (?, ?)",
+                    (chat_id, int(time.time())),
+                )
+            else:
+                db.execute("DELETE FROM autoanswer WHERE chat_id = ?", (chat_id,))
+
+    def autoanswers(self, chat_id: int) -> bool:
+        """Whether the group has /autoanswer on."""
+        with self._transaction(write=False) as db:
+            row = db.execute("SELECT 1 FROM autoanswer WHERE chat_id = ?", (chat_id,))
+            return row.fetchone() is not None
 
     # ---- announced articles ---------------------------------------------------------------
 
@@ -197,11 +228,11 @@ def _check(db: sqlite3.Connection) -> set[str]:
         )
     rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     tables = {name for (name,) in rows}
-    if tables and tables != set(_COLUMNS):
+    if tables and tables != set(_COLUMNS) and not (version < 2 and tables == _TABLES_BEFORE_2):
         raise UnusableDatabase(
             f"not a subscriptions database: its tables are {', '.join(sorted(tables))}"
         )
-    for table in _COLUMNS if tables else ():
+    for table in (t for t in _COLUMNS if t in tables):
         columns = tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
         if columns != _COLUMNS[table]:
             raise UnusableDatabase(

@@ -25,7 +25,7 @@ def test_every_command_has_a_handler_and_console_commands_a_console_method():
 
 def test_listed_commands_have_their_words_in_every_language():
     assert [c.name for c in commands.listed()] == [
-        "ask", "latest", "about", "subscribe", "unsubscribe", "help",
+        "ask", "latest", "about", "subscribe", "unsubscribe", "autoanswer", "help",
     ]  # fmt: skip
     for command in commands.listed():
         for lang in LANGUAGES:

@@ -114,7 +114,9 @@ def test_every_string_exists_in_every_language_and_is_valid_html():
         for lang in i18n.LANGUAGES:
             text = i18n.t(lang, key, question="q", page=1, example="e", bot="B", max=20, n=3,
                           articles=1, passages=2, newest="d", count=1, result="r", topic="t",
-                          examples="x", commands="c", rate=20)  # fmt: skip
+                          examples="x", commands="c", rate=20, missing="m", words="w",
+                          word="w", earlier="e", title="t", interval=120,
+                          state="on")  # fmt: skip
             assert telegram_html_problems(text) == [], (key, lang)
 
 

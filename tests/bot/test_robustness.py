@@ -112,7 +112,7 @@ async def test_the_command_list_is_registered_in_chinese_and_english(bot, fake_a
     calls = fake_api.calls_to("setMyCommands")
     by_language = {c.params.get("language_code"): c.params["commands"] for c in calls}
     assert {c["command"] for c in by_language[None]} == {
-        "ask", "latest", "about", "subscribe", "unsubscribe", "help",
+        "ask", "latest", "about", "subscribe", "unsubscribe", "autoanswer", "help",
     }  # fmt: skip
     assert by_language["en"][0]["description"] == "Ask a question"
 

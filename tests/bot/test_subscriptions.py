@@ -13,7 +13,11 @@ import pytest
 from bot.subscriptions import SubscriptionStore, UnusableDatabase
 from retrieval import ArticleRef
 from retrieval.seedfile import article_id
-from tests.support.legacy import DAMAGE, write_version_0_subscriptions
+from tests.support.legacy import (
+    DAMAGE,
+    write_version_0_subscriptions,
+    write_version_1_subscriptions,
+)
 
 
 @pytest.fixture
@@ -72,6 +76,28 @@ def test_a_migrated_group_keeps_its_subscription(db):
     store.move(-55, -1009)  # the new id was subscribed too: one row remains
     store.move(-1009, -1000055)
     assert store.chats() == [-1000055]
+
+
+def test_autoanswer_is_kept_per_chat_and_moves_with_a_migrated_group(db):
+    store = SubscriptionStore(db)
+    assert store.autoanswers(-55) is False  # off by default
+    store.set_autoanswer(-55, True)
+    store.set_autoanswer(-55, True)
+    assert SubscriptionStore(db).autoanswers(-55) is True
+    store.move(-55, -1000055)
+    assert (store.autoanswers(-55), store.autoanswers(-1000055)) == (False, True)
+    store.set_autoanswer(-1000055, False)
+    assert store.autoanswers(-1000055) is False
+
+
+def test_a_version_1_database_gets_the_autoanswer_table_after_a_copy(db):
+    write_version_1_subscriptions(db, [42])
+    original = db.read_bytes()
+    store = SubscriptionStore(db)  # needs no articles: the upgrade only adds a table
+    assert store.chats() == [42] and store.autoanswers(-1) is False
+    assert db.with_name(f"{db.name}.v1.bak").read_bytes() == original
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_an_unusable_path_fails_when_opened(tmp_path):

@@ -277,9 +277,13 @@ class FakeBotApi:
             self.messages[(chat["id"], message_id)] = message
         return message
 
-    def send_text(self, chat: dict, user: dict, text: str, *, reply_to: dict | None = None) -> dict:
-        """A user sends `text` to the bot; returns the message."""
-        extra = {"reply_to_message": reply_to} if reply_to else {}
+    def send_text(
+        self, chat: dict, user: dict, text: str, *, reply_to: dict | None = None, **extra: Any
+    ) -> dict:
+        """A user sends `text` to the bot (`extra`: other fields, e.g. its "date"); returns the
+        message."""
+        if reply_to:
+            extra["reply_to_message"] = reply_to
         message = self.make_message(chat, user, text, **extra)
         self.push_update({"message": message})
         return message

@@ -31,6 +31,13 @@ def write_version_0_subscriptions(path: Path, chats: list[int], pushed_urls: lis
         )
 
 
+def write_version_1_subscriptions(path: Path, chats: list[int]) -> None:
+    """A subscriptions database of schema version 1 (before /autoanswer): `chats` subscribed."""
+    write_version_0_subscriptions(path, chats, [])
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("PRAGMA user_version = 1")
+
+
 def _filled(db: Path) -> bytes:
     """A real database of some size (several pages of each table); its bytes."""
     store = SubscriptionStore(db)
