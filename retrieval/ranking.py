@@ -159,4 +159,12 @@ def judge(
     total = covered + sum(map(idf_of, missing + earlier_missing))
     coverage = covered / total if total else 1.0
     lacks_a_number = any(NUMBER_OF_TWO_DIGITS.search(word) for word in missing)
-    return coverage >= CONFIDENT_COVERAGE and not lacks_a_number, missing
+    # a follow-up whose own words the article holds none of, not even a character of one
+    # (那高铁呢 after a question on a typhoon), asks about something else, however well the
+    # earlier question is covered
+    off_topic = bool(read_with) and not any(
+        matched in normalized_article
+        for run in analyzer.content_words(question)
+        for matched, _ in run
+    )
+    return coverage >= CONFIDENT_COVERAGE and not lacks_a_number and not off_topic, missing

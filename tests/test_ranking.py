@@ -184,3 +184,13 @@ def test_confidence_and_missing_words_come_with_every_search(library: Library) -
     assert "2023" in unanswered.missing
     nothing = library.search("完全无关的词语组合xyz", k=3)
     assert nothing.hits == () and not nothing.confident
+
+
+def test_a_follow_up_about_something_the_article_lacks_is_not_confident(
+    library: Library,
+) -> None:
+    on_topic = library.search("那以色列有回应吗", k=1, context=["伊朗核科学家是谁杀的"])
+    assert on_topic.confident
+    off_topic = library.search("那高铁呢", k=1, context=["伊朗核科学家是谁杀的"])
+    assert off_topic.read_with == "伊朗核科学家是谁杀的"
+    assert not off_topic.confident and off_topic.missing == ("高铁",)
