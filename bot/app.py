@@ -123,6 +123,7 @@ def build_application(
         # loop stays free.
         .concurrent_updates(ChatLanes())
         .post_init(post_init)
+        .post_stop(lambda _: news.close())
         .build()
     )
 

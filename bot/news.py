@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from .subscriptions import SubscriptionStore
 logger = logging.getLogger(__name__)
 
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
+MERGE_COMMAND = (sys.executable, "-m", "retrieval", "merge")
 STOP_POLL_SECONDS = 0.25  # how often a job waiting for a fetch looks whether the bot stops
 # When the bot stops, a fetch gets this long to finish (one that is writing finishes in
 # milliseconds); then it is abandoned.
@@ -60,7 +63,7 @@ class NewsService:
 
     Lifecycle: `start` from post_init; `catch_up` once, right after the application starts;
     `rescan` and `ingest` (one job per feed, the feed's URL as the job's data) as repeating
-    jobs; `refresh` for /reload."""
+    jobs; `refresh` for /reload; `close` when the application stops."""
 
     def __init__(
         self,
@@ -75,6 +78,7 @@ class NewsService:
         self.feed_proxy = feed_proxy
         self._fetching: set[str] = set()  # feeds whose fetch is under way
         self.last_ingest: IngestOutcome | None = None
+        self._merging: asyncio.Task[None] | None = None
 
     # ---- start-up -----------------------------------------------------------------------
 
@@ -136,7 +140,8 @@ class NewsService:
         return report
 
     async def refresh(self, application: Application) -> bool:
-        """Rescan SEEDS_DIR; when anything changed, push the new articles. True if changed."""
+        """Rescan SEEDS_DIR; when anything changed, push the new articles, and merge the
+        index's segments in the background if its merge policy asks. True if changed."""
         changed = await asyncio.to_thread(self.library.refresh)
         if changed:
             stats = await asyncio.to_thread(self.library.stats)
@@ -144,7 +149,43 @@ class NewsService:
                 "library refreshed: %d articles, %d passages", stats.articles, stats.passages
             )
             await self._push_new(application)
+            await self._merge_if_wanted()
         return changed
+
+    async def _merge_if_wanted(self) -> None:
+        if self._merging is not None and not self._merging.done():
+            return
+        if await asyncio.to_thread(self.library.merge_wanted):
+            # not application.create_task: the application would wait for it when it stops
+            self._merging = asyncio.create_task(self._merge(), name="merge-segments")
+
+    async def _merge(self) -> None:
+        """Merge in another process (answering never waits for it, nor for the GIL), then
+        serve the merged index. A merge killed midway leaves the index as it was."""
+        command = [*MERGE_COMMAND, "--seeds", str(self.library.seeds_dir)]
+        command += ["--index-dir", str(self.library.index_dir)]
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            _, errors = await process.communicate()
+        except asyncio.CancelledError:
+            process.kill()
+            await process.wait()
+            raise
+        if process.returncode:
+            last = (errors.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+            logger.warning("merging the index's segments failed: %s", last)
+            return
+        await asyncio.to_thread(self.library.refresh)  # loads the merged state
+        logger.info("index segments merged: %d now", self.library.n_segments)
+
+    async def close(self) -> None:
+        """Stop a merge under way (the index stays as it was before it)."""
+        if self._merging is not None and not self._merging.done():
+            self._merging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._merging
 
     async def _refresh_or_log(self, application: Application) -> None:
         """A job's refresh: a failure keeps the previous library and the job's schedule."""

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.library import AliasesFileError, Library
+from retrieval import merging, store
+from retrieval.library import LOCK_WAIT_SECONDS, AliasesFileError, Library, default_index_dir
 from retrieval.models import Article, Hit, SearchResult
 from retrieval.version import VERSION
 
@@ -105,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     if args.command == "ingest":
         return _ingest(args.urls, Path(args.seeds), args.proxy)
+    if args.command == "merge":
+        return _merge(Path(args.seeds), args.index_dir)
     if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
         print("error: the count must be a positive number", file=sys.stderr)
         return 2
@@ -125,14 +128,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "latest":
             for article in library.latest(args.n):
                 _print_article(article, as_json=args.json)
-        elif args.command == "merge":
-            merges = library.merge()
-            print(f"merges:   {merges}")
-            print(f"segments: {library.n_segments}")
         else:
             _print_stats(library, args)
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
+    return 0
+
+
+def _merge(seeds_dir: Path, index_dir: str | None) -> int:
+    """Merge the saved index's segments as its policy asks. Works on the index alone (no
+    seed file is read, nothing is analysed), so it may run beside the bot, which does."""
+    index = Path(index_dir) if index_dir else default_index_dir(seeds_dir)
+    try:
+        merges = merging.run(index, LOCK_WAIT_SECONDS)
+        state = store.load(index)
+    except (OSError, store.IndexCorrupt, store.IndexBusy) as exc:
+        print(f"merge: {_line(str(exc))}", file=sys.stderr)
+        return 1
+    print(f"merges:   {merges}")
+    print(f"segments: {len(state.segments) if state else 0}")
     return 0
 
 
