@@ -95,18 +95,22 @@ class Index:
     @cached_property
     def names(self) -> dict[str, str]:
         """Chinese names glossed in English by some live article → the gloss."""
-        names: dict[str, str] = {}
+        live_pairs: set[tuple[str, str]] = set()
         for segment in self.segments:
-            live = segment.live_articles
-            for number, pairs in enumerate(segment.draft.names):
-                if live[number]:
-                    names.update(pairs)
-        return names
+            a = segment.arrays
+            held = np.concatenate([[0], np.cumsum(segment.live_articles[a["name_articles"]])])
+            glossed = held[a["name_indptr"][1:]] > held[a["name_indptr"][:-1]]
+            live_pairs.update(
+                (n, g) for (n, g), live in zip(segment.draft.names, glossed, strict=True) if live
+            )
+        # in sorted order, so that a name glossed two ways means the same, however the
+        # articles are split into segments
+        return dict(sorted(live_pairs))
 
     @cached_property
     def glosses(self) -> dict[str, str]:
         """English gloss → the Chinese name it glosses."""
-        return {gloss: name for name, gloss in self.names.items()}
+        return {gloss: name for name, gloss in sorted(self.names.items())}
 
     @cached_property
     def max_idf(self) -> float:
@@ -129,8 +133,10 @@ class Index:
                 keys.append(key)
         if not found:
             return []
-        tiebreaks = tuple(np.array(column) for column in zip(*keys, strict=True))
-        chosen = best(np.array([r.score for r in found]), k, tiebreaks)
+        columns = tuple(np.array(column) for column in zip(*keys, strict=True))
+        chosen = best(
+            np.array([r.score for r in found]), k, lambda at: tuple(c[at] for c in columns)
+        )
         return [found[int(i)] for i in chosen]
 
     def _rank_segment(
@@ -141,8 +147,9 @@ class Index:
             self._postings(i, segment, "passage"),
             self._boosts(i, self.passage.idf, question.passage_weights),
         )
-        live = segment.live_passages[passages]
-        passages, bm25 = passages[live], bm25[live]
+        if segment.deleted.any():
+            live = segment.live_passages[passages]
+            passages, bm25 = passages[live], bm25[live]
         if not passages.size:
             return []
         articles, article_bm25 = score(
@@ -152,20 +159,26 @@ class Index:
         by_article = np.zeros(segment.n_articles)
         by_article[articles] = article_bm25
         of_article = a["passage_article"][passages]
-        scores = ranking.combine(
-            bm25, by_article[of_article], boosts(question.asked, a["passage_cues"][passages])
-        )
-        # ties: the newer article first, then the article id, then the passage's position
-        newer = -a["article_published_ms"][of_article]
-        key = a["article_key"][of_article].astype(np.uint64)
-        ordinal = a["passage_ordinal"][passages]
-        chosen = best(scores, k, (newer, key, ordinal))
+        cues = boosts(question.asked, a["passage_cues"][passages]) if question.asked else 1.0
+        scores = ranking.combine(bm25, by_article[of_article], cues)
+
+        def ties(at: np.ndarray) -> tuple[np.ndarray, ...]:
+            """The newer article first, then the article id, then the passage's position."""
+            articles = of_article[at]
+            return (
+                -a["article_published_ms"][articles],
+                a["article_key"][articles],
+                a["passage_ordinal"][passages[at]],
+            )
+
+        chosen = best(scores, k, ties)
+        keys = ties(chosen)
         return [
             (
                 Ranked(i, int(passages[j]), float(scores[j]), float(bm25[j])),
-                (int(newer[j]), int(key[j]), int(ordinal[j])),
+                (int(keys[0][n]), int(keys[1][n]), int(keys[2][n])),
             )
-            for j in chosen
+            for n, j in enumerate(chosen)
         ]
 
     def _postings(self, i: int, segment: Segment, field: str) -> Postings:

@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,6 @@ from retrieval.models import (
     SearchResult,
     SkippedFile,
 )
-from retrieval.seedfile import article_id
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +50,46 @@ class _Snapshot:
     def __init__(self, state: store.State) -> None:
         self.state = state
         self.index = Index(state)
-        refs = []
-        self.where: dict[str, tuple[int, int]] = {}  # article id → (segment, article number)
-        position = {s.name: i for i, s in enumerate(state.segments)}
-        for record in state.files.values():
-            if record.segment is not None and record.url is not None:
-                ref = ArticleRef(
-                    id=article_id(record.url),
-                    url=record.url,
-                    published=datetime.fromtimestamp(record.published_ms / 1000, tz=UTC),
-                )
-                refs.append(ref)
-                self.where[ref.id] = (position[record.segment], record.article or 0)
-        # newest first; ties by id, so that the order never depends on how it was built
-        self.newest_first = sorted(refs, key=lambda r: (-r.published.timestamp(), r.id))
         # decoded articles and their passages: replies often show several of one article
         self.cut = lru_cache(maxsize=1024)(self._cut)
 
     def _cut(self, segment: int, number: int) -> tuple[Article, list[Passage]]:
         return self.index.segments[segment].article(number)
+
+    @cached_property
+    def newest_first(self) -> list[ArticleRef]:
+        """Every article, newest first; ties by id, so the order never depends on how the
+        index was built. Worked out when first asked for (a search never needs it)."""
+        found = []
+        for aid, (segment, number) in self.where.items():
+            record = self._records[segment][number]
+            found.append((-record.published_ms, aid, record.url or ""))
+        found.sort()
+        return [
+            ArticleRef(aid, url, datetime.fromtimestamp(-ms / 1000, tz=UTC))
+            for ms, aid, url in found
+        ]
+
+    @cached_property
+    def _records(self) -> list[dict[int, store.FileRecord]]:
+        """Per segment, article number → the record of the file it came from."""
+        position = {s.name: i for i, s in enumerate(self.state.segments)}
+        records: list[dict[int, store.FileRecord]] = [{} for _ in self.state.segments]
+        for record in self.state.files.values():
+            if record.segment is not None:
+                records[position[record.segment]][record.article_number or 0] = record
+        return records
+
+    @cached_property
+    def where(self) -> dict[str, tuple[int, int]]:
+        """Article id → (segment, article number); the id is the one stored with the article
+        (no URL to canonicalise and hash again)."""
+        where = {}
+        for i, segment in enumerate(self.state.segments):
+            keys = segment.arrays["article_key"].tolist()
+            for number in self._records[i]:
+                where[f"{keys[number]:016x}"] = (i, number)
+        return where
 
 
 class Library:

@@ -122,4 +122,5 @@ def _merge(index_dir: Path, state: store.State, names: list[str], lock_wait: flo
 def _moved(record: store.FileRecord, name: str, moved: dict[str, np.ndarray]) -> store.FileRecord:
     if record.segment not in moved:
         return record
-    return replace(record, segment=name, article=int(moved[record.segment][record.article or 0]))
+    number = int(moved[record.segment][record.article_number or 0])
+    return replace(record, segment=name, article_number=number)

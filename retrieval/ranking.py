@@ -85,7 +85,7 @@ def read_question(
 
 
 def combine(
-    passage_scores: np.ndarray, article_scores: np.ndarray, cue_factors: np.ndarray
+    passage_scores: np.ndarray, article_scores: np.ndarray, cue_factors: np.ndarray | float
 ) -> np.ndarray:
     """The score that ranks, for candidate passages (all arrays aligned)."""
     return (passage_scores + ARTICLE_WEIGHT * article_scores) * cue_factors

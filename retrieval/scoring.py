@@ -14,7 +14,7 @@ when a query touches it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,16 +68,25 @@ def score(postings: Postings, boosts: Mapping[int, float]) -> tuple[np.ndarray, 
     for term, boost in boosts.items():
         lo, hi = postings.indptr[term], postings.indptr[term + 1]
         docs = postings.indices[lo:hi]
-        tf = postings.tf[lo:hi].astype(np.float64)
-        scores[docs] += boost * (K1 + 1) * tf / (tf + postings.norms[docs])
+        tf = postings.tf[lo:hi]
+        # boost (k1 + 1) tf / (tf + norm), in two temporaries: the hot loop of every query
+        part = postings.norms[docs]
+        part += tf
+        np.divide(tf * (boost * (K1 + 1)), part, out=part)
+        scores[docs] += part
         touched[docs] = True
     docs = np.flatnonzero(touched)  # a linear scan of bytes: cheaper than sorting postings
     return docs, scores[docs]
 
 
-def best(scores: np.ndarray, k: int, tiebreaks: tuple[np.ndarray, ...] = ()) -> np.ndarray:
-    """Positions of the k best scores, best first; ties go by the `tiebreaks`, each an array
-    aligned with `scores`, lowest first, the first the most significant."""
+def best(
+    scores: np.ndarray,
+    k: int,
+    tiebreaks: Callable[[np.ndarray], tuple[np.ndarray, ...]] | None = None,
+) -> np.ndarray:
+    """Positions of the k best scores, best first. Ties go by `tiebreaks`: given positions,
+    arrays of keys for them, lowest first, the first the most significant (asked only for
+    the few positions in the running, not for every scored document)."""
     if k <= 0 or scores.size == 0:
         return np.empty(0, np.int64)
     candidates = np.arange(scores.size)
@@ -85,6 +94,6 @@ def best(scores: np.ndarray, k: int, tiebreaks: tuple[np.ndarray, ...] = ()) -> 
         # argpartition over the touched docs only, not the whole collection
         part = np.argpartition(-scores, k - 1)[:k]
         candidates = np.flatnonzero(scores >= scores[part].min())  # and every doc tied there
-    keys = [t[candidates] for t in reversed(tiebreaks)]
+    keys = list(reversed(tiebreaks(candidates))) if tiebreaks else []
     order = np.lexsort((*keys, -scores[candidates]))[:k]
     return candidates[order]

@@ -181,23 +181,34 @@ def scan(seeds_dir: Path) -> dict[str, SeedStat]:
     write a symlink there cannot publish files from elsewhere on the machine."""
     root = seeds_dir.resolve()
     found: dict[str, SeedStat] = {}
-    for folder, dirs, files in os.walk(seeds_dir):  # never follows directory symlinks
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith(".") or not name.endswith(SUFFIXES):
-                continue
-            path = Path(folder, name)
+    # os.scandir, not pathlib: at 50,000 files, pathlib's objects cost a second a scan
+    folders: list[tuple[str, str]] = [(os.fspath(seeds_dir), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # vanished or unreadable: its files are not there to index
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue  # hidden, ingest's half-written temporaries among them
             try:
-                st = path.lstat()
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, f"{prefix}{name}/"))
+                    continue
+                if not name.endswith(SUFFIXES):
+                    continue
+                st = entry.stat(follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
-                    target = path.resolve(strict=True)
+                    target = Path(entry.path).resolve(strict=True)
                     if not target.is_relative_to(root):
                         continue
                     st = target.stat()
             except (OSError, RuntimeError):
                 continue  # vanished, or a symlink loop
             if stat.S_ISREG(st.st_mode):
-                found[path.relative_to(seeds_dir).as_posix()] = SeedStat(st.st_size, st.st_mtime_ns)
+                found[prefix + name] = SeedStat(st.st_size, st.st_mtime_ns)
     return found
 
 

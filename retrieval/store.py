@@ -42,7 +42,7 @@ from retrieval.models import Article, Paragraph, Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 10  # bump when the stored arrays or what becomes a passage change
+FORMAT_VERSION = 11  # bump when the stored arrays or what becomes a passage change
 # A segment's arrays. Two fields, each term-major postings with its documents' lengths:
 # passages (what answers) and articles (the evidence of what a passage is about).
 ARRAYS = (
@@ -62,6 +62,8 @@ ARRAYS = (
     "article_passage_start",  # article a's passages are [start[a], start[a + 1])
     "article_published_ms",
     "article_key",  # the article id as a number: ties break by it, whatever the build history
+    "name_indptr",  # glossed name pair i is glossed by articles
+    "name_articles",  # name_articles[name_indptr[i] : name_indptr[i + 1]]
 )
 FIELDS = ("passage", "article")
 _NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
@@ -85,7 +87,7 @@ class FileRecord:
     published_ms: int = 0
     error: str | None = None
     segment: str | None = None  # the segment holding its article; None: skipped or shadowed
-    article: int | None = None  # the article's number in that segment
+    article_number: int | None = None  # the article's number in that segment
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class SegmentDraft:
 
     arrays: Mapping[str, np.ndarray]  # the ARRAYS
     terms: list[str]  # the segment's own vocabulary: term id → term
-    names: list[list[list[str]]]  # per article, the [Chinese name, English gloss] pairs
+    # the [Chinese name, English gloss] pairs its articles gloss; pair i is glossed by the
+    # articles arrays["name_articles"][arrays["name_indptr"][i] : arrays["name_indptr"][i + 1]]
+    names: list[list[str]]
 
     @property
     def n_passages(self) -> int:
@@ -433,12 +437,7 @@ def _read_state(index_dir: Path, name: str, reuse: Mapping[str, Segment]) -> Sta
         else:
             folder = index_dir / f"seg-{segment_name}"
             segments.append(_read_segment(folder, segment_name, deletions, known))
-    files = {}
-    for path, fields in body["files"].items():
-        record = FileRecord(*fields)
-        if record.segment is not None and not _NAME.match(record.segment):
-            raise IndexCorrupt(f"{name}: a bad file record for {path}")
-        files[str(path)] = record
+    files = {str(path): FileRecord(*fields) for path, fields in body["files"].items()}
     state = State(str(body["fingerprint"]), int(body["generation"]), tuple(segments), files)
     _check_records(state)
     return state
@@ -462,7 +461,9 @@ def _read_segment(
             dtype, shape = manifest["arrays"][array_name]
             if str(array.dtype) != dtype or list(array.shape) != shape:
                 raise IndexCorrupt(f"segment {name}: {array_name}.npy does not match")
-            arrays[array_name] = array
+            # a plain view: slicing a memmap object costs microseconds, a query slices
+            # hundreds of times
+            arrays[array_name] = np.asarray(array)
         text = (folder / "terms.txt").read_text(encoding="utf-8")
         terms = text.split("\n") if text else []
         if len(terms) != manifest["n_terms"]:
@@ -532,7 +533,9 @@ def _check_consistent(name: str, draft: SegmentDraft) -> None:
             == n_articles + 1,
             "article arrays",
         ),
-        (len(draft.names) == n_articles, "names"),
+        (a["name_indptr"].shape[0] == len(draft.names) + 1, "names"),
+        (int(a["name_indptr"][-1]) == a["name_articles"].shape[0], "name articles"),
+        (bool(np.all(a["name_articles"] < n_articles)), "name articles range"),
         (int(a["article_passage_start"][-1]) == n_passages, "article passage count"),
         (int(a["article_json_offsets"][-1]) == a["article_json"].shape[0], "article text length"),
     ]
@@ -549,12 +552,12 @@ def _check_records(state: State) -> None:
         if record.segment is None:
             continue
         segment = segments.get(record.segment)
-        number = record.article
+        number = record.article_number
         if segment is None or number is None or not 0 <= number < segment.n_articles:
             raise IndexCorrupt(f"{path}: its record names no article")
-        if segment.deleted[record.article] or claimed[record.segment][record.article]:
+        if segment.deleted[record.article_number] or claimed[record.segment][record.article_number]:
             raise IndexCorrupt(f"{path}: its record names a deleted or shared article")
-        claimed[record.segment][record.article] = True
+        claimed[record.segment][record.article_number] = True
     for name, segment in segments.items():
         if not np.array_equal(claimed[name], segment.live_articles):
             raise IndexCorrupt(f"segment {name}: a live article without its file record")

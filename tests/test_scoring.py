@@ -80,8 +80,15 @@ def test_best_orders_by_score_then_by_each_tiebreak() -> None:
     scores = np.array([1.0, 3.0, 3.0, -0.5, 2.0, 3.0])
     first = np.array([0, 9, 5, 1, 2, 5])
     second = np.array([0, 0, 7, 0, 0, 3])
-    assert best(scores, 10, (first, second)).tolist() == [5, 2, 1, 4, 0, 3]
-    assert best(scores, 2, (first, second)).tolist() == [5, 2]
+    asked: list[list[int]] = []
+
+    def ties(at: np.ndarray) -> tuple[np.ndarray, ...]:
+        asked.append(at.tolist())
+        return first[at], second[at]
+
+    assert best(scores, 10, ties).tolist() == [5, 2, 1, 4, 0, 3]
+    assert best(scores, 2, ties).tolist() == [5, 2]
+    assert sorted(asked[-1]) == [1, 2, 5], "keys only for the scores in the running"
     assert best(scores, 2).tolist() in ([1, 2], [1, 5], [2, 1], [2, 5], [5, 1], [5, 2])
     assert best(scores[:0], 3).tolist() == []
 
