@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import newsqa, quality
@@ -71,9 +72,12 @@ def _title_in_passages() -> None:
     terms_of = build.article_terms
 
     def with_title(article, passages, analyzer):  # type: ignore[no-untyped-def]
-        names, passage_terms, about, normalized = terms_of(article, passages, analyzer)
-        title = analyzer.terms(article.title, names) * build.TITLE_WEIGHT
-        return names, [terms + title for terms in passage_terms], about, normalized
+        analysed = terms_of(article, passages, analyzer)
+        # "\n" ends a run of characters: a passage's terms, then the title's, twice
+        title = "\n".join([analyzer.normalize(article.title)] * build.TITLE_WEIGHT)
+        n = analysed.n_passages
+        texts = [f"{text}\n{title}" for text in analysed.texts[:n]] + analysed.texts[n:]
+        return replace(analysed, terms=analyzer.texts_terms(texts, analysed.names))
 
     build.article_terms = with_title
     ranking.ARTICLE_WEIGHT = 0.0

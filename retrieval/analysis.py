@@ -13,16 +13,17 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from importlib.metadata import version
-from itertools import chain, filterfalse, groupby
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
 
+import numpy as np
 import opencc
 import rjieba
 
@@ -36,7 +37,56 @@ _RUN_BEFORE_GLOSS = re.compile(r"([\u3400-\u9fff·]{2,16})\s*\Z")
 _HAN_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"\w+(?:[.'\-]\w+)*")
 _LATIN = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
-_IN_RUN, _WORD_OF, _ADDS = itemgetter(0), itemgetter(1), itemgetter(2)  # of Analyzer._word
+_ADDS, _RUN_TEXT = itemgetter(0), itemgetter(1)  # of Analyzer._word
+# Bigrams as codes: a run's characters (all in _HAN_WORD's ranges) numbered densely in 15
+# bits, a bigram's code its two characters' numbers; "\0" ends a run, "\1" a text.
+_RUN_END, _TEXT_END = "\0", "\1"
+_TEXT_BREAK = 1  # the highest code point of the two
+_CHAR_BITS = 15
+_SECOND_BLOCK = 0x9FFF - 0x3400 + 1  # where U+F900.. starts among the numbers
+BIGRAM_CODES = 1 << (2 * _CHAR_BITS)  # every bigram's code is below this
+
+
+def _char_code(chars: np.ndarray) -> np.ndarray:
+    return np.where(chars < 0xA000, chars - 0x3400, chars - 0xF900 + _SECOND_BLOCK)
+
+
+def bigram_code(term: str) -> int | None:
+    """The code of a term of two Chinese characters (None for any other term), whether it is
+    a bigram or a word: one term, one id, as for strings."""
+    if len(term) != 2 or not _HAN_WORD.fullmatch(term):
+        return None
+    first, second = (
+        c - 0x3400 if c < 0xA000 else c - 0xF900 + _SECOND_BLOCK for c in map(ord, term)
+    )
+    return (first << _CHAR_BITS) | second
+
+
+def bigram_strings(codes: np.ndarray) -> list[str]:
+    """The bigrams these codes stand for (see `Analyzer.texts_terms`)."""
+    numbers = np.stack([codes >> _CHAR_BITS, codes & ((1 << _CHAR_BITS) - 1)], axis=1)
+    chars = np.where(numbers < _SECOND_BLOCK, numbers + 0x3400, numbers - _SECOND_BLOCK + 0xF900)
+    text = chars.astype("<u4").tobytes().decode("utf-32-le")
+    return [text[i : i + 2] for i in range(0, len(text), 2)]
+
+
+@dataclass(frozen=True)
+class TextTerms:
+    """The terms of several texts: words and whole names as strings, end to end, `word_counts`
+    of them a text, then every bigram as a code (`bigram_strings`) with the text it is of."""
+
+    words: list[str]
+    word_counts: list[int]
+    bigram_codes: np.ndarray  # int64, below BIGRAM_CODES
+    bigram_texts: np.ndarray  # int64: the text each bigram is of
+
+    def of(self, text: int) -> list[str]:
+        """One text's terms as strings."""
+        start = sum(self.word_counts[:text])
+        words = self.words[start : start + self.word_counts[text]]
+        return words + bigram_strings(self.bigram_codes[self.bigram_texts == text])
+
+
 # Question words carry no topic (为啥, 几年, 哪家, 啥时候, 多少度): the listed ones, 几/哪/多少/
 # 第几 and one more character, and any word with 啥 or 咋. Like stopwords they are dropped, and
 # they also end a run of characters, so that 为什 or 少人 never become bigrams.
@@ -185,19 +235,19 @@ class Analyzer:
         return bool(QUESTION_WORD.fullmatch(word))
 
     @cached_property
-    def _words(self) -> dict[str, tuple[bool, str, tuple[str, ...]]]:
+    def _words(self) -> dict[str, tuple[tuple[str, ...], str]]:
         """What each segmented word contributes, worked out once per distinct word."""
         return {}
 
-    def _word(self, word: str) -> tuple[bool, str, tuple[str, ...]]:
-        """(whether it belongs to a run of Chinese characters, the word as indexed, the terms
-        it adds by itself). A Chinese stopword is part of a run (its characters make bigrams)
-        but adds no word; a question word is neither: it ends the run."""
+    def _word(self, word: str) -> tuple[tuple[str, ...], str]:
+        """(the terms the word adds by itself, its characters in a run of Chinese text, or
+        _RUN_END if it ends one). A Chinese stopword is part of a run (its characters make
+        bigrams) but adds no word; a question word is neither: it ends the run."""
         word = self._alias_map.get(word, word)
         if _HAN_WORD.fullmatch(word):
             if QUESTION_WORD.fullmatch(word):
-                return False, word, ()
-            return True, word, (() if word in self._stop else (word,))
+                return (), _RUN_END
+            return (() if word in self._stop else (word,)), word
         if word.isalnum():
             adds = () if word in self._stop else (self._alias_map.get(word, word),)
         elif word.isspace():
@@ -205,7 +255,7 @@ class Analyzer:
         else:
             words = _WORD.findall(word)
             adds = tuple(self._alias_map.get(w, w) for w in words if w not in self._stop)
-        return False, word, adds
+        return adds, _RUN_END
 
     def terms(self, text: str, names: Iterable[str] = ()) -> list[str]:
         """The index terms of a text: words, Chinese character bigrams, and known whole names."""
@@ -213,26 +263,51 @@ class Analyzer:
 
     def normalized_terms(self, normalized: str, names: Iterable[str] = ()) -> list[str]:
         """`terms` of a text already normalised (see `normalize`), in no particular order."""
-        # The hot loop of indexing (a million passages): one dictionary lookup a word, the
-        # rest in C (map, chain, groupby over the words' runs).
+        return self.texts_terms([normalized], names).of(0)
+
+    def texts_terms(self, normalized: Sequence[str], names: Iterable[str] = ()) -> TextTerms:
+        """The terms of several normalised texts at once, their bigrams as codes: how an
+        index analyses a million passages without a string (and its hash) per bigram."""
+        # The hot loop of indexing: one dictionary lookup a word, the rest in C (map, chain,
+        # str.join), and each text's runs of Chinese characters end to end, "\0" between
+        # runs and "\1" between texts, for numpy to pair their characters in one go.
         known = self._words
         if len(known) > 500_000:  # bounded, whatever text arrives
             known.clear()
-        pieces = self._segmenter.cut(normalized, False)
-        words = list(map(known.get, pieces))
-        if None in words:
-            words = [
-                w or known.setdefault(p, self._word(p)) for p, w in zip(pieces, words, strict=True)
-            ]
-        out = list(chain.from_iterable(map(_ADDS, words)))
-        noisy = self._noise_bigrams.__contains__
-        for in_run, run in groupby(words, _IN_RUN):
-            if in_run:  # consecutive Chinese words: the bigrams of their characters
-                chars = "".join(map(_WORD_OF, run))
-                out += filterfalse(noisy, map(str.__add__, chars, chars[1:]))
-        for name in names:
-            out += [name] * normalized.count(name)
-        return out
+        names = list(names)
+        words: list[str] = []
+        word_counts: list[int] = []
+        runs: list[str] = []
+        for text in normalized:
+            pieces = self._segmenter.cut(text, False)
+            analysed = list(map(known.get, pieces))
+            if None in analysed:
+                analysed = [
+                    w or known.setdefault(p, self._word(p))
+                    for p, w in zip(pieces, analysed, strict=True)
+                ]
+            before = len(words)
+            words += chain.from_iterable(map(_ADDS, analysed))
+            for name in names:
+                words += [name] * text.count(name)
+            word_counts.append(len(words) - before)
+            runs.append("".join(map(_RUN_TEXT, analysed)))
+        chars = np.frombuffer(_TEXT_END.join(runs).encode("utf-32-le"), np.uint32).astype(np.int64)
+        first, second = chars[:-1], chars[1:]
+        paired = np.flatnonzero((first > _TEXT_BREAK) & (second > _TEXT_BREAK))
+        codes = (_char_code(first[paired]) << _CHAR_BITS) | _char_code(second[paired])
+        noise = self._noise_codes
+        at = np.minimum(np.searchsorted(noise, codes), noise.shape[0] - 1)
+        kept = noise[at] != codes if noise.shape[0] else np.ones(codes.shape[0], bool)
+        text_of_char = np.cumsum(chars == _TEXT_BREAK)
+        return TextTerms(words, word_counts, codes[kept], text_of_char[paired[kept]])
+
+    @cached_property
+    def _noise_codes(self) -> np.ndarray:
+        """`_noise_bigrams` of two Chinese characters as sorted bigram codes."""
+        pairs = [b for b in self._noise_bigrams if _HAN_WORD.fullmatch(b) and len(b) == 2]
+        chars = np.array([[ord(a), ord(b)] for a, b in pairs], np.int64).reshape(-1, 2)
+        return np.sort((_char_code(chars[:, 0]) << _CHAR_BITS) | _char_code(chars[:, 1]))
 
     def content_words(self, text: str) -> list[list[tuple[str, str]]]:
         """The text's content words, in runs of neighbours (stopwords, question words and

@@ -9,8 +9,8 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from retrieval import seedfile
-from retrieval.analysis import Analyzer
+from retrieval.analysis import (
+    BIGRAM_CODES,
+    Analyzer,
+    TextTerms,
+    bigram_code,
+    bigram_strings,
+)
 from retrieval.articles import passages_of, read_article
 from retrieval.cues import passage_cues
 from retrieval.models import Article, Passage
@@ -47,15 +53,12 @@ class Rows:
     tf: np.ndarray  # uint16: a term's count in one passage or article never needs more
 
     @staticmethod
-    def of(term_ids: list[int], lengths: list[int]) -> Rows:
-        """Rows from each document's term ids end to end (`lengths` of them each); each
-        (document, term) pair counted once."""
-        sizes = np.asarray(lengths, np.int64)
-        keys = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes) << 32
-        keys |= np.asarray(term_ids, np.int64)
+    def of(documents: np.ndarray, term_ids: np.ndarray, n_documents: int) -> Rows:
+        """Rows from (document, term id) pairs, one an occurrence."""
+        keys = (documents.astype(np.int64) << 32) | term_ids
         unique, counts = np.unique(keys, return_counts=True)
         return Rows(
-            nnz=np.bincount(unique >> 32, minlength=sizes.shape[0]).astype(np.int64),
+            nnz=np.bincount(unique >> 32, minlength=n_documents).astype(np.int64),
             term_ids=(unique & 0xFFFFFFFF).astype(np.int32),
             tf=np.minimum(counts, TF_MAX).astype(np.uint16),
         )
@@ -100,19 +103,22 @@ class ParsedFile:
     def n_passages(self) -> int:
         return int(self.passage_len.shape[0])
 
-    def with_terms(self, mapping: np.ndarray) -> ParsedFile:
+    def with_terms(self, renumber: Callable[[np.ndarray], np.ndarray]) -> ParsedFile:
         return replace(
             self,
-            passages=replace(self.passages, term_ids=mapping[self.passages.term_ids]),
-            about=mapping[self.about],
+            passages=replace(self.passages, term_ids=renumber(self.passages.term_ids)),
+            about=renumber(self.about),
         )
 
 
-class _Vocabulary(dict[str, int]):
-    """term → id, numbering new terms on first sight (a C-speed lookup for known ones)."""
+class _BatchIds(dict[str, int]):
+    """term → id in a worker (a C-speed lookup for known terms): a term of two Chinese
+    characters has its bigram code, a bigram's id, whether it came as a word or a bigram;
+    other terms are numbered from BIGRAM_CODES on first sight."""
 
     def __missing__(self, term: str) -> int:
-        self[term] = number = len(self)
+        code = bigram_code(term)
+        self[term] = number = BIGRAM_CODES + len(self) if code is None else code
         return number
 
 
@@ -153,22 +159,30 @@ def _alive(pid: int) -> bool:
 TITLE_WEIGHT = 2
 
 
-def article_terms(
-    article: Article, passages: list[Passage], analyzer: Analyzer
-) -> tuple[dict[str, str], list[list[str]], list[str], list[str]]:
-    """The names an article glosses, the index terms of each passage, the terms the article
-    as a whole adds to its passages' (its title, twice, and its captions), and each passage's
-    normalised text (see Analyzer.normalize)."""
+@dataclass(frozen=True)
+class ArticleTerms:
+    """An article analysed: the names it glosses, the normalised texts whose terms index it
+    (see Analyzer.normalize): its passages', then what the article as a whole adds to them
+    (its title TITLE_WEIGHT times, its captions), and those texts' terms."""
+
+    names: dict[str, str]
+    texts: list[str]
+    n_passages: int
+    terms: TextTerms
+
+    def passage_terms(self) -> list[list[str]]:
+        return [self.terms.of(i) for i in range(self.n_passages)]
+
+
+def article_terms(article: Article, passages: list[Passage], analyzer: Analyzer) -> ArticleTerms:
     normalized = [analyzer.normalize(p.text) for p in passages]
     captions = analyzer.normalize("\n".join(article.captions))
     names = analyzer.glossed_names("\n".join([captions, *normalized]))
-    passage_terms = [analyzer.normalized_terms(text, names) for text in normalized]
-    about = analyzer.terms(article.title, names) * TITLE_WEIGHT
-    about += analyzer.normalized_terms(captions, names)
-    return names, passage_terms, about, normalized
+    texts = [*normalized, *[analyzer.normalize(article.title)] * TITLE_WEIGHT, captions]
+    return ArticleTerms(names, texts, len(passages), analyzer.texts_terms(texts, names))
 
 
-def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
+def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _BatchIds) -> ParsedFile:
     """One seed file, parsed and analysed; a file that cannot be is skipped with the reason,
     whatever went wrong, and never takes the rest of the build down with it."""
     try:
@@ -180,34 +194,60 @@ def _parse_file(seeds_dir: str, rel: str, analyzer: Analyzer, vocab: _Vocabulary
         return ParsedFile(rel, error=f"could not be parsed ({type(exc).__name__})")
 
 
-def _analyse(article: Article, analyzer: Analyzer, vocab: _Vocabulary) -> ParsedFile:
+def _analyse(article: Article, analyzer: Analyzer, vocab: _BatchIds) -> ParsedFile:
+    """The article's terms as ids (`_BatchIds`'s), until `_parse_chunk` numbers them
+    densely."""
     passages = passages_of(article)
-    names, passage_terms, about, normalized = article_terms(article, passages, analyzer)
-    ids = list(map(vocab.__getitem__, chain.from_iterable(passage_terms)))
-    lengths = list(map(len, passage_terms))
+    analysed = article_terms(article, passages, analyzer)
+    terms, n = analysed.terms, analysed.n_passages
+    word_ids = np.fromiter(map(vocab.__getitem__, terms.words), np.int64, len(terms.words))
+    ids = np.concatenate([word_ids, terms.bigram_codes])
+    texts = np.concatenate(
+        [np.repeat(np.arange(len(terms.word_counts)), terms.word_counts), terms.bigram_texts]
+    )
+    of_passage = texts < n
     return ParsedFile(
         article.source,
         url=article.url,
         article_id=article.id,
         published_ms=int(article.published.timestamp() * 1000),
         article_json=encode_article(article, passages),
-        passages=Rows.of(ids, lengths),
-        passage_len=np.asarray(lengths, np.int64),
-        passage_cues=np.fromiter(map(passage_cues, normalized), np.uint64, len(passages)),
-        about=np.fromiter(map(vocab.__getitem__, about), np.int32, len(about)),
-        names=names,
+        passages=Rows.of(texts[of_passage], ids[of_passage], n),
+        passage_len=np.bincount(texts[of_passage], minlength=n).astype(np.int64),
+        passage_cues=np.fromiter(map(passage_cues, analysed.texts[:n]), np.uint64, n),
+        about=ids[~of_passage].astype(np.int32),
+        names=analysed.names,
     )
+
+
+@dataclass(frozen=True)
+class LocalTerms:
+    """The terms of a batch of parsed files: local id i is the bigram `codes[i]`, or the word
+    `words[i - len(codes)]`."""
+
+    codes: np.ndarray  # sorted
+    words: list[str]
 
 
 def _parse_chunk(
     seeds_dir: str, paths: list[str], analyzer: Analyzer | None = None
-) -> tuple[list[str], list[ParsedFile]]:
-    """Parse and analyse some files; term ids are local to the returned vocabulary."""
+) -> tuple[LocalTerms, list[ParsedFile]]:
+    """Parse and analyse some files; term ids are local to the returned terms."""
     analyzer = analyzer or _worker_analyzer
     assert analyzer is not None
-    vocab = _Vocabulary()
+    vocab = _BatchIds()
     files = [_parse_file(seeds_dir, rel, analyzer, vocab) for rel in paths]
-    return list(vocab), files
+    parsed = [f for f in files if f.error is None]
+    ids = [part for f in parsed for part in (f.passages.term_ids, f.about)]
+    used = np.unique(np.concatenate([np.empty(0, np.int32), *ids]))
+    words = {number: term for term, number in vocab.items() if number >= BIGRAM_CODES}
+    bigrams = used < BIGRAM_CODES  # the first ones: `used` is sorted
+    local = LocalTerms(used[bigrams].astype(np.int64), [words[i] for i in used[~bigrams].tolist()])
+
+    def renumber(ids: np.ndarray) -> np.ndarray:
+        return np.searchsorted(used, ids).astype(np.int32)
+
+    return local, [f.with_terms(renumber) if f.error is None else f for f in files]
 
 
 @dataclass(frozen=True)
@@ -223,9 +263,9 @@ class Workers:
 
 
 def parse_files(
-    seeds_dir: Path, paths: list[str], analyzer: Analyzer, vocab: dict[str, int], workers: Workers
+    seeds_dir: Path, paths: list[str], analyzer: Analyzer, vocab: Vocabulary, workers: Workers
 ) -> list[ParsedFile]:
-    """Parse files (in worker processes when there are many); term ids become global ids."""
+    """Parse files (in worker processes when there are many); term ids become `vocab`'s."""
     if not paths:
         return []
     if workers.count > 1 and len(paths) >= workers.from_files:
@@ -239,16 +279,59 @@ def parse_files(
             initargs=(analyzer, os.getpid()),
         ) as pool:
             results = pool.map(_parse_chunk, [str(seeds_dir)] * len(chunks), chunks)
-            return [f for local, files in results for f in _globalise(local, files, vocab)]
+            return [f for local, files in results for f in vocab.renumbered(local, files)]
     local, files = _parse_chunk(str(seeds_dir), paths, analyzer)
-    return _globalise(local, files, vocab)
+    return vocab.renumbered(local, files)
 
 
-def _globalise(
-    local: list[str], files: list[ParsedFile], vocab: dict[str, int]
-) -> list[ParsedFile]:
-    mapping = np.fromiter((vocab.setdefault(t, len(vocab)) for t in local), np.int32, len(local))
-    return [f.with_terms(mapping) if f.error is None else f for f in files]
+class Vocabulary:
+    """A new segment's terms, numbered as batches of parsed files arrive: words by their
+    string, bigrams by their code in sorted arrays (a million passages bring millions of
+    bigrams: hashing a string for each in this one process would cost more than a worker's
+    share of the parsing)."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, int] = {}
+        self._codes = np.empty(0, np.int64)  # sorted
+        self._code_ids = np.empty(0, np.int64)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def renumbered(self, local: LocalTerms, files: list[ParsedFile]) -> list[ParsedFile]:
+        """A batch's files with their terms' ids in this vocabulary (new terms numbered)."""
+        ids = np.concatenate([self._code_ids_of(local.codes), self._word_ids_of(local.words)])
+        mapping = ids.astype(np.int32)
+        return [f.with_terms(mapping.__getitem__) if f.error is None else f for f in files]
+
+    def _code_ids_of(self, codes: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self._codes, codes)
+        inside = at < self._codes.shape[0]
+        known = np.zeros(codes.shape[0], bool)
+        known[inside] = self._codes[at[inside]] == codes[inside]
+        ids = np.empty(codes.shape[0], np.int64)
+        ids[known] = self._code_ids[at[known]]
+        new = np.flatnonzero(~known)
+        ids[new] = np.arange(self._size, self._size + new.shape[0])
+        self._size += new.shape[0]
+        # codes arrive sorted, so the new ones go in, in order, where the search put them
+        self._codes = np.insert(self._codes, at[new], codes[new])
+        self._code_ids = np.insert(self._code_ids, at[new], ids[new])
+        return ids
+
+    def _word_ids_of(self, words: list[str]) -> np.ndarray:
+        new = [w for w in words if w not in self._words]
+        self._words.update(zip(new, range(self._size, self._size + len(new)), strict=True))
+        self._size += len(new)
+        return np.fromiter(map(self._words.__getitem__, words), np.int64, len(words))
+
+    def terms(self) -> list[str]:
+        """Every term, by its id."""
+        out = np.empty(self._size, object)
+        out[self._code_ids] = bigram_strings(self._codes)
+        out[list(self._words.values())] = list(self._words)
+        return out.tolist()
 
 
 # --- what changed, and a segment for it -------------------------------------------------------
@@ -287,7 +370,7 @@ def update(
     if old is not None and not changed and not removed:
         return None
 
-    vocab: dict[str, int] = {}  # the new segment's own
+    vocab = Vocabulary()  # the new segment's own
     parsed = {f.path: f for f in parse_files(seeds_dir, changed, analyzer, vocab, workers)}
     for f in parsed.values():
         if f.error:
@@ -320,10 +403,7 @@ def update(
     name = new_segment_name()
     for number, f in enumerate(fresh):
         files[f.path] = replace(files[f.path], segment=name, article_number=number)
-    terms = [""] * len(vocab)
-    for term, i in vocab.items():
-        terms[i] = term
-    return Change(files, (name, segment_of(fresh, terms)), deleted)
+    return Change(files, (name, segment_of(fresh, vocab.terms())), deleted)
 
 
 def _newest_per_url(records: Mapping[str, FileRecord]) -> set[str]:
@@ -398,18 +478,24 @@ def _article_rows(files: list[ParsedFile]) -> Rows:
     ids = [part for f in files for part in (f.passages.term_ids, f.about)]
     tf = [part for f in files for part in (f.passages.tf, np.ones(f.about.shape[0], np.uint16))]
     sizes = [f.passages.term_ids.shape[0] + f.about.shape[0] for f in files]
-    keys = np.repeat(np.arange(len(files), dtype=np.int64), sizes) << 32
-    keys |= np.concatenate([np.empty(0, np.int32), *ids]).astype(np.int64)
-    unique, inverse = np.unique(keys, return_inverse=True)
-    counts = np.bincount(inverse, weights=np.concatenate([np.empty(0, np.uint16), *tf]))
+    # (article, term, tf) packed in one int64 (8 + 31 + 16 bits at _BATCH files) and sorted:
+    # equal (article, term) keys end up side by side, and a sort is cheaper than an argsort
+    keys = np.repeat(np.arange(len(files), dtype=np.int64), sizes) << (31 + 16)
+    keys |= np.concatenate([np.empty(0, np.int32), *ids]).astype(np.int64) << 16
+    keys |= np.concatenate([np.empty(0, np.uint16), *tf])
+    keys.sort()
+    pairs = keys >> 16
+    first = np.flatnonzero(np.r_[True, pairs[1:] != pairs[:-1]])
+    counts = np.add.reduceat(keys & 0xFFFF, first) if first.size else first
+    pairs = pairs[first]
     return Rows(
-        np.bincount(unique >> 32, minlength=len(files)).astype(np.int64),
-        (unique & 0xFFFFFFFF).astype(np.int32),
+        np.bincount(pairs >> 31, minlength=len(files)).astype(np.int64),
+        (pairs & 0x7FFFFFFF).astype(np.int32),
         np.minimum(counts, TF_MAX).astype(np.uint16),
     )
 
 
-_BATCH = 256  # fresh files placed at a time: numpy's per-call costs, over 50,000 files
+_BATCH = 256  # fresh files placed at a time (numpy's per-call costs), at most 2**8
 
 
 def _assemble(kept: list[_Kept], fresh: list[ParsedFile], terms: list[str]) -> SegmentDraft:
@@ -418,19 +504,31 @@ def _assemble(kept: list[_Kept], fresh: list[ParsedFile], terms: list[str]) -> S
     Memory matters at a million passages: postings go straight into their term-major arrays
     (no doc-major copy beside them), and each fresh file is released once it is copied.
     """
+    with ThreadPoolExecutor(1, thread_name_prefix="assemble-articles") as beside:
+        return _assemble_beside(beside, kept, fresh, terms)
+
+
+def _assemble_beside(
+    beside: ThreadPoolExecutor, kept: list[_Kept], fresh: list[ParsedFile], terms: list[str]
+) -> SegmentDraft:
     n_terms = len(terms)
     kept_passages = [b for k in kept for b in k.passages]
     kept_articles = [b for k in kept for b in k.articles]
     batches = [(lo, lo + _BATCH) for lo in range(0, len(fresh), _BATCH)]
+    # The two fields are independent, and numpy releases the GIL in their sorts and copies:
+    # the articles' postings are placed in a second thread (a third of a cold build's tail).
+    articles_placed = beside.submit(
+        _TermMajor,
+        chain(kept_articles, (_article_rows(fresh[a:b]) for a, b in batches)),
+        n_terms,
+    )
     passages = _TermMajor(
         chain(kept_passages, (_joined([f.passages for f in fresh[a:b]]) for a, b in batches)),
         n_terms,
     )
-    articles = _TermMajor(
-        chain(kept_articles, (_article_rows(fresh[a:b]) for a, b in batches)), n_terms
-    )
     for block in kept_passages:
         passages.add(block)
+    articles = articles_placed.result()
     for block in kept_articles:
         articles.add(block)
     del kept_passages, kept_articles
@@ -467,13 +565,8 @@ def _assemble(kept: list[_Kept], fresh: list[ParsedFile], terms: list[str]) -> S
     for lo, hi in batches:
         batch = fresh[lo:hi]
         fresh[lo:hi] = [None] * len(batch)  # type: ignore[list-item]  # released once copied
+        articles_placed = beside.submit(lambda batch=batch: articles.add(_article_rows(batch)))
         passages.add(_joined([f.passages for f in batch]))
-        article_rows = _article_rows(batch)
-        articles.add(article_rows)
-        owner = np.repeat(np.arange(len(batch)), article_rows.nnz)
-        per_article["article_len"].append(
-            np.bincount(owner, weights=article_rows.tf, minlength=len(batch))
-        )
         for f in batch:
             parts["passage_len"].append(f.passage_len)
             parts["passage_ordinal"].append(np.arange(f.n_passages, dtype=np.int32))
@@ -486,6 +579,8 @@ def _assemble(kept: list[_Kept], fresh: list[ParsedFile], terms: list[str]) -> S
             per_article["article_published_ms"].append(np.array([f.published_ms]))
             per_article["article_key"].append(np.array([int(f.article_id, 16)], np.uint64))
             names_of.append(sorted(f.names.items()))
+            per_article["article_len"].append(np.array([f.passage_len.sum() + f.about.shape[0]]))
+        articles_placed.result()
     assert passages.complete() and articles.complete(), "every block's postings were placed"
 
     def joined(values: list[np.ndarray], dtype: type) -> np.ndarray:

@@ -318,7 +318,7 @@ class Library:
             live = segment.live_articles
             for number in np.flatnonzero(live).tolist():
                 article, passages = snap.cut(i, number)
-                yield from build.article_terms(article, passages, self.analyzer)[1]
+                yield from build.article_terms(article, passages, self.analyzer).passage_terms()
 
     def passage_position(self, ranked: Ranked) -> int:
         """Where a ranked passage comes in `indexed_terms`."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import jieba
+import numpy as np
 import pytest
 
-from retrieval.analysis import Analyzer, merge_spans
+from retrieval.analysis import Analyzer, bigram_code, bigram_strings, merge_spans
 from retrieval.articles import passages_of, read_article
 from tests.support.seeds import SEED
 
@@ -100,6 +102,35 @@ def test_an_english_gloss_in_a_query_brings_the_chinese_name(analyzer: Analyzer)
 def test_same_pipeline_for_passages_and_queries(analyzer: Analyzer) -> None:
     text = "石破茂向美方作出一系列积极承诺"
     assert analyzer.query_terms(text) == analyzer.terms(text)
+
+
+def test_texts_analysed_together_have_each_text_s_terms(analyzer: Analyzer) -> None:
+    """An index analyses an article's texts in one go; each keeps exactly its own terms."""
+    texts = [
+        "美国与日本的军事同盟关系",
+        "",
+        "lng 2025 only latin",
+        "为什么台风登陆",  # a question word ends a run: no 么台
+        "理事长田中一郎说，田中一郎认为",  # a glossed name, counted where it occurs
+        "㐀㐁 and 﨎﨏",  # the first and the last blocks of characters a run may hold
+        "的是了吗",  # function characters only: bigrams that say nothing
+    ]
+    together = analyzer.texts_terms(texts, ["田中一郎"])
+    for i, text in enumerate(texts):
+        alone = analyzer.texts_terms([text], ["田中一郎"]).of(0)
+        assert Counter(together.of(i)) == Counter(alone), text
+    assert Counter(together.of(4))["田中一郎"] == 2
+    assert "么台" not in together.of(3) and {"台风", "登陆", "风登"} <= set(together.of(3))
+    assert {"㐀㐁", "﨎﨏"} <= set(together.of(5))
+    assert not {"的是", "是了", "了吗"} & set(together.of(6))
+
+
+def test_a_bigram_s_code_stands_for_it_and_only_for_it() -> None:
+    terms = ["美国", "㐀㐁", "﨎﨏", "鿿一", "豈更"]
+    codes = np.array([bigram_code(t) for t in terms])
+    assert bigram_strings(codes) == terms
+    assert len(set(codes.tolist())) == len(terms)
+    assert [bigram_code(t) for t in ["美", "美国人", "ab", "美a", ""]] == [None] * 5
 
 
 def test_rjieba_cuts_exactly_like_jieba_with_hmm_off(analyzer: Analyzer) -> None:

@@ -6,12 +6,15 @@ import logging
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval import Library, build, seedfile, store
 from retrieval.analysis import Analyzer
+from retrieval.articles import passages_of, read_article
 from tests.support import REPO
 from tests.support.seeds import write_articles
 
@@ -114,10 +117,10 @@ def test_an_analyzer_that_has_answered_can_be_sent_to_worker_processes(
     analyzer.terms("石破茂與川普會談")  # builds the native converter and segmenter it caches
 
     def parsed(workers: build.Workers) -> list[list[tuple[str, int]]]:
-        vocab: dict[str, int] = {}
+        vocab = build.Vocabulary()
         files = build.parse_files(seeds, paths, analyzer, vocab, workers)
         assert [(f.path, f.error) for f in files] == [(p, None) for p in paths]
-        terms = list(vocab)
+        terms = vocab.terms()
         return [
             sorted(
                 zip([terms[t] for t in f.passages.term_ids], f.passages.tf.tolist(), strict=True)
@@ -128,3 +131,29 @@ def test_an_analyzer_that_has_answered_can_be_sent_to_worker_processes(
     in_workers = parsed(build.Workers(count=2, from_files=1, start_method=start_method))
     assert in_workers == parsed(build.Workers(count=1))
     assert all(in_workers)
+
+
+def test_parsed_files_hold_each_passage_s_terms_one_id_a_term(tmp_path: Path) -> None:
+    """A word of two characters (会谈) and the bigram 会谈 are one term, as in rank_bm25."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    write_articles(seeds, 0, 3)
+    paths = sorted(seedfile.scan(seeds))
+    analyzer = Analyzer.default()
+    vocab = build.Vocabulary()
+    files = build.parse_files(seeds, paths, analyzer, vocab, build.Workers(count=1))
+    terms = vocab.terms()
+    assert len(set(terms)) == len(terms)
+    word_and_bigram = 0  # passages where 会谈 counts twice: as a word and as a bigram
+    for f in files:
+        article = read_article(seeds / f.path, f.path)
+        expected = build.article_terms(article, passages_of(article), analyzer).passage_terms()
+        starts = np.r_[0, np.cumsum(f.passages.nnz)]
+        for i, passage_terms in enumerate(expected):
+            row = slice(starts[i], starts[i + 1])
+            names = [terms[t] for t in f.passages.term_ids[row]]
+            stored = dict(zip(names, f.passages.tf[row].tolist(), strict=True))
+            assert stored == Counter(passage_terms)
+            assert f.passage_len[i] == len(passage_terms)
+            word_and_bigram += stored.get("会谈", 0) == 2
+    assert word_and_bigram
