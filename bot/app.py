@@ -7,7 +7,15 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import (
+    BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeDefault,
+    LinkPreviewOptions,
+    Update,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (
@@ -178,12 +186,29 @@ def build_application(
 async def set_command_menu(application: Application) -> None:
     """Register the command menu; a failure there must not keep the bot from starting."""
 
-    async def register(language_code: str | None, lang: Lang) -> None:
-        menu = [BotCommand(name, description) for name, description in commands.menu(lang)]
+    async def register(scope: BotCommandScope, language_code: str | None, lang: Lang) -> None:
+        group_member = isinstance(scope, BotCommandScopeAllGroupChats)
+        menu = [
+            BotCommand(name, description)
+            for name, description in commands.menu(lang, group_member=group_member)
+        ]
         try:
-            await application.bot.set_my_commands(menu, language_code=language_code)
+            await application.bot.set_my_commands(menu, scope, language_code)
         except TelegramError as exc:
             logger.warning("setMyCommands failed (%s); the command menu may be outdated", exc)
 
-    # All at once: with network retries, a flaky start costs one back-off, not one a language.
-    await asyncio.gather(*(register(c, lang) for c, lang in commands.MENU_LANGUAGES.items()))
+    # Telegram shows a group's administrators their scope's menu before the one for all group
+    # members; private chats get the default. All at once: with network retries, a flaky
+    # start costs one back-off, not one a menu.
+    scopes = (
+        BotCommandScopeDefault(),
+        BotCommandScopeAllGroupChats(),
+        BotCommandScopeAllChatAdministrators(),
+    )
+    await asyncio.gather(
+        *(
+            register(scope, code, lang)
+            for scope in scopes
+            for code, lang in commands.MENU_LANGUAGES.items()
+        )
+    )

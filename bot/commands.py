@@ -133,9 +133,12 @@ def listed() -> list[Command]:
     return [c for c in COMMANDS if c.scope is not Scope.BOT_ADMINS]
 
 
-def menu(lang: Lang) -> list[tuple[str, str]]:
-    """(command, description) pairs for setMyCommands."""
-    return [(c.name, c.menu[lang]) for c in listed()]
+def menu(lang: Lang, *, group_member: bool = False) -> list[tuple[str, str]]:
+    """(command, description) pairs for setMyCommands. A group member who is not one of its
+    administrators is shown only what they may use (the menu of admins and of private chats
+    lists every command)."""
+    shown = [c for c in listed() if not group_member or c.scope is Scope.EVERYONE]
+    return [(c.name, c.menu[lang]) for c in shown]
 
 
 def help_lines(lang: Lang, bot: str) -> str:

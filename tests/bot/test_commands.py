@@ -39,8 +39,22 @@ async def test_the_menu_and_help_list_the_same_commands(bot, fake_api):
     user, chat = fake_api.user_in_private_chat(language_code="en")
     html = await fake_api.say(chat, user, "/help")
     in_help = re.findall(r"^/(\w+)", html, re.M)
-    for call in fake_api.calls_to("setMyCommands"):
-        assert [c["command"] for c in call.params["commands"]] == in_help
+    menus = {
+        (call.params["scope"]["type"], call.params.get("language_code")): [
+            c["command"] for c in call.params["commands"]
+        ]
+        for call in fake_api.calls_to("setMyCommands")
+    }
+    assert set(menus) == {
+        (scope, code)
+        for scope in ("default", "all_group_chats", "all_chat_administrators")
+        for code in (None, "en")
+    }
+    for code in (None, "en"):
+        assert menus["default", code] == in_help  # private chats
+        assert menus["all_chat_administrators", code] == in_help
+        # group members see only what they may use: not the administrators' commands
+        assert menus["all_group_chats", code] == ["ask", "latest", "about", "help"]
     assert "reload" not in in_help
 
 
