@@ -148,6 +148,7 @@ def build_application(
             MessageHandler(private & filters.TEXT, h.limited(h.private_text)),
             # Limits itself, once it knows the message is addressed to the bot.
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
+            MessageHandler(filters.StatusUpdate.MIGRATE, h.group_migrated),
             # Stickers, photos, voice… in private chats; service messages are left alone.
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text),
             CallbackQueryHandler(h.limited(h.page_button)),

@@ -397,6 +397,17 @@ class BotHandlers:
         message = update.effective_message
         await message.reply_text(t(user_lang(update), "unknown_command"))
 
+    async def group_migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group became a supergroup, with a new id: its subscription and /autoanswer go
+        with it. Telegram tells both chats; whichever comes second finds nothing to move."""
+        message = update.effective_message
+        if message.migrate_to_chat_id:
+            old, new = message.chat_id, message.migrate_to_chat_id
+        else:
+            old, new = message.migrate_from_chat_id, message.chat_id
+        await asyncio.to_thread(self.store.move, old, new)
+        logger.info("chat %s is now %s; its subscription and /autoanswer moved", old, new)
+
     async def non_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: stickers, photos, voice…: one gentle hint now and then, never a flood."""
         now = time.monotonic()

@@ -112,3 +112,25 @@ async def test_in_privacy_mode_it_says_what_to_change_in_botfather(bot, fake_api
     assert html.startswith("✅ 自动回答已开启")
     user, chat = fake_api.user_in_private_chat()
     assert "用于群组" in await fake_api.say(chat, user, "/autoanswer on")
+
+
+async def test_a_group_that_becomes_a_supergroup_keeps_it_on(fake_api, bot_library):
+    fake_api.privacy_mode = False
+    group = {"id": -5003, "type": "group", "title": "News fans"}
+    fake_api.chats[group["id"]] = group
+    admin, member = _admin_and_member(fake_api, group)
+    async with running_bot(fake_api, bot_library):
+        assert "已开启" in await fake_api.say(group, admin, "/autoanswer@ThisBot on")
+        supergroup = fake_api.group_chat(-1005003)
+        fake_api.set_member_status(supergroup, admin, "administrator")
+        # Telegram tells both chats, the old one first
+        fake_api.push_update(
+            {"message": fake_api.make_message(group, admin, migrate_to_chat_id=supergroup["id"])}
+        )
+        fake_api.push_update(
+            {"message": fake_api.make_message(supergroup, None, migrate_from_chat_id=group["id"])}
+        )
+        question = fake_api.send_text(supergroup, member, ANSWERED)
+        assert TYPHOON.title in (await fake_api.wait_for_reply(question)).params["text"]
+        html = await fake_api.say(supergroup, admin, "/autoanswer@ThisBot")
+        assert html == "用法：/autoanswer on 或 /autoanswer off（现在是 on）。"
