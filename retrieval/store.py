@@ -421,6 +421,12 @@ def load(index_dir: Path, reuse: Iterable[Segment] = ()) -> State | None:
 
 
 def _read_state(index_dir: Path, name: str, reuse: Mapping[str, Segment]) -> State:
+    if not re.fullmatch(r"state-\d{8}\.json", name):
+        if name.startswith("gen-"):  # format 10 and before: one generation, no segments
+            raise IndexCorrupt(
+                f"index format 10 or older (before segments), expected {FORMAT_VERSION}"
+            )
+        raise IndexCorrupt(f"CURRENT names {name[:80]!r}, not a state")
     body = _json_object(index_dir / name)
     if body.get("format") != FORMAT_VERSION:
         raise IndexCorrupt(f"index format {body.get('format')}, expected {FORMAT_VERSION}")

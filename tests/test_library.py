@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from retrieval import Article, ArticleRef, Library, SkippedFile, build
-from retrieval.store import load
+from retrieval.store import FORMAT_VERSION, load
 from tests.support.seeds import SEED, seed_file
 
 
@@ -345,6 +345,25 @@ def test_corrupt_index_is_rebuilt_not_served(
     assert "德地秀士" in library.search("德地秀士", k=1).hits[0].passage.text
     assert library.stats().articles == 2
     assert load(index_dir) is not None
+
+
+def test_an_index_from_before_segments_is_rebuilt_saying_so_and_removed(
+    seeds_dir: Path, index_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Library.from_dir(seeds_dir, index_dir)
+    # format 10 and before: CURRENT named a generation directory
+    old = index_dir / "gen-20250101000000-abcd1234"
+    old.mkdir()
+    (old / "manifest.json").write_text('{"format": 10}', encoding="utf-8")
+    (index_dir / "CURRENT").write_text(old.name, encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        library = Library.from_dir(seeds_dir, index_dir)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.endswith(
+        f"(index format 10 or older (before segments), expected {FORMAT_VERSION}): rebuilding"
+    )
+    assert library.search("德地秀士", k=1).hits
+    assert not old.exists()  # a million passages' generation does not stay behind
 
 
 def test_half_written_segments_are_ignored_then_cleared(seeds_dir: Path, index_dir: Path) -> None:
