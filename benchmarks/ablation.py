@@ -67,19 +67,19 @@ def _no_judgement() -> None:
 def _title_in_passages() -> None:
     """The ranking before article evidence: each passage indexed with its article's title
     terms twice, and no article score."""
-    from retrieval import build, ranking
+    from retrieval import parsing, ranking
 
-    terms_of = build.article_terms
+    terms_of = parsing.article_terms
 
     def with_title(article, passages, analyzer):  # type: ignore[no-untyped-def]
         analysed = terms_of(article, passages, analyzer)
         # "\n" ends a run of characters: a passage's terms, then the title's, twice
-        title = "\n".join([analyzer.normalize(article.title)] * build.TITLE_WEIGHT)
+        title = "\n".join([analyzer.normalize(article.title)] * parsing.TITLE_WEIGHT)
         n = analysed.n_passages
         texts = [f"{text}\n{title}" for text in analysed.texts[:n]] + analysed.texts[n:]
         return replace(analysed, terms=analyzer.texts_terms(texts, analysed.names))
 
-    build.article_terms = with_title
+    parsing.article_terms = with_title
     ranking.ARTICLE_WEIGHT = 0.0
 
 

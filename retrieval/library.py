@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval import build, merging, ranking, store
+from retrieval import build, merging, parsing, ranking, store
 from retrieval.analysis import Analyzer
 from retrieval.index import Index, Ranked
 from retrieval.models import (
@@ -105,13 +105,13 @@ class Library:
         seeds_dir: Path,
         index_dir: Path,
         analyzer: Analyzer,
-        workers: build.Workers | None = None,
+        workers: parsing.Workers | None = None,
         lock_wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> None:
         self.seeds_dir = seeds_dir
         self.index_dir = index_dir
         self.analyzer = analyzer
-        self.workers = workers or build.Workers(count=os.cpu_count() or 1)
+        self.workers = workers or parsing.Workers(count=os.cpu_count() or 1)
         self.lock_wait_seconds = lock_wait_seconds
         self._snapshot: _Snapshot | None = None
         self._refresh_lock = threading.Lock()
@@ -123,7 +123,7 @@ class Library:
         index_dir: str | os.PathLike[str] | None = None,
         *,
         aliases_file: str | os.PathLike[str] | None = None,
-        workers: build.Workers | None = None,
+        workers: parsing.Workers | None = None,
         lock_wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> Library:
         """Open the library of a seeds directory: load its saved index, bring it up to date.
@@ -318,7 +318,7 @@ class Library:
             live = segment.live_articles
             for number in np.flatnonzero(live).tolist():
                 article, passages = snap.cut(i, number)
-                yield from build.article_terms(article, passages, self.analyzer).passage_terms()
+                yield from parsing.article_terms(article, passages, self.analyzer).passage_terms()
 
     def passage_position(self, ranked: Ranked) -> int:
         """Where a ranked passage comes in `indexed_terms`."""

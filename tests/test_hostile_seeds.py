@@ -20,9 +20,9 @@ import pytest
 
 from retrieval import Library, seedfile
 from retrieval.articles import parse_article, passages_of, split_long
-from retrieval.build import Workers
 from retrieval.feeds import ingest_feeds
 from retrieval.models import Article, Paragraph
+from retrieval.parsing import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
 MS = 1_739_228_342_000
@@ -235,7 +235,7 @@ BUILD = textwrap.dedent(
     """
     import sys
     from retrieval import Library
-    from retrieval.build import Workers
+    from retrieval.parsing import Workers
 
     if __name__ == "__main__":
         workers = Workers(count=2, from_files=1, start_method=sys.argv[3])

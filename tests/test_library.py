@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import Article, ArticleRef, Library, SkippedFile, build
+from retrieval import Article, ArticleRef, Library, SkippedFile, parsing
 from retrieval.store import FORMAT_VERSION, load
 from tests.support.seeds import SEED, seed_file
 
@@ -389,14 +389,14 @@ def test_a_file_that_breaks_the_parser_is_skipped_and_the_rest_indexed(
     (seeds_dir / "odd.txt").write_text(
         seed_file("怪文件", "https://x.test/odd", ["一段会让解析器出错的文字。"]), encoding="utf-8"
     )
-    real = build.passages_of
+    real = parsing.passages_of
 
     def passages_of(article: Article) -> list:
         if article.title == "怪文件":
             raise RuntimeError("a parser bug")
         return real(article)
 
-    monkeypatch.setattr(build, "passages_of", passages_of)
+    monkeypatch.setattr(parsing, "passages_of", passages_of)
     library = Library.from_dir(seeds_dir, index_dir)
     assert library.stats().skipped == (
         SkippedFile("odd.txt", "could not be parsed (RuntimeError)"),

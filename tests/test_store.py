@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import Library, build, seedfile, store
+from retrieval import Library, parsing, seedfile, store
 from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_article
 from tests.support import REPO
@@ -116,9 +116,9 @@ def test_an_analyzer_that_has_answered_can_be_sent_to_worker_processes(
     analyzer = Analyzer.default()
     analyzer.terms("石破茂與川普會談")  # builds the native converter and segmenter it caches
 
-    def parsed(workers: build.Workers) -> list[list[tuple[str, int]]]:
-        vocab = build.Vocabulary()
-        files = build.parse_files(seeds, paths, analyzer, vocab, workers)
+    def parsed(workers: parsing.Workers) -> list[list[tuple[str, int]]]:
+        vocab = parsing.Vocabulary()
+        files = parsing.parse_files(seeds, paths, analyzer, vocab, workers)
         assert [(f.path, f.error) for f in files] == [(p, None) for p in paths]
         terms = vocab.terms()
         return [
@@ -128,8 +128,8 @@ def test_an_analyzer_that_has_answered_can_be_sent_to_worker_processes(
             for f in files
         ]
 
-    in_workers = parsed(build.Workers(count=2, from_files=1, start_method=start_method))
-    assert in_workers == parsed(build.Workers(count=1))
+    in_workers = parsed(parsing.Workers(count=2, from_files=1, start_method=start_method))
+    assert in_workers == parsed(parsing.Workers(count=1))
     assert all(in_workers)
 
 
@@ -140,14 +140,14 @@ def test_parsed_files_hold_each_passage_s_terms_one_id_a_term(tmp_path: Path) ->
     write_articles(seeds, 0, 3)
     paths = sorted(seedfile.scan(seeds))
     analyzer = Analyzer.default()
-    vocab = build.Vocabulary()
-    files = build.parse_files(seeds, paths, analyzer, vocab, build.Workers(count=1))
+    vocab = parsing.Vocabulary()
+    files = parsing.parse_files(seeds, paths, analyzer, vocab, parsing.Workers(count=1))
     terms = vocab.terms()
     assert len(set(terms)) == len(terms)
     word_and_bigram = 0  # passages where 会谈 counts twice: as a word and as a bigram
     for f in files:
         article = read_article(seeds / f.path, f.path)
-        expected = build.article_terms(article, passages_of(article), analyzer).passage_terms()
+        expected = parsing.article_terms(article, passages_of(article), analyzer).passage_terms()
         starts = np.r_[0, np.cumsum(f.passages.nnz)]
         for i, passage_terms in enumerate(expected):
             row = slice(starts[i], starts[i + 1])
