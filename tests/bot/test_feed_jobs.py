@@ -6,8 +6,6 @@ SIGTERM stops the bot within seconds even while a fetch hangs, with nothing half
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from bot.subscriptions import SubscriptionStore
 from retrieval import Library
 from tests.support import FEEDS
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
-from tests.support.harness import bot_environ, running_bot
+from tests.support.harness import bot_environ, bot_process, running_bot, wait_while_running
 from tests.support.http import LoopbackServer, reply
 from tests.support.seeds import TYPHOON, write_seeds
 
@@ -110,27 +108,16 @@ def test_sigterm_stops_the_bot_within_seconds_mid_fetch_with_nothing_half_writte
             SUBSCRIPTIONS_DB=str(db),
             FEED_URLS=f"{feeds.url('/drip.xml')} {feeds.url('/bot_news.xml')}",
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=tmp_path,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while ICEBERG not in _pushed_titles(fake, 8701) or not feeds.dripping.is_set():
-                assert process.poll() is None, process.communicate()[1]
-                assert time.monotonic() < deadline, "the good feed never arrived"
-                time.sleep(0.05)
+        with bot_process(tmp_path, environ) as process:
+            wait_while_running(
+                process,
+                lambda: ICEBERG in _pushed_titles(fake, 8701) and feeds.dripping.is_set(),
+                time.monotonic() + 60,
+                "the good feed never arrived",
+            )
             process.send_signal(signal.SIGTERM)
             # The drip would go on for hours; "within seconds" is generous on any machine.
             _, stderr = process.communicate(timeout=15)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
     assert process.returncode == 0, stderr
     assert "stopped" in stderr
     assert sorted(p.name for p in seeds.iterdir() if p.name.startswith(".")) == []

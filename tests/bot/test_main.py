@@ -17,7 +17,13 @@ import pytest
 from bot.settings import DEFAULT_API_ROOT, Settings, SettingsError
 from tests.support import REPO
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
-from tests.support.harness import bot_environ, run_bot, setting_names
+from tests.support.harness import (
+    bot_environ,
+    bot_process,
+    run_bot,
+    setting_names,
+    wait_while_running,
+)
 from tests.support.seeds import SEED_TITLE, SEED_URL, TYPHOON, write_seeds
 
 
@@ -195,30 +201,14 @@ def test_python_m_bot_polls_registers_commands_and_stops_cleanly_on_sigterm(tmp_
             INDEX_DIR=str(tmp_path / "index"),
             LOG_LEVEL="DEBUG",  # even debug logs must not contain the token
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=tmp_path,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with bot_process(tmp_path, environ) as process:
             deadline = time.monotonic() + 30
-            while not fake.calls_to("getUpdates"):
-                assert process.poll() is None, process.communicate()[1]
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_while_running(process, lambda: fake.calls_to("getUpdates"), deadline)
             user = fake.user(9001)
             question = fake.send_text(fake.private_chat(user), user, "石破茂访问白宫")
-            while not fake.replies_to(question):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_while_running(process, lambda: fake.replies_to(question), deadline)
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
     assert process.returncode == 0, stderr
     assert fake.calls_to("setMyCommands")
     assert TOKEN not in stderr and TOKEN.split(":")[1] not in stderr

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -24,7 +22,7 @@ from bot.subscriptions import SubscriptionStore
 from retrieval import Library
 from tests.support import FEEDS
 from tests.support.fake_bot_api import TOKEN, FakeBotApi, telegram_html_problems
-from tests.support.harness import bot_environ, run_bot, running_bot
+from tests.support.harness import run_bot, running_bot
 from tests.support.http import LoopbackServer, reply
 from tests.support.legacy import DAMAGE, write_version_0_subscriptions
 from tests.support.seeds import RAIL, SEED_TITLE, SEED_URL, TYPHOON, SeedArticle, write_seeds
@@ -164,27 +162,16 @@ def test_a_damaged_subscriptions_db_is_one_line_at_start_and_left_as_it_is(tmp_p
     DAMAGE[damage](db)
     before = db.read_bytes()
     with FakeBotApi() as fake:
-        environ = bot_environ(
+        result = run_bot(  # a timeout here: it started on a file it should have refused
+            cwd=tmp_path,
             TELEGRAM_BOT_TOKEN=TOKEN,
             TELEGRAM_API_BASE_URL=fake.api_root,
             SEEDS_DIR=str(seeds),
             INDEX_DIR=str(tmp_path / "index"),
             SUBSCRIPTIONS_DB=str(db),
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=tmp_path,
-            env=environ,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            _, stderr = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:  # it started on a file it should have refused
-                process.kill()
-                process.communicate()
-    assert process.returncode == 2, stderr
+    stderr = result.stderr
+    assert result.returncode == 2, stderr
     [error] = [line for line in stderr.splitlines() if " ERROR " in line]
     assert "SUBSCRIPTIONS_DB" in error and str(db) in error and "left as it is" in error
     assert "Traceback" not in stderr

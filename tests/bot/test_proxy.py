@@ -17,7 +17,7 @@ import pytest
 from retrieval import Library
 from tests.support import FEEDS, REPO
 from tests.support.fake_bot_api import FakeBotApi
-from tests.support.harness import bot_environ, running_bot
+from tests.support.harness import bot_environ, bot_process, running_bot, wait_while_running
 from tests.support.http import LoopbackServer, free_port, reply
 from tests.support.seeds import TYPHOON, write_seeds
 from tests.support.socks import SocksProxy
@@ -123,21 +123,13 @@ def test_the_standard_proxy_variables_still_work_when_ours_are_unset(tmp_path, f
                 **env,
             )
             environ.pop("no_proxy", None)
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bot"],
-                cwd=tmp_path,
-                env=environ,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                end = time.monotonic() + 30
-                while b"/getUpdates" not in proxy.sent():
-                    assert process.poll() is None, process.communicate()[1]
-                    assert time.monotonic() < end, "getUpdates never went through the proxy"
-                    time.sleep(0.05)
-            finally:
+            with bot_process(tmp_path, environ) as process:
+                wait_while_running(
+                    process,
+                    lambda: b"/getUpdates" in proxy.sent(),
+                    time.monotonic() + 30,
+                    "getUpdates never went through the proxy",
+                )
                 process.terminate()
                 _, stderr = process.communicate(timeout=20)
         assert process.returncode == 0, stderr

@@ -9,7 +9,6 @@ import logging
 import signal
 import socket
 import subprocess
-import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from retrieval import Library
 from tests.support import FEEDS
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
-from tests.support.harness import bot_environ, run_bot, running_bot
+from tests.support.harness import bot_environ, bot_process, run_bot, running_bot, wait_while_running
 from tests.support.http import LoopbackServer, free_port, reply
 from tests.support.seeds import SEED_TITLE, TYPHOON, write_seeds
 from tests.support.socks import SocksProxy
@@ -185,26 +184,11 @@ def test_secrets_are_redacted_at_debug_whatever_the_bot_api_says(tmp_path, seeds
             WEBHOOK_PORT=str(port),
             LOG_LEVEL="DEBUG",
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=tmp_path,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not fake.calls_to("setWebhook"):
-                assert process.poll() is None, process.communicate()[1]
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        with bot_process(tmp_path, environ) as process:
+            wait_while_running(process, lambda: fake.calls_to("setWebhook"), time.monotonic() + 30)
             time.sleep(0.3)  # the DEBUG lines after the call
             process.send_signal(signal.SIGTERM)
             stdout, stderr = process.communicate(timeout=20)
-        finally:
-            if process.poll() is None:
-                process.kill()
     assert process.returncode == 0, stderr
     [set_webhook] = fake.calls_to("setWebhook")
     assert set_webhook.params["secret_token"] == WEBHOOK_SECRET  # it was really sent

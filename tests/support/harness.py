@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from telegram.ext import Application, BaseRateLimiter
@@ -57,6 +58,37 @@ def run_bot(
         text=True,
         timeout=60,
     )
+
+
+@contextmanager
+def bot_process(cwd: Path, environ: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """`python -m bot` running in `cwd` with `environ` (see `bot_environ`), its output piped as
+    text; killed if it is still running when the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot"],
+        cwd=cwd,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def wait_while_running(
+    process: subprocess.Popen, done: Callable[[], object], deadline: float, message: str = ""
+) -> None:
+    """Until `done()`: fails with the process's stderr if it exits first, or with `message`
+    once `time.monotonic()` passes `deadline`."""
+    while not done():
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
 
 
 def bot_settings(fake: FakeBotApi, **env: str) -> Settings:
