@@ -21,9 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import newsqa, quality
-
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import ROOT, newsqa, quality
 
 
 def _no_question_words() -> None:

@@ -16,37 +16,22 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import ROOT, scorer_lines
+
 HELDOUT = ROOT / "benchmarks" / "data" / "newsqa-heldout.jsonl"
 COLUMNS = ("R@1", "R@3", "MRR@10", "fu_R@1", "xctx_R@1", "declined", "answered", "answered_right")
 
 
 def evaluate(shared: Path, questions: Path, cmd: str, show_misses: int) -> str:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(shared / "bench" / "newsqa_eval.py"),
-            str(questions),
-            "--context",
-            "--show-misses",
-            str(show_misses),
-            "--cmd",
-            cmd,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise SystemExit(f"newsqa_eval failed: {result.stdout[-500:]} {result.stderr[-500:]}")
+    lines = scorer_lines(
+        shared, "newsqa_eval.py", str(questions), "--context", "--show-misses", str(show_misses),
+        "--cmd", cmd,
+    )  # fmt: skip
     for line in lines[:-1]:
         print(line, file=sys.stderr)
     return lines[-1]

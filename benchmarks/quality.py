@@ -23,7 +23,8 @@ from pathlib import Path
 
 import opencc
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import ROOT, scorer_lines
+
 RETRIEVAL = [sys.executable, "-m", "retrieval"]
 
 
@@ -33,17 +34,7 @@ def full_width(text: str) -> str:
 
 
 def evaluate(shared: Path, questions: Path, cmd: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(shared / "bench" / "qa_eval.py"), str(questions), "--cmd", cmd],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise SystemExit(f"qa_eval failed: {result.stdout[-500:]} {result.stderr[-500:]}")
-    return lines[-1]
+    return scorer_lines(shared, "qa_eval.py", str(questions), "--cmd", cmd)[-1]
 
 
 def row(name: str, line: str) -> str:

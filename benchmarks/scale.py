@@ -37,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import ROOT
+
 # Runs the CLI in this process, then tells how many bytes the process wrote (all its write
 # calls: index files, and the few lines it prints), from the kernel's own count.
 CLI_WRITES = """
