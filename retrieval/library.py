@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache, partial
 from pathlib import Path
@@ -47,14 +47,23 @@ def default_index_dir(seeds_dir: Path) -> Path:
 class _Snapshot:
     """A state with what queries need precomputed. Never changed once made."""
 
-    def __init__(self, state: store.State) -> None:
+    def __init__(self, state: store.State, normalize: Callable[[str], str]) -> None:
         self.state = state
         self.index = Index(state)
+        self._normalize = normalize
         # decoded articles and their passages: replies often show several of one article
         self.cut = lru_cache(maxsize=1024)(self._cut)
+        # an answer's article as judged (see ranking.judge): its pages and follow-ups ask again
+        self.normalized_text = lru_cache(maxsize=1024)(self._normalized_text)
 
     def _cut(self, segment: int, number: int) -> tuple[Article, list[Passage]]:
         return self.index.segments[segment].article(number)
+
+    def _normalized_text(self, segment: int, number: int) -> str:
+        article = self.cut(segment, number)[0]
+        return self._normalize(
+            "\n".join([article.title, *article.captions, *(p.text for p in article.paragraphs)])
+        )
 
     @cached_property
     def newest_first(self) -> list[ArticleRef]:
@@ -179,10 +188,10 @@ class Library:
         if change is None:
             if old is None or old is current:
                 return False
-            self._snapshot = _Snapshot(old)
+            self._snapshot = _Snapshot(old, self.analyzer.normalize)
             return current is not None
         state = self._apply(old, change, save)
-        self._snapshot = _Snapshot(state)
+        self._snapshot = _Snapshot(state, self.analyzer.normalize)
         log.info("index: %d articles, %d passages", self.n_articles, self._current.index.n_passages)
         return True
 
@@ -238,7 +247,7 @@ class Library:
         current = self._current.state
         saved = self._load_saved(current)
         if saved is not None and saved.name != current.name:
-            self._snapshot = _Snapshot(saved)
+            self._snapshot = _Snapshot(saved, self.analyzer.normalize)
 
     @property
     def _current(self) -> _Snapshot:
@@ -274,9 +283,11 @@ class Library:
         snap = self._current
         question = self._read(snap, query, context)
         hits = []
+        places = []  # (segment, article number) of each hit
         for ranked in snap.index.rank(question, k):
             a = snap.index.segments[ranked.segment].arrays
-            article, passages = snap.cut(ranked.segment, int(a["passage_article"][ranked.passage]))
+            places.append((ranked.segment, int(a["passage_article"][ranked.passage])))
+            article, passages = snap.cut(*places[-1])
             passage = passages[int(a["passage_ordinal"][ranked.passage])]
             spans = self.analyzer.highlight_spans(question.terms, passage.text)
             hits.append(Hit(score=ranked.score, passage=passage, article=article, spans=spans))
@@ -284,7 +295,7 @@ class Library:
             self.analyzer,
             query,
             question.read_with,
-            self.analyzer.normalize(_article_text(hits[0].article)) if hits else None,
+            snap.normalized_text(*places[0]) if places else None,
             partial(self._idf_of_word, snap.index),
         )
         read_with = question.read_with[-1] if question.read_with else None
@@ -347,7 +358,3 @@ class Library:
             newest=newest,
             skipped=skipped,
         )
-
-
-def _article_text(article: Article) -> str:
-    return "\n".join([article.title, *article.captions, *(p.text for p in article.paragraphs)])
