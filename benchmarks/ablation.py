@@ -90,6 +90,18 @@ def _article_weight(weight: float) -> Callable[[], None]:
     return patch
 
 
+def _character_weight(weight: float) -> Callable[[], None]:
+    def patch() -> None:
+        from retrieval import ranking
+
+        ranking.CHARACTER_WEIGHT = weight
+
+    return patch
+
+
+_no_characters = _character_weight(0.0)
+
+
 def _all(*patches: Callable[[], None]) -> Callable[[], None]:
     def patch() -> None:
         for p in patches:
@@ -102,27 +114,45 @@ def _all(*patches: Callable[[], None]) -> Callable[[], None]:
 ABLATIONS: dict[str, tuple[str, Callable[[], None], bool]] = {
     "passages-only": (
         "readable passages only: title ×2 in each passage, no article score, question "
-        "words, cues, context or judgement",
-        _all(_title_in_passages, _no_question_words, _no_cues, _no_context, _no_judgement),
+        "words, cues, context, judgement or characters",
+        _all(
+            _title_in_passages,
+            _no_question_words,
+            _no_cues,
+            _no_context,
+            _no_judgement,
+            _no_characters,
+        ),
         True,
     ),
     "+article": (
         "+ article evidence instead of the title in each passage",
-        _all(_no_question_words, _no_cues, _no_context, _no_judgement),
+        _all(_no_question_words, _no_cues, _no_context, _no_judgement, _no_characters),
         True,
     ),
     "+question-words": (
         "+ question words dropped",
-        _all(_no_cues, _no_context, _no_judgement),
+        _all(_no_cues, _no_context, _no_judgement, _no_characters),
         False,
     ),
-    "+cues": ("+ answer-type cues", _all(_no_context, _no_judgement), False),
-    "+context": ("+ follow-ups read with their context", _no_judgement, False),
-    "shipped": ("+ judgement (confident, missing): as shipped", lambda: None, False),
+    "+cues": ("+ answer-type cues", _all(_no_context, _no_judgement, _no_characters), False),
+    "+context": (
+        "+ follow-ups read with their context",
+        _all(_no_judgement, _no_characters),
+        False,
+    ),
+    "+judgement": ("+ judgement (confident, missing)", _no_characters, False),
+    "shipped": (
+        "+ the question's characters among the first 10 passages: as shipped",
+        lambda: None,
+        False,
+    ),
     "-unit-cue": ("shipped − the asked-unit cue", _no_unit_cue, False),
     "context-always": ("shipped, context used even when not leaned on", _context_always, False),
     "article-0.5": ("shipped, article weight 0.5", _article_weight(0.5), False),
     "article-2": ("shipped, article weight 2", _article_weight(2.0), False),
+    "characters-0.5": ("shipped, character weight 0.5", _character_weight(0.5), False),
+    "characters-2": ("shipped, character weight 2", _character_weight(2.0), False),
 }
 COLUMNS = ("dev R@1", "dev R@3", "dev fu_R@1", "dev xctx", "dev declined", "dev answered")
 COLUMNS += ("held-out R@1", "held-out R@3", "held-out fu_R@1", "held-out declined")

@@ -51,6 +51,11 @@ def _char_code(chars: np.ndarray) -> np.ndarray:
     return np.where(chars < 0xA000, chars - 0x3400, chars - 0xF900 + _SECOND_BLOCK)
 
 
+def chinese_characters(normalized: str) -> frozenset[str]:
+    """The distinct Chinese characters of a normalized text."""
+    return frozenset(_HAN.findall(normalized))
+
+
 def bigram_code(term: str) -> int | None:
     """The code of a term of two Chinese characters (None for any other term), whether it is
     a bigram or a word: one term, one id, as for strings."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval import build, merging, parsing, ranking, store
-from retrieval.analysis import Analyzer
+from retrieval.analysis import Analyzer, chinese_characters
 from retrieval.index import Index, Ranked
 from retrieval.models import (
     Article,
@@ -55,6 +55,7 @@ class _Snapshot:
         self.cut = lru_cache(maxsize=1024)(self._cut)
         # an answer's article as judged (see ranking.judge): its pages and follow-ups ask again
         self.normalized_text = lru_cache(maxsize=1024)(self._normalized_text)
+        self.characters = lru_cache(maxsize=8192)(self._characters)
 
     def _cut(self, segment: int, number: int) -> tuple[Article, list[Passage]]:
         return self.index.segments[segment].article(number)
@@ -64,6 +65,13 @@ class _Snapshot:
         return self._normalize(
             "\n".join([article.title, *article.captions, *(p.text for p in article.paragraphs)])
         )
+
+    def _characters(self, segment: int, passage: int) -> frozenset[str]:
+        """The Chinese characters of a passage (by its number in the segment)."""
+        a = self.index.segments[segment].arrays
+        passages = self.cut(segment, int(a["passage_article"][passage]))[1]
+        text = passages[int(a["passage_ordinal"][passage])].text
+        return chinese_characters(self._normalize(text))
 
     @cached_property
     def newest_first(self) -> list[ArticleRef]:
@@ -258,7 +266,8 @@ class Library:
     # --- questions ----------------------------------------------------------------------------
 
     def rank(self, query: str, k: int = 5, *, context: Sequence[str] = ()) -> list[Ranked]:
-        """The k best passages for the query, best first, before anything is decoded."""
+        """The k best passages for the query by their terms alone, best first: search's first
+        stage, before anything is decoded (and so before the characters count)."""
         snap = self._current
         return snap.index.rank(self._read(snap, query, context), k)
 
@@ -282,15 +291,24 @@ class Library:
         query leans on them (a follow-up such as 那以色列有回应吗)."""
         snap = self._current
         question = self._read(snap, query, context)
+        ranked = snap.index.rank(question, max(k, ranking.CHARACTER_DEPTH))
+        first = ranked[: ranking.CHARACTER_DEPTH]
+        reordered = ranking.with_characters(
+            [r.score for r in first],
+            chinese_characters(self.analyzer.normalize(query)),
+            [snap.characters(r.segment, r.passage) for r in first],
+        )
+        scored = [(first[i], score) for i, score in reordered]
+        scored += [(r, r.score) for r in ranked[ranking.CHARACTER_DEPTH :]]
         hits = []
         places = []  # (segment, article number) of each hit
-        for ranked in snap.index.rank(question, k):
-            a = snap.index.segments[ranked.segment].arrays
-            places.append((ranked.segment, int(a["passage_article"][ranked.passage])))
+        for hit, score in scored[:k]:
+            a = snap.index.segments[hit.segment].arrays
+            places.append((hit.segment, int(a["passage_article"][hit.passage])))
             article, passages = snap.cut(*places[-1])
-            passage = passages[int(a["passage_ordinal"][ranked.passage])]
+            passage = passages[int(a["passage_ordinal"][hit.passage])]
             spans = self.analyzer.highlight_spans(question.terms, passage.text)
-            hits.append(Hit(score=ranked.score, passage=passage, article=article, spans=spans))
+            hits.append(Hit(score=score, passage=passage, article=article, spans=spans))
         confident, missing = ranking.judge(
             self.analyzer,
             query,

@@ -3,6 +3,9 @@
 A passage's score is its BM25Okapi score (rank_bm25's formula, on the passage's own terms)
 plus its article's BM25 score (the article as one document: title twice, captions, all its
 passages), times a factor for the kind of answer the question asks for (retrieval.cues).
+The first few passages so ranked then gain a little for each Chinese character of the question
+they hold: people's words and the article's often share characters, not words (死伤 against
+死亡…受伤, 多大岁数 against 享年80岁), and the terms alone never see it.
 A follow-up that leans on an earlier question (他/那/这次…, or ending in 呢) is read with
 that question's terms: fully for finding the article, a little for finding the passage.
 Every constant here was measured on people's questions and on CMRC (README, "Quality").
@@ -32,6 +35,10 @@ LEANS_ON_CONTEXT = re.compile(
     r"|他|她|它|其|对方|该|此|这个|这些|这笔|这次|这件|这项|这种|这样|这么|那些|那边|那里"
     r"|当时|之前|后来|呢\W*\Z"
 )
+# Among the first CHARACTER_DEPTH passages, each distinct Chinese character of the question
+# that a passage also holds adds CHARACTER_WEIGHT to its score.
+CHARACTER_WEIGHT = 1.0
+CHARACTER_DEPTH = 10
 # Confident only when the first hit's article holds at least this share of the question's
 # content words, weighted by how rare each is, and every number of two digits or more.
 CONFIDENT_COVERAGE = 0.45
@@ -89,6 +96,19 @@ def combine(
 ) -> np.ndarray:
     """The score that ranks, for candidate passages (all arrays aligned)."""
     return (passage_scores + ARTICLE_WEIGHT * article_scores) * cue_factors
+
+
+def with_characters(
+    scores: Sequence[float], question_characters: frozenset[str], texts: Sequence[frozenset[str]]
+) -> list[tuple[int, float]]:
+    """(position, score) of the first passages of a ranking, best first, once each has gained
+    for the question's characters it holds (`texts`: each passage's characters, in ranking
+    order). Ties keep the ranking's order."""
+    scored = [
+        (i, score + CHARACTER_WEIGHT * len(question_characters & characters))
+        for i, (score, characters) in enumerate(zip(scores, texts, strict=True))
+    ]
+    return sorted(scored, key=lambda item: -item[1])
 
 
 # --- does the archive answer it? -----------------------------------------------------------

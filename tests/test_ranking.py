@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from retrieval import Library
+from retrieval import Library, ranking
 from retrieval.analysis import Analyzer
 from retrieval.cues import NUMBER, SPEECH, TIME, AskedCues, asked_cues, boosts, passage_cues
-from retrieval.ranking import judge, leans_on_context, read_question, words_found
+from retrieval.ranking import (
+    judge,
+    leans_on_context,
+    read_question,
+    with_characters,
+    words_found,
+)
 from tests.support.seeds import seed_file, write_articles
 
 
@@ -120,6 +126,15 @@ def test_judgement_wants_the_rare_words_and_every_number(analyzer: Analyzer) -> 
     assert judge(analyzer, "美国大选", (), None, idf) == (False, ["美国", "大选"])  # no hit
 
 
+def test_the_first_passages_gain_for_each_character_of_the_question_they_hold() -> None:
+    question = frozenset("死伤多少")
+    texts = [frozenset("爆炸后多国援助"), frozenset("造成一百人死亡四千人受伤"), frozenset("援助")]
+    # the second holds 死 and 伤, the first 多: 10 + 1 < 9.5 + 2; the third keeps its place
+    assert with_characters([10.0, 9.5, 3.0], question, texts) == [(1, 11.5), (0, 11.0), (2, 3.0)]
+    # ties keep the ranking's order
+    assert with_characters([5.0, 5.0], question, [frozenset(), frozenset()]) == [(0, 5.0), (1, 5.0)]
+
+
 # --- the ranking as a whole --------------------------------------------------------------------
 
 
@@ -194,3 +209,26 @@ def test_a_follow_up_about_something_the_article_lacks_is_not_confident(
     off_topic = library.search("那高铁呢", k=1, context=["伊朗核科学家是谁杀的"])
     assert off_topic.read_with == "伊朗核科学家是谁杀的"
     assert not off_topic.confident and off_topic.missing == ("高铁",)
+
+
+def test_characters_the_question_shares_decide_between_close_passages(
+    seeds_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """死伤 is no term of 死亡…受伤, but its characters are the passage's."""
+    paragraphs = ["贝鲁特爆炸后，多国表示将提供援助。", "贝鲁特爆炸造成一百人死亡，四千人受伤。"]
+    title = "黎巴嫩首都贝鲁特港口发生大爆炸"
+    (seeds_dir / "beirut.txt").write_text(
+        seed_file(title, "https://news.example/beirut", paragraphs), encoding="utf-8"
+    )
+    write_articles(seeds_dir, 0, 30)
+    library = Library.from_dir(seeds_dir, tmp_path / "index")
+    question = "贝鲁特爆炸的死伤情况"
+    hits = library.search(question, k=2).hits
+    assert [h.passage.text for h in hits] == paragraphs[::-1]
+    # before the characters, the shorter passage led; each gained a point per character it
+    # shares (贝鲁特爆炸死伤: 7, 贝鲁特爆炸: 5), and the score shown is the one that ranked
+    ranked = library.rank(question, k=2)
+    assert hits[0].score == pytest.approx(ranked[1].score + 7)
+    assert hits[1].score == pytest.approx(ranked[0].score + 5)
+    monkeypatch.setattr(ranking, "CHARACTER_WEIGHT", 0.0)
+    assert [h.passage.text for h in library.search(question, k=2).hits] == paragraphs
