@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache, partial
 from pathlib import Path
@@ -44,6 +45,16 @@ def default_index_dir(seeds_dir: Path) -> Path:
     return cache / "news-qa-bot" / f"{seeds_dir.resolve().name}-{key}"
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A ranked passage, decoded."""
+
+    ranked: Ranked
+    place: tuple[int, int]  # (segment, article number)
+    article: Article
+    passage: Passage
+
+
 class _Snapshot:
     """A state with what queries need precomputed. Never changed once made."""
 
@@ -55,7 +66,6 @@ class _Snapshot:
         self.cut = lru_cache(maxsize=1024)(self._cut)
         # an answer's article as judged (see ranking.judge): its pages and follow-ups ask again
         self.normalized_text = lru_cache(maxsize=1024)(self._normalized_text)
-        self.characters = lru_cache(maxsize=8192)(self._characters)
 
     def _cut(self, segment: int, number: int) -> tuple[Article, list[Passage]]:
         return self.index.segments[segment].article(number)
@@ -66,12 +76,12 @@ class _Snapshot:
             "\n".join([article.title, *article.captions, *(p.text for p in article.paragraphs)])
         )
 
-    def _characters(self, segment: int, passage: int) -> frozenset[str]:
-        """The Chinese characters of a passage (by its number in the segment)."""
-        a = self.index.segments[segment].arrays
-        passages = self.cut(segment, int(a["passage_article"][passage]))[1]
-        text = passages[int(a["passage_ordinal"][passage])].text
-        return chinese_characters(self._normalize(text))
+    def decode(self, ranked: Ranked) -> _Found:
+        """A ranked passage with its article, decoded."""
+        a = self.index.segments[ranked.segment].arrays
+        place = (ranked.segment, int(a["passage_article"][ranked.passage]))
+        article, passages = self.cut(*place)
+        return _Found(ranked, place, article, passages[int(a["passage_ordinal"][ranked.passage])])
 
     @cached_property
     def newest_first(self) -> list[ArticleRef]:
@@ -291,33 +301,33 @@ class Library:
         query leans on them (a follow-up such as 那以色列有回应吗)."""
         snap = self._current
         question = self._read(snap, query, context)
-        ranked = snap.index.rank(question, max(k, ranking.CHARACTER_DEPTH))
-        first = ranked[: ranking.CHARACTER_DEPTH]
+        found = [snap.decode(r) for r in snap.index.rank(question, max(k, ranking.CHARACTER_DEPTH))]
+        first = found[: ranking.CHARACTER_DEPTH]
         reordered = ranking.with_characters(
-            [r.score for r in first],
+            [f.ranked.score for f in first],
             chinese_characters(self.analyzer.normalize(query)),
-            [snap.characters(r.segment, r.passage) for r in first],
+            [self.analyzer.normalize(f.passage.text) for f in first],
         )
         scored = [(first[i], score) for i, score in reordered]
-        scored += [(r, r.score) for r in ranked[ranking.CHARACTER_DEPTH :]]
-        hits = []
-        places = []  # (segment, article number) of each hit
-        for hit, score in scored[:k]:
-            a = snap.index.segments[hit.segment].arrays
-            places.append((hit.segment, int(a["passage_article"][hit.passage])))
-            article, passages = snap.cut(*places[-1])
-            passage = passages[int(a["passage_ordinal"][hit.passage])]
-            spans = self.analyzer.highlight_spans(question.terms, passage.text)
-            hits.append(Hit(score=score, passage=passage, article=article, spans=spans))
+        scored += [(f, f.ranked.score) for f in found[ranking.CHARACTER_DEPTH :]]
+        hits = tuple(
+            Hit(
+                score,
+                f.passage,
+                f.article,
+                self.analyzer.highlight_spans(question.terms, f.passage.text),
+            )
+            for f, score in scored[:k]
+        )
         confident, missing = ranking.judge(
             self.analyzer,
             query,
             question.read_with,
-            snap.normalized_text(*places[0]) if places else None,
+            snap.normalized_text(*scored[0][0].place) if scored else None,
             partial(self._idf_of_word, snap.index),
         )
         read_with = question.read_with[-1] if question.read_with else None
-        return SearchResult(tuple(hits), confident, tuple(missing), read_with)
+        return SearchResult(hits, confident, tuple(missing), read_with)
 
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""

@@ -99,14 +99,14 @@ def combine(
 
 
 def with_characters(
-    scores: Sequence[float], question_characters: frozenset[str], texts: Sequence[frozenset[str]]
+    scores: Sequence[float], question_characters: frozenset[str], texts: Sequence[str]
 ) -> list[tuple[int, float]]:
     """(position, score) of the first passages of a ranking, best first, once each has gained
-    for the question's characters it holds (`texts`: each passage's characters, in ranking
+    for the question's characters it holds (`texts`: the passages normalized, in ranking
     order). Ties keep the ranking's order."""
     scored = [
-        (i, score + CHARACTER_WEIGHT * len(question_characters & characters))
-        for i, (score, characters) in enumerate(zip(scores, texts, strict=True))
+        (i, score + CHARACTER_WEIGHT * sum(c in text for c in question_characters))
+        for i, (score, text) in enumerate(zip(scores, texts, strict=True))
     ]
     return sorted(scored, key=lambda item: -item[1])
 
