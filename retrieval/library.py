@@ -323,7 +323,7 @@ class Library:
             self.analyzer,
             query,
             question.read_with,
-            snap.normalized_text(*scored[0][0].place) if scored else None,
+            snap.normalized_text(*scored[0][0].place) if hits else None,
             partial(self._idf_of_word, snap.index),
         )
         read_with = question.read_with[-1] if question.read_with else None
