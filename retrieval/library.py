@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval import build, merging, parsing, ranking, store
-from retrieval.analysis import Analyzer, chinese_characters
+from retrieval.analysis import Analyzer
 from retrieval.index import Index, Ranked
 from retrieval.models import (
     Article,
@@ -305,7 +305,7 @@ class Library:
         first = found[: ranking.CHARACTER_DEPTH]
         reordered = ranking.with_characters(
             [f.ranked.score for f in first],
-            chinese_characters(self.analyzer.normalize(query)),
+            question.characters,
             [self.analyzer.normalize(f.passage.text) for f in first],
         )
         scored = [(first[i], score) for i, score in reordered]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retrieval.analysis import Analyzer
+from retrieval.analysis import Analyzer, chinese_characters
 from retrieval.cues import AskedCues, asked_cues
 
 ARTICLE_WEIGHT = 1.0  # the article score's weight beside the passage's own BM25
@@ -53,6 +53,7 @@ class Question:
     passage_weights: dict[int, float]  # term id → weight in the passage query
     article_weights: dict[int, float]  # term id → weight in the article query
     asked: AskedCues
+    characters: frozenset[str]  # its Chinese characters (see with_characters)
     read_with: tuple[str, ...] = ()  # the earlier questions it leans on, oldest first
 
 
@@ -87,7 +88,12 @@ def read_question(
             passage_weights[term] = passage_weights.get(term, 0.0) + CONTEXT_PASSAGE_WEIGHT * weight
             article_weights[term] = article_weights.get(term, 0.0) + CONTEXT_ARTICLE_WEIGHT * weight
     return Question(
-        tuple(terms), passage_weights, article_weights, asked_cues(normalized), read_with
+        tuple(terms),
+        passage_weights,
+        article_weights,
+        asked_cues(normalized),
+        chinese_characters(normalized),
+        read_with,
     )
 
 
