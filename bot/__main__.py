@@ -84,6 +84,7 @@ def _main(args: argparse.Namespace) -> int:
     # Imported here: the retrieval stack (numpy, OpenCC, jieba) takes a second to load, which
     # a settings error need not wait for.
     from retrieval.library import AliasesFileError, Library
+    from retrieval.meaning import Meaning
 
     if not settings.seeds_dir.is_dir() and not os.environ.get("SEEDS_DIR", "").strip():
         # Typically the installed news-qa-bot run outside the checkout.
@@ -95,7 +96,10 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     try:
         library = Library.from_dir(
-            settings.seeds_dir, settings.index_dir, aliases_file=settings.aliases_file
+            settings.seeds_dir,
+            settings.index_dir,
+            aliases_file=settings.aliases_file,
+            meaning=Meaning.load(),
         )
     except OSError as exc:
         logger.error("SEEDS_DIR: %s is not a readable directory (%s)", settings.seeds_dir, exc)

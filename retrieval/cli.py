@@ -14,6 +14,7 @@ from pathlib import Path
 
 from retrieval import merging, store
 from retrieval.library import LOCK_WAIT_SECONDS, AliasesFileError, Library, default_index_dir
+from retrieval.meaning import Meaning
 from retrieval.models import Article, Hit, SearchResult
 from retrieval.version import VERSION
 
@@ -112,7 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: the count must be a positive number", file=sys.stderr)
         return 2
     try:
-        library = Library.from_dir(args.seeds, args.index_dir, aliases_file=args.aliases)
+        library = Library.from_dir(
+            args.seeds,
+            args.index_dir,
+            aliases_file=args.aliases,
+            meaning=Meaning.load() if args.command == "search" else None,
+        )
     except OSError as exc:
         print(f"error: {_line(str(exc))}", file=sys.stderr)
         return 2

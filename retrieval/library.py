@@ -17,6 +17,7 @@ import numpy as np
 from retrieval import build, merging, parsing, ranking, store
 from retrieval.analysis import Analyzer
 from retrieval.index import Index, Ranked
+from retrieval.meaning import Meaning
 from retrieval.models import (
     Article,
     ArticleRef,
@@ -134,10 +135,12 @@ class Library:
         analyzer: Analyzer,
         workers: parsing.Workers | None = None,
         lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+        meaning: Meaning | None = None,
     ) -> None:
         self.seeds_dir = seeds_dir
         self.index_dir = index_dir
         self.analyzer = analyzer
+        self.meaning = meaning  # None: rank by terms and characters alone
         self.workers = workers or parsing.Workers(count=os.cpu_count() or 1)
         self.lock_wait_seconds = lock_wait_seconds
         self._snapshot: _Snapshot | None = None
@@ -152,6 +155,7 @@ class Library:
         aliases_file: str | os.PathLike[str] | None = None,
         workers: parsing.Workers | None = None,
         lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+        meaning: Meaning | None = None,
     ) -> Library:
         """Open the library of a seeds directory: load its saved index, bring it up to date.
 
@@ -169,7 +173,7 @@ class Library:
         except (OSError, ValueError) as exc:
             raise AliasesFileError(f"{aliases_file}: {exc}") from exc
         index = Path(index_dir) if index_dir else default_index_dir(seeds)
-        library = cls(seeds, index, analyzer, workers, lock_wait_seconds)
+        library = cls(seeds, index, analyzer, workers, lock_wait_seconds, meaning)
         library.refresh()
         return library
 
@@ -301,7 +305,8 @@ class Library:
         query leans on them (a follow-up such as 那以色列有回应吗)."""
         snap = self._current
         question = self._read(snap, query, context)
-        found = [snap.decode(r) for r in snap.index.rank(question, max(k, ranking.CHARACTER_DEPTH))]
+        depth = ranking.MEANING_DEPTH if self.meaning else ranking.CHARACTER_DEPTH
+        found = [snap.decode(r) for r in snap.index.rank(question, max(k, depth))]
         first = found[: ranking.CHARACTER_DEPTH]
         reordered = ranking.with_characters(
             [f.ranked.score for f in first],
@@ -310,6 +315,18 @@ class Library:
         )
         scored = [(first[i], score) for i, score in reordered]
         scored += [(f, f.ranked.score) for f in found[ranking.CHARACTER_DEPTH :]]
+        if self.meaning is not None and scored:
+            first_scored = scored[: ranking.MEANING_DEPTH]
+            reordered = ranking.with_meaning(
+                [score for _, score in first_scored],
+                self.meaning.question(query),
+                self.meaning.passages(
+                    [f"{f.article.title}。{f.passage.text}" for f, _ in first_scored]
+                ),
+            )
+            scored = [(first_scored[i][0], score) for i, score in reordered] + scored[
+                ranking.MEANING_DEPTH :
+            ]
         hits = tuple(
             Hit(
                 score,

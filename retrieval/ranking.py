@@ -5,7 +5,9 @@ plus its article's BM25 score (the article as one document: title twice, caption
 passages), times a factor for the kind of answer the question asks for (retrieval.cues).
 The first few passages so ranked then gain a little for each Chinese character of the question
 they hold: people's words and the article's often share characters, not words (死伤 against
-死亡…受伤, 多大岁数 against 享年80岁), and the terms alone never see it.
+死亡…受伤, 多大岁数 against 享年80岁), and the terms alone never see it. Last, when the
+library has a model of meaning (retrieval.meaning), the first twenty are ranked again by how
+close each passage, read with its article's title, is to the question in meaning.
 A follow-up that leans on an earlier question (他/那/这次…, or ending in 呢) is read with
 that question's terms: fully for finding the article, a little for finding the passage.
 Every constant here was measured on people's questions and on CMRC (README, "Quality").
@@ -39,6 +41,11 @@ LEANS_ON_CONTEXT = re.compile(
 # that a passage also holds adds CHARACTER_WEIGHT to its score.
 CHARACTER_WEIGHT = 1.0
 CHARACTER_DEPTH = 10
+# Then the first MEANING_DEPTH passages are ranked again by score and meaning together: a
+# passage gains MEANING_WEIGHT standard deviations of the scores for each standard deviation
+# its cosine with the question stands above the lowest (retrieval.meaning).
+MEANING_WEIGHT = 1.5
+MEANING_DEPTH = 20
 # Confident only when the first hit's article holds at least this share of the question's
 # content words, weighted by how rare each is, and every number of two digits or more.
 CONFIDENT_COVERAGE = 0.45
@@ -113,6 +120,27 @@ def with_characters(
     scored = [
         (i, score + CHARACTER_WEIGHT * sum(c in text for c in question_characters))
         for i, (score, text) in enumerate(zip(scores, texts, strict=True))
+    ]
+    return sorted(scored, key=lambda item: -item[1])
+
+
+def with_meaning(
+    scores: Sequence[float], question: np.ndarray, passages: np.ndarray
+) -> list[tuple[int, float]]:
+    """(position, score) of the first passages of a ranking, best first, once each has gained
+    for how close its meaning is to the question's (`question`: a unit vector; `passages`:
+    one unit vector a row, in ranking order). The gain is measured against the spread of
+    these scores and cosines, so it weighs the same whatever the scale of a question's
+    scores; it is never negative, so these passages stay above the ones ranked after them.
+    Ties keep the ranking's order."""
+    cosines = passages @ question if len(scores) else np.zeros(0)
+    score_spread = float(np.std(scores)) if len(scores) else 0.0
+    cosine_spread = float(np.std(cosines)) if len(scores) else 0.0
+    if score_spread == 0.0 or cosine_spread == 0.0:
+        return list(enumerate(scores))
+    gains = MEANING_WEIGHT * score_spread * (cosines - cosines.min()) / cosine_spread
+    scored = [
+        (i, score + float(gain)) for i, (score, gain) in enumerate(zip(scores, gains, strict=True))
     ]
     return sorted(scored, key=lambda item: -item[1])
 

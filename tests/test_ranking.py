@@ -17,6 +17,7 @@ from retrieval.ranking import (
     leans_on_context,
     read_question,
     with_characters,
+    with_meaning,
     words_found,
 )
 from tests.support.seeds import seed_file, write_articles
@@ -133,6 +134,40 @@ def test_the_first_passages_gain_for_each_character_of_the_question_they_hold() 
     assert with_characters([10.0, 9.5, 3.0], question, texts) == [(1, 11.5), (0, 11.0), (2, 3.0)]
     # ties keep the ranking's order
     assert with_characters([5.0, 5.0], question, ["", ""]) == [(0, 5.0), (1, 5.0)]
+
+
+def _unit_rows(cosines: list[float]) -> np.ndarray:
+    """Unit vectors whose cosines with (1, 0) are `cosines`."""
+    return np.array([[c, np.sqrt(1 - c * c)] for c in cosines])
+
+
+def test_the_first_passages_gain_for_how_close_they_are_in_meaning() -> None:
+    question = np.array([1.0, 0.0])
+    scores = [10.0, 9.0, 8.0]
+    cosines = [0.80, 0.85, 0.95]
+    reordered = with_meaning(scores, question, _unit_rows(cosines))
+    # each gains 1.5 standard deviations of the scores per standard deviation of the cosines
+    # above the lowest: 0, 0.98 and 2.94 here
+    spread = ranking.MEANING_WEIGHT * np.std(scores) / np.std(cosines)
+    assert [i for i, _ in reordered] == [2, 0, 1]
+    assert dict(reordered) == pytest.approx(
+        {i: s + spread * (c - 0.80) for i, (s, c) in enumerate(zip(scores, cosines, strict=True))}
+    )
+    # the gain does not depend on the scale of the scores
+    assert [i for i, _ in with_meaning([100, 90, 80], question, _unit_rows(cosines))] == [2, 0, 1]
+    # a gain is never negative, so the passages after these still rank below them
+    assert all(score >= scores[i] for i, score in reordered)
+
+
+def test_meaning_changes_nothing_without_a_spread_or_a_weight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    question = np.array([1.0, 0.0])
+    assert with_meaning([5.0, 5.0], question, _unit_rows([0.2, 0.9])) == [(0, 5.0), (1, 5.0)]
+    assert with_meaning([5.0, 4.0], question, _unit_rows([0.7, 0.7])) == [(0, 5.0), (1, 4.0)]
+    assert with_meaning([], question, np.zeros((0, 2))) == []
+    monkeypatch.setattr(ranking, "MEANING_WEIGHT", 0.0)
+    assert with_meaning([5.0, 4.0], question, _unit_rows([0.2, 0.9])) == [(0, 5.0), (1, 4.0)]
 
 
 # --- the ranking as a whole --------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""The last stage of ranking: how close a passage is to the question in meaning."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval import Library, ranking
+from retrieval.meaning import Meaning
+from tests.support.seeds import seed_file, write_articles
+from tests.test_cli import search_json
+
+
+class CountingModel:
+    """Unit vectors from the text's length, and a count of what was embedded."""
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def _vector(self, text: str) -> np.ndarray:
+        angle = len(text) / 10
+        return np.array([np.cos(angle), np.sin(angle)], dtype=np.float32)
+
+    def query(self, texts: str | list[str]) -> np.ndarray:
+        return self._vector(str(texts))
+
+    def passage(self, texts: str | list[str]) -> np.ndarray:
+        self.embedded.append(str(texts))
+        return self._vector(str(texts))
+
+
+def test_a_passage_is_embedded_once_while_it_is_cached() -> None:
+    model = CountingModel()
+    meaning = Meaning(model, cached_passages=2)
+    first = meaning.passages(["一", "二二"])
+    assert model.embedded == ["一", "二二"]
+    again = meaning.passages(["二二", "一"])
+    assert model.embedded == ["一", "二二"]  # both were cached
+    assert np.array_equal(again, first[::-1])
+    meaning.passages(["三三三"])  # the least recently used (二二) makes room
+    assert meaning.cached == 2
+    meaning.passages(["一", "二二"])
+    assert model.embedded == ["一", "二二", "三三三", "二二"]
+
+
+def test_a_ranking_does_not_depend_on_what_was_cached_before() -> None:
+    meaning = Meaning(CountingModel())
+    cold = meaning.passages(["一个相当长的段落"])
+    warm = meaning.passages(["一个相当长的段落"])
+    assert np.array_equal(cold, warm)
+    assert cold.dtype == np.float32 and cold.shape == (1, 2)
+
+
+def test_threads_share_one_meaning() -> None:
+    model = CountingModel()
+    meaning = Meaning(model)
+    texts = [f"段落{i}" * (i % 7 + 1) for i in range(40)]
+    results: list[np.ndarray] = []
+
+    def embed() -> None:
+        results.append(meaning.passages(texts))
+
+    threads = [threading.Thread(target=embed) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(np.array_equal(r, results[0]) for r in results)
+    assert sorted(model.embedded) == sorted(set(texts))  # none embedded twice
+
+
+def test_the_shipped_model_knows_a_paraphrase_from_a_neighbour() -> None:
+    meaning = Meaning.load()
+    question = meaning.question("哪些国家帮助黎巴嫩")
+    passages = meaning.passages(
+        ["法国等多国表示将向黎巴嫩提供援助。", "黎巴嫩总理宣布全国哀悼三天。"]
+    )
+    assert question.shape == (384,)
+    assert np.linalg.norm(question) == pytest.approx(1.0, abs=1e-3)
+    helped, mourned = passages @ question
+    assert helped > mourned
+
+
+# --- in the library and the command line -------------------------------------------------------
+
+BEIRUT = (
+    "黎巴嫩首都贝鲁特港口发生大爆炸",
+    [
+        "贝鲁特港口爆炸后，法国、卡塔尔等多国表示将向黎巴嫩提供援助。",
+        "贝鲁特港口爆炸造成至少一百人死亡，四千多人受伤。",
+        "调查人员说，爆炸源于港口仓库里存放多年的硝酸铵。",
+        "黎巴嫩总理宣布全国哀悼三天。",
+    ],
+)
+# 帮助 is no word of the passage that answers (援助); 黎巴嫩 is in the one that does not
+QUESTION = "哪些国家帮助黎巴嫩"
+
+
+@pytest.fixture
+def beirut(seeds_dir: Path) -> Path:
+    title, paragraphs = BEIRUT
+    (seeds_dir / "beirut.txt").write_text(
+        seed_file(title, "https://news.example/beirut", paragraphs), encoding="utf-8"
+    )
+    write_articles(seeds_dir, 0, 30)
+    return seeds_dir
+
+
+def test_meaning_ranks_the_paraphrase_first(
+    beirut: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_terms = Library.from_dir(beirut, tmp_path / "index")
+    assert by_terms.search(QUESTION, k=1).hits[0].passage.text == BEIRUT[1][3]
+    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning.load())
+    hits = library.search(QUESTION, k=3).hits
+    assert hits[0].passage.text == BEIRUT[1][0]
+    # the score shown is the one that ranked: never below what terms and characters gave
+    before = {h.passage.id: h.score for h in by_terms.search(QUESTION, k=20).hits}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(h.score >= before[h.passage.id] for h in hits)
+    monkeypatch.setattr(ranking, "MEANING_WEIGHT", 0.0)
+    assert library.search(QUESTION, k=1).hits[0].passage.text == BEIRUT[1][3]
+
+
+def test_meaning_reads_each_passage_with_its_articles_title(beirut: Path, tmp_path: Path) -> None:
+    model = CountingModel()
+    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning(model))
+    hits = library.search(QUESTION, k=3).hits
+    assert len(model.embedded) == min(ranking.MEANING_DEPTH, len(library.rank(QUESTION, k=50)))
+    title = BEIRUT[0]
+    assert f"{title}。{hits[0].passage.text}" in model.embedded
+
+
+def test_the_command_line_ranks_by_meaning_too(beirut: Path, tmp_path: Path) -> None:
+    [result] = search_json(beirut, tmp_path / "index", QUESTION + "\n", k=1)
+    assert result["hits"][0]["text"] == BEIRUT[1][0]
