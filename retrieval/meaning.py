@@ -21,6 +21,11 @@ import numpy as np
 
 # About 0.8 kB a passage (384 float16 numbers and its key): 50,000 is about 40 MB.
 CACHED_PASSAGES = 50_000
+# The model reads 512 tokens at a time and windows longer text, at a cost growing with it:
+# more than a question or a passage with its title ever needs (passages are at most 400
+# characters), so only the first EMBEDDED_CHARACTERS are embedded (a hostile title or line
+# costs no more than this).
+EMBEDDED_CHARACTERS = 512
 _TERMINAL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
@@ -64,14 +69,14 @@ class Meaning:
 
     def question(self, text: str) -> np.ndarray:
         with self._lock:
-            return np.asarray(self._model.query(text), dtype=np.float32)
+            return np.asarray(self._model.query(text[:EMBEDDED_CHARACTERS]), dtype=np.float32)
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
         """One row per text, in order; each text is embedded at most once while it is cached.
         Rows are rounded to float16 whether or not they were cached, so a ranking does not
         depend on what was asked before."""
         rows = []
-        for text in texts:
+        for text in (t[:EMBEDDED_CHARACTERS] for t in texts):
             key = hashlib.blake2b(text.encode(), digest_size=16).digest()
             # one text per turn of the lock: a question never waits behind a long batch
             with self._lock:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retrieval import Library, ranking
-from retrieval.meaning import Meaning
+from retrieval.meaning import EMBEDDED_CHARACTERS, Meaning
 from tests.support.seeds import seed_file, write_articles
 from tests.test_cli import search_json
 
@@ -19,12 +19,14 @@ class CountingModel:
 
     def __init__(self) -> None:
         self.embedded: list[str] = []
+        self.asked: list[str] = []
 
     def _vector(self, text: str) -> np.ndarray:
         angle = len(text) / 10
         return np.array([np.cos(angle), np.sin(angle)], dtype=np.float32)
 
     def query(self, texts: str | list[str]) -> np.ndarray:
+        self.asked.append(str(texts))
         return self._vector(str(texts))
 
     def passage(self, texts: str | list[str]) -> np.ndarray:
@@ -52,6 +54,16 @@ def test_a_ranking_does_not_depend_on_what_was_cached_before() -> None:
     warm = meaning.passages(["一个相当长的段落"])
     assert np.array_equal(cold, warm)
     assert cold.dtype == np.float32 and cold.shape == (1, 2)
+
+
+def test_only_the_start_of_a_huge_text_is_embedded() -> None:
+    model = CountingModel()
+    meaning = Meaning(model)
+    huge = "很长的标题" * 100_000
+    meaning.passages([huge])
+    meaning.question(huge)
+    assert model.embedded == [huge[:EMBEDDED_CHARACTERS]]
+    assert model.asked == [huge[:EMBEDDED_CHARACTERS]]
 
 
 def test_threads_share_one_meaning() -> None:
