@@ -102,6 +102,22 @@ def _character_weight(weight: float) -> Callable[[], None]:
 _no_characters = _character_weight(0.0)
 
 
+def _no_meaning() -> None:
+    from retrieval import meaning
+
+    meaning.Meaning.load = staticmethod(lambda: None)  # type: ignore[method-assign]
+
+
+def _meaning(weight: float, depth: int) -> Callable[[], None]:
+    def patch() -> None:
+        from retrieval import ranking
+
+        ranking.MEANING_WEIGHT = weight
+        ranking.MEANING_DEPTH = depth
+
+    return patch
+
+
 def _all(*patches: Callable[[], None]) -> Callable[[], None]:
     def patch() -> None:
         for p in patches:
@@ -114,7 +130,7 @@ def _all(*patches: Callable[[], None]) -> Callable[[], None]:
 ABLATIONS: dict[str, tuple[str, Callable[[], None], bool]] = {
     "passages-only": (
         "readable passages only: title ×2 in each passage, no article score, question "
-        "words, cues, context, judgement or characters",
+        "words, cues, context, judgement, characters or meaning",
         _all(
             _title_in_passages,
             _no_question_words,
@@ -122,37 +138,70 @@ ABLATIONS: dict[str, tuple[str, Callable[[], None], bool]] = {
             _no_context,
             _no_judgement,
             _no_characters,
+            _no_meaning,
         ),
         True,
     ),
     "+article": (
         "+ article evidence instead of the title in each passage",
-        _all(_no_question_words, _no_cues, _no_context, _no_judgement, _no_characters),
+        _all(_no_question_words, _no_cues, _no_context, _no_judgement, _no_characters, _no_meaning),
         True,
     ),
     "+question-words": (
         "+ question words dropped",
-        _all(_no_cues, _no_context, _no_judgement, _no_characters),
+        _all(_no_cues, _no_context, _no_judgement, _no_characters, _no_meaning),
         False,
     ),
-    "+cues": ("+ answer-type cues", _all(_no_context, _no_judgement, _no_characters), False),
+    "+cues": (
+        "+ answer-type cues",
+        _all(_no_context, _no_judgement, _no_characters, _no_meaning),
+        False,
+    ),
     "+context": (
         "+ follow-ups read with their context",
-        _all(_no_judgement, _no_characters),
+        _all(_no_judgement, _no_characters, _no_meaning),
         False,
     ),
-    "+judgement": ("+ judgement (confident, missing)", _no_characters, False),
-    "shipped": (
-        "+ the question's characters among the first 10 passages: as shipped",
-        lambda: None,
+    "+judgement": ("+ judgement (confident, missing)", _all(_no_characters, _no_meaning), False),
+    "+characters": (
+        "+ the question's characters among the first 10 passages",
+        _no_meaning,
         False,
     ),
-    "-unit-cue": ("shipped − the asked-unit cue", _no_unit_cue, False),
-    "context-always": ("shipped, context used even when not leaned on", _context_always, False),
-    "article-0.5": ("shipped, article weight 0.5", _article_weight(0.5), False),
-    "article-2": ("shipped, article weight 2", _article_weight(2.0), False),
-    "characters-0.5": ("shipped, character weight 0.5", _character_weight(0.5), False),
-    "characters-2": ("shipped, character weight 2", _character_weight(2.0), False),
+    "shipped": ("+ meaning among the first 20 passages: as shipped", lambda: None, False),
+    "-unit-cue": (
+        "without meaning, − the asked-unit cue",
+        _all(_no_meaning, _no_unit_cue),
+        False,
+    ),
+    "context-always": (
+        "without meaning, context used even when not leaned on",
+        _all(_no_meaning, _context_always),
+        False,
+    ),
+    "article-0.5": (
+        "without meaning, article weight 0.5",
+        _all(_no_meaning, _article_weight(0.5)),
+        False,
+    ),
+    "article-2": (
+        "without meaning, article weight 2",
+        _all(_no_meaning, _article_weight(2.0)),
+        False,
+    ),
+    "characters-0.5": (
+        "without meaning, character weight 0.5",
+        _all(_no_meaning, _character_weight(0.5)),
+        False,
+    ),
+    "characters-2": (
+        "without meaning, character weight 2",
+        _all(_no_meaning, _character_weight(2.0)),
+        False,
+    ),
+    "meaning-1": ("shipped, meaning weight 1", _meaning(1.0, 20), False),
+    "meaning-2": ("shipped, meaning weight 2", _meaning(2.0, 20), False),
+    "meaning-depth-10": ("shipped, meaning among the first 10", _meaning(1.5, 10), False),
 }
 COLUMNS = ("dev R@1", "dev R@3", "dev fu_R@1", "dev xctx", "dev declined", "dev answered")
 COLUMNS += ("held-out R@1", "held-out R@3", "held-out fu_R@1", "held-out declined")

@@ -38,6 +38,7 @@ from bot.app import RetryingRateLimiter
 from bot.i18n import pick_language, t
 from bot.settings import Settings
 from retrieval import Library
+from retrieval.meaning import Meaning
 from tests.support import REPO
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.harness import running_bot
@@ -81,7 +82,9 @@ async def noisy_neighbour(args: argparse.Namespace) -> int:
     """One user floods; how long do the others wait for their answers?"""
     rng = random.Random(12)
     with tempfile.TemporaryDirectory() as tmp:
-        library = Library.from_dir(args.seeds, index_dir=Path(tmp) / "index")
+        library = Library.from_dir(
+            args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load()
+        )
         with FakeBotApi() as fake:
             rate = str(args.questions_per_minute)
             async with running_bot(
@@ -150,7 +153,9 @@ async def noisy_neighbour(args: argparse.Namespace) -> int:
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        library = Library.from_dir(args.seeds, index_dir=Path(tmp) / "index")
+        library = Library.from_dir(
+            args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load()
+        )
         stats = library.stats()
         print(
             f"library: {stats.articles} articles, {stats.passages} passages "

@@ -1,0 +1,84 @@
+"""What the meaning stage costs a search, on the seed and the 4,216 VOA articles.
+
+Times, in one process, the people's questions of the dev set (benchmarks.newsqa's) searched
+three ways, one after the other for each question: by terms and characters alone; with
+meaning, the first time it is asked (its passages are new unless an earlier question about
+the same article brought them: about three questions an article); and with meaning, asked
+again (all its passages cached). Also a question's embedding alone, and a passage's (new).
+Asserts nothing about time.
+
+usage: python -m benchmarks.meaning [--shared ../shared] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import ROOT, newsqa
+from retrieval import Library, ranking
+from retrieval.meaning import Meaning
+
+
+def _ms(seconds: list[float]) -> str:
+    return f"p50 {statistics.median(seconds) * 1000:.1f} ms, max {max(seconds) * 1000:.1f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--work", type=Path, help="keep the corpus and index here (reused)")
+    args = parser.parse_args()
+    shared = args.shared.resolve()
+    work = args.work or Path(tempfile.mkdtemp(prefix="meaning-"))
+    seeds = newsqa.prepare(shared, work)
+    questions = [
+        json.loads(line)["q"]
+        for line in next(iter(newsqa.question_sets(shared).values())).open(encoding="utf-8")
+        if json.loads(line)["kind"] == "standalone"
+    ]
+    by_terms = Library.from_dir(seeds, work / "index")
+    meaning = Meaning.load()
+    with_meaning = Library.from_dir(seeds, work / "index", meaning=meaning)
+    stats = by_terms.stats()
+    print(f"library: {stats.articles} articles, {stats.passages} passages")
+    print(f"{len(questions)} questions, k=3, meaning over the first {ranking.MEANING_DEPTH}\n")
+
+    timings: dict[str, list[float]] = {"terms": [], "first": [], "again": [], "question": []}
+    for question in questions:
+        for name, library in (
+            ("terms", by_terms),
+            ("first", with_meaning),
+            ("again", with_meaning),
+        ):
+            started = time.perf_counter()
+            library.search(question, k=3)
+            timings[name].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        meaning.question(question)
+        timings["question"].append(time.perf_counter() - started)
+    passages = [h.passage.text for h in by_terms.search(questions[0], k=20).hits]
+    fresh = Meaning.load()
+    passage_seconds = []
+    for text in passages:
+        started = time.perf_counter()
+        fresh.passages([text])
+        passage_seconds.append(time.perf_counter() - started)
+
+    print("| search | time |")
+    print("|---|---|")
+    print(f"| terms and characters only | {_ms(timings['terms'])} |")
+    print(f"| with meaning, asked the first time | {_ms(timings['first'])} |")
+    print(f"| with meaning, asked again (its passages cached) | {_ms(timings['again'])} |")
+    print(f"| a question's embedding alone | {_ms(timings['question'])} |")
+    print(f"| a passage's embedding alone | {_ms(passage_seconds)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
