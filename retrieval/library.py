@@ -46,6 +46,11 @@ def default_index_dir(seeds_dir: Path) -> Path:
     return cache / "news-qa-bot" / f"{seeds_dir.resolve().name}-{key}"
 
 
+def _read_for_meaning(article: Article, passage: Passage) -> str:
+    """A passage as the model reads it: with its article's title, which says what it is about."""
+    return f"{article.title}。{passage.text}"
+
+
 @dataclass(frozen=True)
 class _Found:
     """A ranked passage, decoded."""
@@ -321,7 +326,7 @@ class Library:
                 [score for _, score in first_scored],
                 self.meaning.question(query),
                 self.meaning.passages(
-                    [f"{f.article.title}。{f.passage.text}" for f, _ in first_scored]
+                    [_read_for_meaning(f.article, f.passage) for f, _ in first_scored]
                 ),
             )
             scored = [(first_scored[i][0], score) for i, score in reordered] + scored[
@@ -345,6 +350,20 @@ class Library:
         )
         read_with = question.read_with[-1] if question.read_with else None
         return SearchResult(hits, confident, tuple(missing), read_with)
+
+    def warm_meaning(self, articles: int) -> int:
+        """Embed the passages of the newest `articles` articles ahead of their first question,
+        so it pays only for its own embedding. How many passages that was (0 without a model);
+        passages embedded before cost nothing."""
+        if self.meaning is None:
+            return 0
+        snap = self._current
+        texts = []
+        for ref in snap.newest_first[: max(articles, 0)]:
+            article, passages = snap.cut(*snap.where[ref.id])
+            texts += [_read_for_meaning(article, p) for p in passages]
+        self.meaning.passages(texts)
+        return len(texts)
 
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""

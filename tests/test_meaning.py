@@ -149,3 +149,32 @@ def test_meaning_reads_each_passage_with_its_articles_title(beirut: Path, tmp_pa
 def test_the_command_line_ranks_by_meaning_too(beirut: Path, tmp_path: Path) -> None:
     [result] = search_json(beirut, tmp_path / "index", QUESTION + "\n", k=1)
     assert result["hits"][0]["text"] == BEIRUT[1][0]
+
+
+def test_the_newest_articles_can_be_embedded_before_anyone_asks(
+    beirut: Path, tmp_path: Path
+) -> None:
+    model = CountingModel()
+    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning(model))
+    assert library.warm_meaning(1_000) == library.stats().passages == len(model.embedded)
+    library.search(QUESTION, k=3)
+    assert len(model.embedded) == library.stats().passages  # every passage was cached
+    assert library.warm_meaning(1) == len(library.latest(1)[0].paragraphs)
+    assert Library.from_dir(beirut, tmp_path / "index").warm_meaning(10) == 0  # no model
+
+
+async def test_the_bot_embeds_the_newest_passages_when_it_starts(
+    beirut: Path, tmp_path: Path
+) -> None:
+    from bot.news import WARM_ARTICLES, NewsService
+    from bot.subscriptions import SubscriptionStore
+
+    model = CountingModel()
+    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning(model))
+    news = NewsService(library, SubscriptionStore(tmp_path / "db.sqlite3"), (), None)
+    await news.start()
+    assert news._warming is not None
+    warmed = await news._warming
+    expected = sum(len(a.paragraphs) for a in library.latest(WARM_ARTICLES))
+    assert warmed == expected == len(model.embedded)
+    await news.close()
