@@ -37,11 +37,8 @@ def main() -> int:
     shared = args.shared.resolve()
     work = args.work or Path(tempfile.mkdtemp(prefix="meaning-"))
     seeds = newsqa.prepare(shared, work)
-    questions = [
-        json.loads(line)["q"]
-        for line in next(iter(newsqa.question_sets(shared).values())).open(encoding="utf-8")
-        if json.loads(line)["kind"] == "standalone"
-    ]
+    with next(iter(newsqa.question_sets(shared).values())).open(encoding="utf-8") as dev:
+        questions = [q["q"] for q in map(json.loads, dev) if q["kind"] == "standalone"]
     by_terms = Library.from_dir(seeds, work / "index")
     meaning = Meaning.load()
     with_meaning = Library.from_dir(seeds, work / "index", meaning=meaning)

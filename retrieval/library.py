@@ -61,6 +61,20 @@ class _Found:
     passage: Passage
 
 
+def _ranked_again(
+    scored: list[tuple[_Found, float]],
+    depth: int,
+    reorder: Callable[[list[float], list[_Found]], list[tuple[int, float]]],
+) -> list[tuple[_Found, float]]:
+    """`scored` with its first `depth` reordered and rescored by `reorder` (scores and passages
+    in, (position, score) best first out: ranking.with_characters, ranking.with_meaning)."""
+    first = scored[:depth]
+    if not first:
+        return scored
+    reordered = reorder([score for _, score in first], [f for f, _ in first])
+    return [(first[i][0], score) for i, score in reordered] + scored[depth:]
+
+
 class _Snapshot:
     """A state with what queries need precomputed. Never changed once made."""
 
@@ -311,27 +325,28 @@ class Library:
         snap = self._current
         question = self._read(snap, query, context)
         depth = ranking.MEANING_DEPTH if self.meaning is not None else ranking.CHARACTER_DEPTH
-        found = [snap.decode(r) for r in snap.index.rank(question, max(k, depth))]
-        first = found[: ranking.CHARACTER_DEPTH]
-        reordered = ranking.with_characters(
-            [f.ranked.score for f in first],
-            question.characters,
-            [self.analyzer.normalize(f.passage.text) for f in first],
+        found = snap.index.rank(question, max(k, depth))
+        scored = [(f, f.ranked.score) for f in map(snap.decode, found)]
+        scored = _ranked_again(
+            scored,
+            ranking.CHARACTER_DEPTH,
+            lambda scores, first: ranking.with_characters(
+                scores,
+                question.characters,
+                [self.analyzer.normalize(f.passage.text) for f in first],
+            ),
         )
-        scored = [(first[i], score) for i, score in reordered]
-        scored += [(f, f.ranked.score) for f in found[ranking.CHARACTER_DEPTH :]]
-        if self.meaning is not None and scored:
-            first_scored = scored[: ranking.MEANING_DEPTH]
-            reordered = ranking.with_meaning(
-                [score for _, score in first_scored],
-                self.meaning.question(query),
-                self.meaning.passages(
-                    [_read_for_meaning(f.article, f.passage) for f, _ in first_scored]
+        if self.meaning is not None:
+            meaning = self.meaning
+            scored = _ranked_again(
+                scored,
+                ranking.MEANING_DEPTH,
+                lambda scores, first: ranking.with_meaning(
+                    scores,
+                    meaning.question(query),
+                    meaning.passages([_read_for_meaning(f.article, f.passage) for f in first]),
                 ),
             )
-            scored = [(first_scored[i][0], score) for i, score in reordered] + scored[
-                ranking.MEANING_DEPTH :
-            ]
         hits = tuple(
             Hit(
                 score,

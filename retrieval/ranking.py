@@ -133,9 +133,11 @@ def with_meaning(
     these scores and cosines, so it weighs the same whatever the scale of a question's
     scores; it is never negative, so these passages stay above the ones ranked after them.
     Ties keep the ranking's order."""
-    cosines = passages @ question if len(scores) else np.zeros(0)
-    score_spread = float(np.std(scores)) if len(scores) else 0.0
-    cosine_spread = float(np.std(cosines)) if len(scores) else 0.0
+    if not len(scores):
+        return []
+    cosines = passages @ question
+    score_spread = float(np.std(scores))
+    cosine_spread = float(np.std(cosines))
     if score_spread == 0.0 or cosine_spread == 0.0:
         return list(enumerate(scores))
     gains = MEANING_WEIGHT * score_spread * (cosines - cosines.min()) / cosine_spread
