@@ -79,53 +79,60 @@ def _limiter(args: argparse.Namespace) -> RetryingRateLimiter | None:
 
 
 async def noisy_neighbour(args: argparse.Namespace) -> int:
-    """One user floods; how long do the others wait for their answers?"""
-    rng = random.Random(12)
+    """One user floods; how long do the others wait for their answers? Once on the bot's
+    first start, when the passages' vectors are still to be made, and once after a restart,
+    when they were saved beside the index."""
+    failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        library = Library.from_dir(
-            args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load()
-        )
-        with FakeBotApi() as fake:
-            rate = str(args.questions_per_minute)
-            async with running_bot(
-                fake, library, rate_limiter=_limiter(args), QUESTIONS_PER_MINUTE=rate
-            ):
-                flooder = fake.user(200_000)
-                flood_chat = fake.private_chat(flooder)
-                others = [fake.user(300_000 + i) for i in range(args.others)]
-                bursts = -(-args.flood // 100)
-                span = bursts * 0.5
-                # When each other user asks, in seconds from the start of the flood.
-                plan = sorted(
-                    (rng.uniform(0, span), i)
-                    for i in range(args.others)
-                    for _ in range(args.questions_each)
-                )
-                flood: list[dict] = []
-                asked: list[tuple[dict, float]] = []  # (question, when it was sent)
+        for start in ("first start", "restart"):
+            library = Library.from_dir(
+                args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load()
+            )
+            failed |= await _flood(args, library, start)
+    return failed
 
-                async def others_ask(until: float) -> None:
-                    while plan and plan[0][0] <= until:
-                        offset, i = plan.pop(0)
-                        await asyncio.sleep(max(0.0, t0 + offset - time.monotonic()))
-                        user = others[i]
-                        message = fake.send_text(
-                            fake.private_chat(user), user, rng.choice(QUESTIONS)
-                        )
-                        asked.append((message, time.monotonic()))
 
-                t0 = time.monotonic()
-                for burst in range(bursts):
-                    await others_ask(burst * 0.5)
-                    for _ in range(min(100, args.flood - len(flood))):
-                        flood.append(fake.send_text(flood_chat, flooder, rng.choice(QUESTIONS)))
-                await others_ask(span)
-                await fake.wait_for(
-                    lambda: all(fake.replies_to(q) for q, _ in asked),
-                    timeout=args.timeout,
-                    message="the other users' answers",
-                )
-                await fake.settle(1.0)
+async def _flood(args: argparse.Namespace, library: Library, start: str) -> int:
+    rng = random.Random(12)
+    with FakeBotApi() as fake:
+        rate = str(args.questions_per_minute)
+        async with running_bot(
+            fake, library, rate_limiter=_limiter(args), QUESTIONS_PER_MINUTE=rate
+        ):
+            flooder = fake.user(200_000)
+            flood_chat = fake.private_chat(flooder)
+            others = [fake.user(300_000 + i) for i in range(args.others)]
+            bursts = -(-args.flood // 100)
+            span = bursts * 0.5
+            # When each other user asks, in seconds from the start of the flood.
+            plan = sorted(
+                (rng.uniform(0, span), i)
+                for i in range(args.others)
+                for _ in range(args.questions_each)
+            )
+            flood: list[dict] = []
+            asked: list[tuple[dict, float]] = []  # (question, when it was sent)
+
+            async def others_ask(until: float) -> None:
+                while plan and plan[0][0] <= until:
+                    offset, i = plan.pop(0)
+                    await asyncio.sleep(max(0.0, t0 + offset - time.monotonic()))
+                    user = others[i]
+                    message = fake.send_text(fake.private_chat(user), user, rng.choice(QUESTIONS))
+                    asked.append((message, time.monotonic()))
+
+            t0 = time.monotonic()
+            for burst in range(bursts):
+                await others_ask(burst * 0.5)
+                for _ in range(min(100, args.flood - len(flood))):
+                    flood.append(fake.send_text(flood_chat, flooder, rng.choice(QUESTIONS)))
+            await others_ask(span)
+            await fake.wait_for(
+                lambda: all(fake.replies_to(q) for q, _ in asked),
+                timeout=args.timeout,
+                message="the other users' answers",
+            )
+            await fake.settle(1.0)
 
     counts = [len(fake.replies_to(q)) for q, _ in asked]
     waits = [(fake.replies_to(q)[0].at - sent) * 1000 for q, sent in asked if fake.replies_to(q)]
@@ -134,9 +141,9 @@ async def noisy_neighbour(args: argparse.Namespace) -> int:
     notices = replies.count(notice)
     mode = "Telegram flood limit (30 msg/s) enforced" if args.flood_limit else "no flood limit"
     print(
-        f"noisy neighbour, {mode}, QUESTIONS_PER_MINUTE={rate}: one user sent {len(flood)} "
-        f"questions in bursts of 100 over {span:.1f} s; {args.others} other users asked "
-        f"{len(asked)} questions at random moments meanwhile"
+        f"noisy neighbour, {start}, {mode}, QUESTIONS_PER_MINUTE={rate}: one user sent "
+        f"{len(flood)} questions in bursts of 100 over {span:.1f} s; {args.others} other "
+        f"users asked {len(asked)} questions at random moments meanwhile"
     )
     dropped = sum(not fake.replies_to(q) for q in flood)
     print(f"the flooder: {len(replies) - notices} answers, {notices} notice(s), {dropped} dropped")

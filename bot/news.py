@@ -196,11 +196,13 @@ class NewsService:
         logger.info("index segments merged: %d now", self.library.n_segments)
 
     async def close(self) -> None:
-        """Stop a merge under way (the index stays as it was before it)."""
+        """Stop a merge under way (the index stays as it was before it), and save the
+        passages' vectors that questions made since the last save (Library.save_meaning)."""
         if self._merging is not None and not self._merging.done():
             self._merging.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._merging
+        await asyncio.to_thread(self.library.save_meaning)
 
     async def _refresh_or_log(self, application: Application) -> None:
         """A job's refresh: a failure keeps the previous library and the job's schedule."""

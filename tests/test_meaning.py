@@ -10,6 +10,7 @@ import pytest
 
 from retrieval import Library, ranking
 from retrieval.meaning import EMBEDDED_CHARACTERS, Meaning
+from retrieval.store import MEANING_FILE
 from tests.support.seeds import seed_file, write_articles
 from tests.test_cli import search_json
 
@@ -149,6 +150,7 @@ def test_meaning_reads_each_passage_with_its_articles_title(beirut: Path, tmp_pa
 def test_the_command_line_ranks_by_meaning_too(beirut: Path, tmp_path: Path) -> None:
     [result] = search_json(beirut, tmp_path / "index", QUESTION + "\n", k=1)
     assert result["hits"][0]["text"] == BEIRUT[1][0]
+    assert (tmp_path / "index" / MEANING_FILE).exists()  # the next run starts with them
 
 
 def test_the_newest_articles_can_be_embedded_before_anyone_asks(
@@ -177,4 +179,99 @@ async def test_the_bot_embeds_the_newest_passages_when_it_starts(
     warmed = await news._warming
     expected = sum(len(a.paragraphs) for a in library.latest(WARM_ARTICLES))
     assert warmed == expected == len(model.embedded)
-    await news.close()
+    library.search(QUESTION, k=3)  # embeds passages of older articles too
+    await news.close()  # saves them
+    restored = Meaning(CountingModel())
+    assert restored.restore(tmp_path / "index" / MEANING_FILE) == len(model.embedded) > expected
+
+
+# --- the vectors kept beside the index ------------------------------------------------------
+
+
+def test_saved_vectors_spare_a_restarted_process_the_embedding(tmp_path: Path) -> None:
+    saved = tmp_path / "meaning.npz"
+    first = Meaning(CountingModel(), "model-a")
+    rows = first.passages(["一", "二二", "三三三"])
+    assert first.save(saved) == 3
+    model = CountingModel()
+    restarted = Meaning(model, "model-a")
+    assert restarted.restore(saved) == 3
+    assert np.array_equal(restarted.passages(["一", "二二", "三三三"]), rows)
+    assert model.embedded == []
+
+
+def test_a_save_with_nothing_new_writes_nothing(tmp_path: Path) -> None:
+    saved = tmp_path / "meaning.npz"
+    meaning = Meaning(CountingModel(), "model-a")
+    assert meaning.save(saved) == 0 and not saved.exists()
+    meaning.passages(["一"])
+    assert meaning.save(saved) == 1
+    meaning.passages(["一"])  # cached: nothing new
+    assert meaning.save(saved) == 0
+    restored = Meaning(CountingModel(), "model-a")
+    restored.restore(saved)
+    assert restored.save(tmp_path / "again.npz") == 0  # what was restored is saved already
+
+
+def test_restoring_keeps_the_most_recently_used_when_the_cache_is_smaller(tmp_path: Path) -> None:
+    saved = tmp_path / "meaning.npz"
+    meaning = Meaning(CountingModel(), "model-a")
+    meaning.passages(["一", "二二", "三三三"])
+    meaning.passages(["一"])  # now the most recently used
+    meaning.save(saved)
+    model = CountingModel()
+    small = Meaning(model, "model-a", cached_passages=2)
+    assert small.restore(saved) == 2
+    small.passages(["一", "三三三", "二二"])
+    assert model.embedded == ["二二"]
+
+
+def test_unusable_saved_vectors_are_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    saved = tmp_path / "meaning.npz"
+    other = Meaning(CountingModel(), "model-b")
+    other.passages(["一"])
+    other.save(saved)
+    meaning = Meaning(CountingModel(), "model-a")
+    assert meaning.restore(saved) == 0  # another model's vectors
+    assert meaning.restore(tmp_path / "missing.npz") == 0
+    saved.write_bytes(b"PK\x03\x04 not really a zip file")
+    assert meaning.restore(saved) == 0
+    np.savez(
+        saved, format=np.array(1), model=np.array("model-a"), keys=np.zeros(3), rows=np.zeros(3)
+    )
+    assert meaning.restore(saved) == 0
+    assert meaning.cached == 0
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("not used" in r.getMessage() for r in warnings) == 2
+
+
+def test_a_failed_save_loses_nothing(tmp_path: Path) -> None:
+    meaning = Meaning(CountingModel(), "model-a")
+    meaning.passages(["一"])
+    with pytest.raises(OSError):
+        meaning.save(tmp_path / "no such directory" / "meaning.npz")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+    assert meaning.save(tmp_path / "meaning.npz") == 1  # still unsaved, so saved now
+
+
+def test_a_library_keeps_its_vectors_across_restarts_and_index_changes(
+    beirut: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index"
+    library = Library.from_dir(beirut, index, meaning=Meaning(CountingModel(), "model-a"))
+    library.search(QUESTION, k=3)
+    assert library.save_meaning() > 0
+    # a new article: a new segment and state, and the old ones collected; the vectors stay
+    (beirut / "new.txt").write_text(
+        seed_file("新的文章", "https://news.example/new", ["完全无关的段落。"]), encoding="utf-8"
+    )
+    library.refresh()
+    assert (index / MEANING_FILE).exists()
+    first = library.search(QUESTION, k=3)
+    library.save_meaning()
+    model = CountingModel()
+    restarted = Library.from_dir(beirut, index, meaning=Meaning(model, "model-a"))
+    assert restarted.search(QUESTION, k=3) == first
+    assert model.embedded == []
