@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache, partial
@@ -324,6 +325,10 @@ class Library:
 
         `context`: the earlier questions of a conversation, oldest first; used only when the
         query leans on them (a follow-up such as 那以色列有回应吗)."""
+        with self.meaning.searching() if self.meaning is not None else nullcontext():
+            return self._search(query, k, context)
+
+    def _search(self, query: str, k: int, context: Sequence[str]) -> SearchResult:
         snap = self._current
         question = self._read(snap, query, context)
         depth = ranking.MEANING_DEPTH if self.meaning is not None else ranking.CHARACTER_DEPTH
@@ -379,7 +384,7 @@ class Library:
         for ref in snap.newest_first[: max(articles, 0)]:
             article, passages = snap.cut(*snap.where[ref.id])
             texts += [_read_for_meaning(article, p) for p in passages]
-        self.meaning.passages(texts)
+        self.meaning.passages(texts, background=True)
         self.save_meaning()
         return len(texts)
 

@@ -18,7 +18,8 @@ import signal
 import threading
 import zipfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -58,6 +59,9 @@ class Meaning:
         self._cached_passages = cached_passages
         # the engine keeps its working memory in the model: one text at a time
         self._lock = threading.Lock()
+        # a search goes before embedding in the background: how many are under way
+        self._searches = 0
+        self._no_search = threading.Condition()
         self._unsaved = 0  # passages embedded since the cache was last saved or restored
 
     @classmethod
@@ -84,30 +88,50 @@ class Meaning:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return cls(model, name)
 
+    @contextmanager
+    def searching(self) -> Iterator[None]:
+        """While a search runs: embedding in the background waits (see `passages`)."""
+        with self._no_search:
+            self._searches += 1
+        try:
+            yield
+        finally:
+            with self._no_search:
+                self._searches -= 1
+                self._no_search.notify_all()
+
     def question(self, text: str) -> np.ndarray:
-        with self._lock:
+        with self.searching(), self._lock:
             return np.asarray(self._model.query(text[:EMBEDDED_CHARACTERS]), dtype=np.float32)
 
-    def passages(self, texts: Sequence[str]) -> np.ndarray:
+    def passages(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray:
         """One row per text, in order; each text is embedded at most once while it is cached.
         Rows are rounded to float16 whether or not they were cached, so a ranking does not
-        depend on what was asked before."""
+        depend on what was asked before. In the `background` (embedding ahead of questions),
+        each text waits until no search is under way: questions go first."""
         rows = []
-        for text in (t[:EMBEDDED_CHARACTERS] for t in texts):
-            key = hashlib.blake2b(text.encode(), digest_size=_KEY_BYTES).digest()
-            # one text per turn of the lock: a question never waits behind a long batch
-            with self._lock:
-                row = self._cache.get(key)
-                if row is None:
-                    row = np.asarray(self._model.passage(text), dtype=np.float16)
-                    self._cache[key] = row
-                    self._unsaved += 1
-                    if len(self._cache) > self._cached_passages:
-                        self._cache.popitem(last=False)
-                else:
-                    self._cache.move_to_end(key)
-            rows.append(row)
+        with nullcontext() if background else self.searching():
+            for text in (t[:EMBEDDED_CHARACTERS] for t in texts):
+                rows.append(self._passage(text, background))
         return np.array(rows, dtype=np.float32)
+
+    def _passage(self, text: str, background: bool) -> np.ndarray:
+        key = hashlib.blake2b(text.encode(), digest_size=_KEY_BYTES).digest()
+        if background:
+            with self._no_search:
+                self._no_search.wait_for(lambda: not self._searches)
+        # one text per turn of the lock: a question never waits behind a long batch
+        with self._lock:
+            row = self._cache.get(key)
+            if row is None:
+                row = np.asarray(self._model.passage(text), dtype=np.float16)
+                self._cache[key] = row
+                self._unsaved += 1
+                if len(self._cache) > self._cached_passages:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+        return row
 
     @property
     def cached(self) -> int:

@@ -185,6 +185,33 @@ async def test_the_bot_embeds_the_newest_passages_when_it_starts(
     assert restored.restore(tmp_path / "index" / MEANING_FILE) == len(model.embedded) > expected
 
 
+def test_a_search_goes_before_embedding_in_the_background() -> None:
+    started, go_on = threading.Event(), threading.Event()
+
+    class HeldModel(CountingModel):
+        def passage(self, texts: str | list[str]) -> np.ndarray:
+            if texts == "后台一":  # the background's first passage holds the engine
+                started.set()
+                go_on.wait(10)
+            return super().passage(texts)
+
+    model = HeldModel()
+    meaning = Meaning(model)
+    background = threading.Thread(
+        target=meaning.passages, args=(["后台一", "后台二", "后台三"],), kwargs={"background": True}
+    )
+    background.start()
+    assert started.wait(10)
+    search = threading.Thread(target=meaning.passages, args=(["问题的段落"],))
+    search.start()
+    while meaning._searches == 0:  # the search is under way, waiting for the engine
+        threading.Event().wait(0.001)
+    go_on.set()
+    search.join(10)
+    background.join(10)
+    assert model.embedded == ["后台一", "问题的段落", "后台二", "后台三"]
+
+
 # --- the vectors kept beside the index ------------------------------------------------------
 
 
