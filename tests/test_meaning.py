@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -302,3 +305,22 @@ def test_a_library_keeps_its_vectors_across_restarts_and_index_changes(
     restarted = Library.from_dir(beirut, index, meaning=Meaning(model, "model-a"))
     assert restarted.search(QUESTION, k=3) == first
     assert model.embedded == []
+
+
+def test_a_killed_savers_temporary_file_goes_with_the_next_index_change(
+    beirut: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index"
+    Library.from_dir(beirut, index)
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    killed = index / f"meaning-{ended.stdout.strip()}.tmp"
+    killed.write_bytes(b"half a file")
+    saving = index / f"meaning-{os.getpid()}.tmp"  # this process, saving right now
+    saving.write_bytes(b"being written")
+    (beirut / "new.txt").write_text(
+        seed_file("新的文章", "https://news.example/new", ["完全无关的段落。"]), encoding="utf-8"
+    )
+    Library.from_dir(beirut, index)  # the change commits a new state and collects garbage
+    assert saving.exists() and not killed.exists()
