@@ -63,6 +63,7 @@ class Meaning:
         self._searches = 0
         self._no_search = threading.Condition()
         self._unsaved = 0  # passages embedded since the cache was last saved or restored
+        self._saving = threading.Lock()
 
     @classmethod
     def load(cls) -> Meaning:
@@ -142,30 +143,30 @@ class Meaning:
         """Write the cached passages' vectors to `path`, replacing it in one step, least
         recently used first; how many (0, and nothing written, when none was embedded since
         the last save or restore). Raises OSError."""
-        with self._lock:
-            if not self._unsaved:
-                return 0
-            items = list(self._cache.items())
-            self._unsaved = 0
-        keys = np.frombuffer(b"".join(key for key, _ in items), dtype=np.uint8)
-        rows = np.stack([row for _, row in items])
-        temporary = path.with_name(f"{path.stem}-{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as fh:
-                np.savez(
-                    fh,
-                    format=np.array(SAVED_FORMAT),
-                    model=np.array(self.name),
-                    keys=keys.reshape(len(items), _KEY_BYTES),
-                    rows=rows,
-                )
-            os.replace(temporary, path)
-        except OSError:
-            temporary.unlink(missing_ok=True)
+        with self._saving:  # one save at a time: they would share the temporary file
             with self._lock:
-                self._unsaved += len(items)  # still unsaved: the next save tries again
-            raise
-        return len(items)
+                unsaved, self._unsaved = self._unsaved, 0
+                items = list(self._cache.items()) if unsaved else []
+            if not items:
+                return 0
+            keys = np.frombuffer(b"".join(key for key, _ in items), dtype=np.uint8)
+            temporary = path.with_name(f"{path.stem}-{os.getpid()}.tmp")
+            try:
+                with open(temporary, "wb") as fh:
+                    np.savez(
+                        fh,
+                        format=np.array(SAVED_FORMAT),
+                        model=np.array(self.name),
+                        keys=keys.reshape(len(items), _KEY_BYTES),
+                        rows=np.stack([row for _, row in items]),
+                    )
+                os.replace(temporary, path)
+            except OSError:
+                temporary.unlink(missing_ok=True)
+                with self._lock:
+                    self._unsaved += unsaved  # still unsaved: the next save tries again
+                raise
+            return len(items)
 
     def restore(self, path: Path) -> int:
         """Add the vectors `save` wrote to `path` to the cache, behind those already in it;

@@ -324,3 +324,27 @@ def test_a_killed_savers_temporary_file_goes_with_the_next_index_change(
     )
     Library.from_dir(beirut, index)  # the change commits a new state and collects garbage
     assert saving.exists() and not killed.exists()
+
+
+def test_saves_from_several_threads_leave_one_whole_file(tmp_path: Path) -> None:
+    saved = tmp_path / "meaning.npz"
+    meaning = Meaning(CountingModel(), "model-a")
+    errors: list[Exception] = []
+
+    def embed_and_save(me: int) -> None:
+        for i in range(25):
+            meaning.passages([f"线程{me}的第{i}段" + "字" * i])
+            try:
+                meaning.save(saved)
+            except Exception as exc:  # any failure is the test's finding
+                errors.append(exc)
+
+    threads = [threading.Thread(target=embed_and_save, args=(me,)) for me in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    meaning.save(saved)
+    assert errors == []
+    assert Meaning(CountingModel(), "model-a").restore(saved) == 100
+    assert [p.name for p in tmp_path.iterdir()] == ["meaning.npz"]
