@@ -111,7 +111,10 @@ def _main(args: argparse.Namespace) -> int:
     if args.console:
         from .console import run_console
 
-        return run_console(library, args.lang, settings.results_per_page, sys.stdin, sys.stdout)
+        try:
+            return run_console(library, args.lang, settings.results_per_page, sys.stdin, sys.stdout)
+        finally:
+            library.save_meaning()  # what its questions embedded, for the next run
 
     import sqlite3
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.console import ConsoleSession
+from retrieval.store import MEANING_FILE
 from tests.support.harness import bot_environ
 from tests.support.seeds import TYPHOON, write_seeds
 
@@ -89,6 +90,8 @@ def test_ctrl_c_and_ctrl_d_end_the_console_quietly(tmp_path, key):
     terminal.type(key)
     assert terminal.wait() == 0
     assert "Traceback" not in terminal.text and "KeyboardInterrupt" not in terminal.text
+    # what the question embedded is kept for the next run
+    assert (tmp_path / "i" / MEANING_FILE).exists()
 
 
 def test_the_up_arrow_brings_back_the_last_line(tmp_path):
