@@ -127,6 +127,11 @@ def _all(*patches: Callable[[], None]) -> Callable[[], None]:
 
 
 # name → (what the row is, patch, whether it changes the index)
+def _without_meaning(what: str, patch: Callable[[], None]) -> tuple[str, Callable[[], None], bool]:
+    """A row measured on the engine before meaning: `patch` with the model left out."""
+    return f"without meaning, {what}", _all(_no_meaning, patch), False
+
+
 ABLATIONS: dict[str, tuple[str, Callable[[], None], bool]] = {
     "passages-only": (
         "readable passages only: title ×2 in each passage, no article score, question "
@@ -169,36 +174,12 @@ ABLATIONS: dict[str, tuple[str, Callable[[], None], bool]] = {
         False,
     ),
     "shipped": ("+ meaning among the first 20 passages: as shipped", lambda: None, False),
-    "-unit-cue": (
-        "without meaning, − the asked-unit cue",
-        _all(_no_meaning, _no_unit_cue),
-        False,
-    ),
-    "context-always": (
-        "without meaning, context used even when not leaned on",
-        _all(_no_meaning, _context_always),
-        False,
-    ),
-    "article-0.5": (
-        "without meaning, article weight 0.5",
-        _all(_no_meaning, _article_weight(0.5)),
-        False,
-    ),
-    "article-2": (
-        "without meaning, article weight 2",
-        _all(_no_meaning, _article_weight(2.0)),
-        False,
-    ),
-    "characters-0.5": (
-        "without meaning, character weight 0.5",
-        _all(_no_meaning, _character_weight(0.5)),
-        False,
-    ),
-    "characters-2": (
-        "without meaning, character weight 2",
-        _all(_no_meaning, _character_weight(2.0)),
-        False,
-    ),
+    "-unit-cue": _without_meaning("− the asked-unit cue", _no_unit_cue),
+    "context-always": _without_meaning("context used even when not leaned on", _context_always),
+    "article-0.5": _without_meaning("article weight 0.5", _article_weight(0.5)),
+    "article-2": _without_meaning("article weight 2", _article_weight(2.0)),
+    "characters-0.5": _without_meaning("character weight 0.5", _character_weight(0.5)),
+    "characters-2": _without_meaning("character weight 2", _character_weight(2.0)),
     "meaning-1": ("shipped, meaning weight 1", _meaning(1.0, 20), False),
     "meaning-2": ("shipped, meaning weight 2", _meaning(2.0, 20), False),
     "meaning-depth-10": ("shipped, meaning among the first 10", _meaning(1.5, 10), False),
