@@ -85,6 +85,7 @@ def _main(args: argparse.Namespace) -> int:
     # a settings error need not wait for.
     from retrieval.library import AliasesFileError, Library
     from retrieval.meaning import Meaning
+    from retrieval.store import IndexDirUnusable
 
     if not settings.seeds_dir.is_dir() and not os.environ.get("SEEDS_DIR", "").strip():
         # Typically the installed news-qa-bot run outside the checkout.
@@ -106,6 +107,9 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     except AliasesFileError as exc:
         logger.error("ALIASES_FILE: %s", exc)
+        return 2
+    except IndexDirUnusable as exc:
+        logger.error("INDEX_DIR: %s", exc)
         return 2
 
     if args.console:

@@ -53,6 +53,10 @@ def _index_summary(settings: Settings) -> str:
         raise Unhealthy(f"SEEDS_DIR: {settings.seeds_dir} is not a directory")
     index_dir = settings.index_dir or default_index_dir(settings.seeds_dir)
     try:
+        store.check_index_dir(index_dir)
+    except store.IndexDirUnusable as exc:
+        raise Unhealthy(f"INDEX_DIR: {exc}") from None
+    try:
         index = store.load(index_dir)
     except store.IndexCorrupt as exc:
         raise Unhealthy(

@@ -125,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AliasesFileError as exc:
         print(f"error: aliases file (--aliases, ALIASES_FILE) {_line(str(exc))}", file=sys.stderr)
         return 2
+    except store.IndexDirUnusable as exc:
+        print(f"error: {_line(str(exc))} (--index-dir)", file=sys.stderr)
+        return 2
     try:
         if args.command == "search":
             asked = [Asked(" ".join(args.query))] if args.query else map(read_line, sys.stdin)
@@ -149,6 +152,9 @@ def _merge(seeds_dir: Path, index_dir: str | None) -> int:
     try:
         merges = merging.run(index, LOCK_WAIT_SECONDS)
         state = store.load(index)
+    except store.IndexDirUnusable as exc:
+        print(f"error: {_line(str(exc))} (--index-dir)", file=sys.stderr)
+        return 2
     except (OSError, store.IndexCorrupt, store.IndexBusy) as exc:
         print(f"merge: {_line(str(exc))}", file=sys.stderr)
         return 1

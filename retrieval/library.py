@@ -180,7 +180,8 @@ class Library:
         """Open the library of a seeds directory: load its saved index, bring it up to date.
 
         Raises OSError for a missing or unreadable seeds directory, AliasesFileError for an
-        unusable aliases file (both with a one-line message)."""
+        unusable aliases file, store.IndexDirUnusable for an index directory that is a file or
+        holds other things (each with a one-line message)."""
         seeds = Path(seeds_dir)
         if not seeds.exists():
             raise FileNotFoundError(f"seeds directory {seeds} does not exist")
@@ -193,6 +194,7 @@ class Library:
         except (OSError, ValueError) as exc:
             raise AliasesFileError(f"{aliases_file}: {exc}") from exc
         index = Path(index_dir) if index_dir else default_index_dir(seeds)
+        store.check_index_dir(index)
         library = cls(seeds, index, analyzer, workers, lock_wait_seconds, meaning)
         library.refresh()
         if meaning is not None:
@@ -214,8 +216,9 @@ class Library:
             try:
                 with store.writer_lock(self.index_dir, self.lock_wait_seconds):
                     return self._update(save=True)
-            except (OSError, store.IndexBusy) as exc:
-                # a read-only or full cache, or a writer that never lets go: still answer
+            except (OSError, store.IndexBusy, store.IndexDirUnusable) as exc:
+                # a read-only or full cache, a writer that never lets go, or other files put
+                # into the directory since it opened: still answer
                 log.warning(
                     "cannot write the index in %s (%s): serving it unsaved", self.index_dir, exc
                 )

@@ -16,6 +16,10 @@ A change writes its new segment and deletion files in full, then a new state, th
 CURRENT, so a process killed at any moment leaves the previous state in force, and what it
 was writing is removed by the next writer. Whatever fails a check on load raises
 IndexCorrupt (the Library then rebuilds), never serves.
+
+The directory is the index's alone, and the index touches nothing else in it: a directory
+that holds anything but the names above (`OWN_NAME`) is refused before anything is written
+(`check_index_dir`), and clean-up removes only those names, never another file.
 """
 
 from __future__ import annotations
@@ -69,6 +73,38 @@ ARRAYS = (
 FIELDS = ("passage", "article")
 MEANING_FILE = "meaning.npz"  # written by retrieval.meaning, through the Library
 _NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
+
+
+# Every name the index writes into its directory, earlier formats' included (gen-*: format 10
+# and before), and the temporary names of writers: nothing else there is ever removed.
+OWN_NAME = re.compile(
+    r"(LOCK|CURRENT|\.CURRENT\.\d+|state-\d{8}\.json|seg-[0-9a-z-]{1,64}|gen-[0-9A-Za-z_-]+"
+    r"|merging-\d+-[0-9a-z-]{1,64}|meaning\.npz|meaning-\d+\.tmp)\Z"
+)
+
+
+class IndexDirUnusable(ValueError):
+    """The index directory is a file, or a directory that holds other things than an index."""
+
+
+def check_index_dir(index_dir: Path) -> None:
+    """Raise IndexDirUnusable unless `index_dir` is missing, empty, or holds only what an
+    index writes: an index never writes, and so never cleans up, in someone else's folder
+    (INDEX_DIR=. beside seeds/ and .git would otherwise lose them)."""
+    if not index_dir.exists():
+        return
+    if not index_dir.is_dir():
+        raise IndexDirUnusable(f"index directory {index_dir} is a file, not a directory")
+    try:
+        others = sorted(p.name for p in index_dir.iterdir() if not OWN_NAME.match(p.name))
+    except OSError as exc:
+        raise IndexDirUnusable(f"index directory {index_dir} cannot be read ({exc})") from exc
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise IndexDirUnusable(
+            f"index directory {index_dir} holds other files ({shown}); "
+            "give the index a directory of its own, or an empty one"
+        )
 
 
 class IndexCorrupt(Exception):
@@ -235,7 +271,9 @@ def writer_lock(index_dir: Path, wait_seconds: float) -> Iterator[None]:
     """Hold the index directory's write lock; raise IndexBusy after `wait_seconds`.
 
     An advisory lock on `LOCK` (flock): the kernel drops it when its process dies, so a
-    killed writer never leaves the directory locked."""
+    killed writer never leaves the directory locked. Raises IndexDirUnusable for a directory
+    that is not the index's own (check_index_dir)."""
+    check_index_dir(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / "LOCK", "a+b") as fh:
         deadline = time.monotonic() + wait_seconds
@@ -343,11 +381,14 @@ def _save_deletions(path: Path, segment: Segment) -> None:
 def _collect_garbage(index_dir: Path, state: State) -> None:
     """Remove what the state in force does not refer to: replaced states, merged-away or
     half-written segments, superseded deletions, temporary files of killed writers. A merge
-    under way writes outside the lock, into `merging-<pid>-…`, left alone while it lives."""
+    under way writes outside the lock, into `merging-<pid>-…`, left alone while it lives.
+    Only names the index writes (OWN_NAME) are ever removed."""
     live = {f"seg-{s.name}": s.deletions for s in state.segments}
     for path in index_dir.iterdir():
         if path.name in ("LOCK", "CURRENT", MEANING_FILE, state.name):
             continue
+        if not OWN_NAME.match(path.name):
+            continue  # not the index's: never touched
         if path.name in live:
             for inner in path.glob("del-*"):
                 if inner.name != live[path.name]:
@@ -356,7 +397,7 @@ def _collect_garbage(index_dir: Path, state: State) -> None:
             path.name.split("-")[1].split(".")[0]
         ):
             continue  # a merge, or the vectors being saved (meaning-<pid>.tmp)
-        elif path.is_dir():
+        elif path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
