@@ -9,10 +9,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.support import REPO
 
@@ -110,3 +113,29 @@ def test_the_systemd_unit_verifies(tmp_path):
     assert done.returncode == 0 and problems == [], done.stderr
     for directive in ("User=news-qa-bot", "StateDirectory=", "CacheDirectory=", "XDG_CACHE_HOME"):
         assert directive in unit
+
+
+def _pins() -> dict[str, str]:
+    """deploy/constraints.txt: normalised package name → pinned version."""
+    pins = {}
+    for line in (DEPLOY / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#")[0].split(";")[0].strip()
+        if line:
+            name, pinned = line.split("==")
+            pins[canonicalize_name(name)] = pinned.strip()
+    return pins
+
+
+def test_the_deployment_installs_pinned_versions_that_satisfy_pyproject():
+    """The kit installs what CI tested (`pip install -c deploy/constraints.txt`), and the pins
+    cover every dependency pyproject declares, within its bounds: a bound changed without
+    refreshing the file (the command in its header) fails here."""
+    assert "-c deploy/constraints.txt" in DOCKERFILE
+    pins = _pins()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for declared in map(Requirement, project["dependencies"]):
+        name = canonicalize_name(declared.name)
+        assert name in pins, f"{name} is not pinned in deploy/constraints.txt"
+        assert declared.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {declared}"
+    header = (DEPLOY / "constraints.txt").read_text(encoding="utf-8").splitlines()[1]
+    assert "uv pip compile" in header and "pyproject.toml -o deploy/constraints.txt" in header
