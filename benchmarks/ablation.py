@@ -1,10 +1,12 @@
 """Ablation: what each retrieval change adds, on people's questions and on CMRC.
 
-Each row takes one change away from the engine as shipped (or, for the first rows, shows
-the engine with only the earlier changes), by patching the running code in a wrapper around
-`python -m retrieval` (index-time changes get their own index), and scores it on:
+Each row runs `python -m retrieval search` with other ranking settings (a RankingSettings
+value handed to the engine, nothing patched) or without the model of meaning, and scores it
+on:
   people's questions, dev and held-out (benchmarks.newsqa's sets, with --context)
   CMRC 2018 dev among the VOA corpus, simplified and traditional (benchmarks.quality's)
+Rows of the engine's history that needed another index (each passage indexed with its title,
+question words kept) were measured before settings became data: docs/quality.md has them.
 
 usage: python -m benchmarks.ablation [--shared ../shared] [--only NAME ...]
        python -m benchmarks.ablation run NAME -- <python -m retrieval arguments>
@@ -17,189 +19,82 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks import ROOT, newsqa, quality
+from retrieval.question.cues import CueGains
+from retrieval.question.ranking import SHIPPED, RankingSettings
 
 
-def _no_question_words() -> None:
-    from retrieval import analysis
+@dataclass(frozen=True)
+class Row:
+    """One engine to measure: its ranking settings, and whether it has the model of meaning."""
 
-    analysis.QUESTION_WORD = re.compile(r"(?!)")  # matches nothing
-
-
-def _no_cues() -> None:
-    from retrieval import cues
-
-    cues.GAIN.update(dict.fromkeys(cues.GAIN, 0.0))
-    cues.UNIT_GAIN = 0.0
+    what: str
+    settings: RankingSettings
+    meaning: bool = True
 
 
-def _no_unit_cue() -> None:
-    from retrieval import cues
+NO_CUES = CueGains(number=0.0, time=0.0, speech=0.0, unit=0.0)
+# each earlier stage alone: article evidence with question words dropped, nothing after it
+BARE = replace(
+    SHIPPED,
+    cues=NO_CUES,
+    context="never",
+    confident_coverage=0.0,
+    numbers_must_match=False,
+    character_weight=0.0,
+)
+WITH_CUES = replace(BARE, cues=SHIPPED.cues)
+WITH_CONTEXT = replace(WITH_CUES, context=SHIPPED.context)
+WITH_JUDGEMENT = replace(
+    WITH_CONTEXT,
+    confident_coverage=SHIPPED.confident_coverage,
+    numbers_must_match=SHIPPED.numbers_must_match,
+)
 
-    cues.UNIT_GAIN = 0.0
-
-
-def _no_context() -> None:
-    from retrieval import ranking
-
-    ranking.LEANS_ON_CONTEXT = re.compile(r"(?!)")
-
-
-def _context_always() -> None:
-    from retrieval import ranking
-
-    ranking.LEANS_ON_CONTEXT = re.compile(r"")
-
-
-def _no_judgement() -> None:
-    from retrieval import ranking
-
-    ranking.CONFIDENT_COVERAGE = 0.0
-    ranking.NUMBER_OF_TWO_DIGITS = re.compile(r"(?!)")
-
-
-def _title_in_passages() -> None:
-    """The ranking before article evidence: each passage indexed with its article's title
-    terms twice, and no article score."""
-    from retrieval import parsing, ranking
-
-    terms_of = parsing.article_terms
-
-    def with_title(article, passages, analyzer):  # type: ignore[no-untyped-def]
-        analysed = terms_of(article, passages, analyzer)
-        # "\n" ends a run of characters: a passage's terms, then the title's, twice
-        title = "\n".join([analyzer.normalize(article.title)] * parsing.TITLE_WEIGHT)
-        n = analysed.n_passages
-        texts = [f"{text}\n{title}" for text in analysed.texts[:n]] + analysed.texts[n:]
-        return replace(analysed, terms=analyzer.texts_terms(texts, analysed.names))
-
-    parsing.article_terms = with_title
-    ranking.ARTICLE_WEIGHT = 0.0
-
-
-def _article_weight(weight: float) -> Callable[[], None]:
-    def patch() -> None:
-        from retrieval import ranking
-
-        ranking.ARTICLE_WEIGHT = weight
-
-    return patch
-
-
-def _character_weight(weight: float) -> Callable[[], None]:
-    def patch() -> None:
-        from retrieval import ranking
-
-        ranking.CHARACTER_WEIGHT = weight
-
-    return patch
-
-
-_no_characters = _character_weight(0.0)
-
-
-def _no_meaning() -> None:
-    from retrieval import meaning
-
-    meaning.Meaning.load = staticmethod(lambda: None)  # type: ignore[method-assign]
-
-
-def _meaning(weight: float, depth: int) -> Callable[[], None]:
-    def patch() -> None:
-        from retrieval import ranking
-
-        ranking.MEANING_WEIGHT = weight
-        ranking.MEANING_DEPTH = depth
-
-    return patch
-
-
-def _all(*patches: Callable[[], None]) -> Callable[[], None]:
-    def patch() -> None:
-        for p in patches:
-            p()
-
-    return patch
-
-
-# name → (what the row is, patch, whether it changes the index)
-def _without_meaning(what: str, patch: Callable[[], None]) -> tuple[str, Callable[[], None], bool]:
-    """A row measured on the engine before meaning: `patch` with the model left out."""
-    return f"without meaning, {what}", _all(_no_meaning, patch), False
-
-
-ABLATIONS: dict[str, tuple[str, Callable[[], None], bool]] = {
-    "passages-only": (
-        "readable passages only: title ×2 in each passage, no article score, question "
-        "words, cues, context, judgement, characters or meaning",
-        _all(
-            _title_in_passages,
-            _no_question_words,
-            _no_cues,
-            _no_context,
-            _no_judgement,
-            _no_characters,
-            _no_meaning,
-        ),
-        True,
-    ),
-    "+article": (
-        "+ article evidence instead of the title in each passage",
-        _all(_no_question_words, _no_cues, _no_context, _no_judgement, _no_characters, _no_meaning),
-        True,
-    ),
-    "+question-words": (
-        "+ question words dropped",
-        _all(_no_cues, _no_context, _no_judgement, _no_characters, _no_meaning),
-        False,
-    ),
-    "+cues": (
-        "+ answer-type cues",
-        _all(_no_context, _no_judgement, _no_characters, _no_meaning),
-        False,
-    ),
-    "+context": (
-        "+ follow-ups read with their context",
-        _all(_no_judgement, _no_characters, _no_meaning),
-        False,
-    ),
-    "+judgement": ("+ judgement (confident, missing)", _all(_no_characters, _no_meaning), False),
-    "+characters": (
-        "+ the question's characters among the first 10 passages",
-        _no_meaning,
-        False,
-    ),
-    "shipped": ("+ meaning among the first 20 passages: as shipped", lambda: None, False),
-    "-unit-cue": _without_meaning("− the asked-unit cue", _no_unit_cue),
-    "context-always": _without_meaning("context used even when not leaned on", _context_always),
-    "article-0.5": _without_meaning("article weight 0.5", _article_weight(0.5)),
-    "article-2": _without_meaning("article weight 2", _article_weight(2.0)),
-    "characters-0.5": _without_meaning("character weight 0.5", _character_weight(0.5)),
-    "characters-2": _without_meaning("character weight 2", _character_weight(2.0)),
-    "meaning-1": ("shipped, meaning weight 1", _meaning(1.0, 20), False),
-    "meaning-2": ("shipped, meaning weight 2", _meaning(2.0, 20), False),
-    "meaning-depth-10": ("shipped, meaning among the first 10", _meaning(1.5, 10), False),
-}
+ABLATIONS: dict[str, Row] = {
+    "bare": Row("article evidence, question words dropped; no cues, context, judgement, "
+                "characters or meaning", BARE, meaning=False),
+    "+cues": Row("+ answer-type cues", WITH_CUES, meaning=False),
+    "+context": Row("+ follow-ups read with their context", WITH_CONTEXT, meaning=False),
+    "+judgement": Row("+ judgement (confident, missing)", WITH_JUDGEMENT, meaning=False),
+    "+characters": Row("+ the question's characters among the first 10 passages", SHIPPED,
+                       meaning=False),
+    "shipped": Row("+ meaning among the first 20 passages: as shipped", SHIPPED),
+    "-unit-cue": Row("without meaning, − the asked-unit cue",
+                     replace(SHIPPED, cues=replace(SHIPPED.cues, unit=0.0)), meaning=False),
+    "context-always": Row("without meaning, context used even when not leaned on",
+                          replace(SHIPPED, context="always"), meaning=False),
+    "article-0.5": Row("without meaning, article weight 0.5",
+                       replace(SHIPPED, article_weight=0.5), meaning=False),
+    "article-2": Row("without meaning, article weight 2", replace(SHIPPED, article_weight=2.0),
+                     meaning=False),
+    "characters-0.5": Row("without meaning, character weight 0.5",
+                          replace(SHIPPED, character_weight=0.5), meaning=False),
+    "characters-2": Row("without meaning, character weight 2",
+                        replace(SHIPPED, character_weight=2.0), meaning=False),
+    "meaning-1": Row("shipped, meaning weight 1", replace(SHIPPED, meaning_weight=1.0)),
+    "meaning-2": Row("shipped, meaning weight 2", replace(SHIPPED, meaning_weight=2.0)),
+    "meaning-depth-10": Row("shipped, meaning among the first 10",
+                            replace(SHIPPED, meaning_depth=10)),
+}  # fmt: skip
 COLUMNS = ("dev R@1", "dev R@3", "dev fu_R@1", "dev xctx", "dev declined", "dev answered")
 COLUMNS += ("held-out R@1", "held-out R@3", "held-out fu_R@1", "held-out declined")
 COLUMNS += ("held-out answered", "CMRC R@1", "CMRC trad. R@1")
 
 
 def run(name: str, argv: list[str]) -> int:
-    """`python -m retrieval` with one ablation applied."""
-    ABLATIONS[name][1]()
+    """`python -m retrieval` with one row's engine."""
     from retrieval.cli import main
 
-    return main(argv)
+    row = ABLATIONS[name]
+    return main(argv, ranking=row.settings, meaning=row.meaning)
 
 
 def measure(shared: Path, work: Path, name: str, voa: Path, cmrc: tuple[Path, dict]) -> str:
-    index_time = ABLATIONS[name][2]
-    tag = name if index_time else "shipped"
+    tag = "shipped"  # every row ranks the same index
     wrapper = f"{sys.executable} -m benchmarks.ablation run {name} -- search -k 10 --json"
     values: dict[str, str] = {}
     sets = newsqa.question_sets(shared).values()
@@ -222,7 +117,7 @@ def measure(shared: Path, work: Path, name: str, voa: Path, cmrc: tuple[Path, di
         line = quality.evaluate(shared, files[quality.VARIANTS[variant]], cmd)
         values[label] = dict(re.findall(r"(\S+)=(\S+)", line))["R@1"]
     cells = [values.get(c, "–") for c in COLUMNS]
-    return f"| {ABLATIONS[name][0]} | " + " | ".join(cells) + " |"
+    return f"| {ABLATIONS[name].what} | " + " | ".join(cells) + " |"
 
 
 def main() -> int:

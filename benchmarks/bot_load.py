@@ -37,8 +37,8 @@ from pathlib import Path
 from bot.app import RetryingRateLimiter
 from bot.i18n import pick_language, t
 from bot.settings import Settings
-from retrieval import Library
-from retrieval.meaning import Meaning
+from retrieval import IndexKeeper
+from retrieval.question.meaning import Meaning
 from tests.support import REPO
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.harness import running_bot
@@ -85,19 +85,19 @@ async def noisy_neighbour(args: argparse.Namespace) -> int:
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for start in ("first start", "restart"):
-            library = Library.from_dir(
+            keeper = IndexKeeper.open(
                 args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load()
             )
-            failed |= await _flood(args, library, start)
+            failed |= await _flood(args, keeper, start)
     return failed
 
 
-async def _flood(args: argparse.Namespace, library: Library, start: str) -> int:
+async def _flood(args: argparse.Namespace, keeper: IndexKeeper, start: str) -> int:
     rng = random.Random(12)
     with FakeBotApi() as fake:
         rate = str(args.questions_per_minute)
         async with running_bot(
-            fake, library, rate_limiter=_limiter(args), QUESTIONS_PER_MINUTE=rate
+            fake, keeper, rate_limiter=_limiter(args), QUESTIONS_PER_MINUTE=rate
         ):
             flooder = fake.user(200_000)
             flood_chat = fake.private_chat(flooder)
@@ -160,16 +160,15 @@ async def _flood(args: argparse.Namespace, library: Library, start: str) -> int:
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        library = Library.from_dir(
-            args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load()
-        )
+        keeper = IndexKeeper.open(args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load())
+        library = keeper.library
         stats = library.stats()
         print(
             f"library: {stats.articles} articles, {stats.passages} passages "
             f"(loaded in {time.perf_counter() - started:.1f} s)"
         )
         with FakeBotApi() as fake:
-            async with running_bot(fake, library, rate_limiter=_limiter(args)):
+            async with running_bot(fake, keeper, rate_limiter=_limiter(args)):
                 chats = []
                 for i in range(args.chats):
                     user = fake.user(100_000 + i)

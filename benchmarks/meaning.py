@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 from benchmarks import ROOT, newsqa
-from retrieval import Library, ranking
-from retrieval.meaning import Meaning
-from retrieval.store import MEANING_FILE
+from retrieval import IndexKeeper
+from retrieval.index import vectors
+from retrieval.question.meaning import Meaning
+from retrieval.question.ranking import SHIPPED
 
 BESIDE = 400  # passages embedded beside the questions: 200 each way, longer than the questions
 
@@ -45,13 +46,13 @@ def main() -> int:
     seeds = newsqa.prepare(shared, work)
     with next(iter(newsqa.question_sets(shared).values())).open(encoding="utf-8") as dev:
         questions = [q["q"] for q in map(json.loads, dev) if q["kind"] == "standalone"]
-    by_terms = Library.from_dir(seeds, work / "index")
-    (work / "index" / MEANING_FILE).unlink(missing_ok=True)  # "the first time" is the first
+    by_terms = IndexKeeper.open(seeds, work / "index").library
+    (work / "index" / vectors.FILE).unlink(missing_ok=True)  # "the first time" is the first
     meaning = Meaning.load()
-    with_meaning = Library.from_dir(seeds, work / "index", meaning=meaning)
+    with_meaning = IndexKeeper.open(seeds, work / "index", meaning=meaning).library
     stats = by_terms.stats()
     print(f"library: {stats.articles} articles, {stats.passages} passages")
-    print(f"{len(questions)} questions, k=3, meaning over the first {ranking.MEANING_DEPTH}\n")
+    print(f"{len(questions)} questions, k=3, meaning over the first {SHIPPED.meaning_depth}\n")
 
     timings: dict[str, list[float]] = {"terms": [], "first": [], "again": [], "question": []}
     for question in questions:

@@ -48,6 +48,7 @@ def written():
     io = Path("/proc/self/io").read_text()
     print("WROTE", re.search(r"wchar: (\\d+)", io).group(1), file=sys.stderr)
 atexit.register(written)
+from retrieval import IndexKeeper
 from retrieval.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -112,10 +113,11 @@ def child_queries(seeds: str, index: str, queries_file: str, mode: str) -> None:
     new articles answer after the refresh that sees them (`fresh`); as JSON."""
     import numpy as np
 
-    from retrieval import Library
+    from retrieval import IndexKeeper
 
     queries = json.loads(Path(queries_file).read_text(encoding="utf-8"))
-    library = Library.from_dir(seeds, index)
+    keeper = IndexKeeper.open(seeds, index)
+    library = keeper.library
 
     def engine(q: str) -> list[float]:
         """Analysis, scoring and top 10 alone: the part rank_bm25 does."""
@@ -136,13 +138,13 @@ def child_queries(seeds: str, index: str, queries_file: str, mode: str) -> None:
             "p50_ms": float(np.percentile(search, 50)),
             "p99_ms": float(np.percentile(search, 99)),
             "engine_p50_ms": float(np.percentile(timed(engine, queries), 50)),
-            "segments": library.n_segments,
+            "segments": library.stats().segments,
         }
     elif mode == "fresh":
         made = new_articles(Path(seeds), 20, batch=999)
         try:
             started = time.perf_counter()
-            library.refresh()
+            keeper.refresh()
             refreshed = time.perf_counter()
             title = re.search(r"^\[(.*)\]\(", made[0].read_text(encoding="utf-8"), re.M)
             found = library.search(title.group(1) if title else "", k=50).hits
@@ -151,7 +153,7 @@ def child_queries(seeds: str, index: str, queries_file: str, mode: str) -> None:
         finally:
             for path in made:
                 path.unlink()
-        library.refresh()
+        keeper.refresh()
         result = {
             "refresh_s": refreshed - started,
             "answer_after_refresh_ms": 1000 * (answered - refreshed),
@@ -160,7 +162,7 @@ def child_queries(seeds: str, index: str, queries_file: str, mode: str) -> None:
     else:
         from rank_bm25 import BM25Okapi
 
-        bm25 = BM25Okapi(list(library.indexed_terms()))  # the same token lists the index holds
+        bm25 = BM25Okapi(list(keeper.indexed_terms()))  # the same token lists the index holds
         sample = queries[:50]
 
         def reference_top(q: str) -> np.ndarray:
@@ -171,7 +173,7 @@ def child_queries(seeds: str, index: str, queries_file: str, mode: str) -> None:
             """Our ten passages' BM25Okapi parts are rank_bm25's scores of them."""
             scores = bm25.get_scores(library.query_terms(q))
             ranked = library.rank(q, k=10)
-            return all(abs(r.bm25 - scores[library.passage_position(r)]) <= 1e-9 for r in ranked)
+            return all(abs(r.bm25 - scores[keeper.passage_position(r)]) <= 1e-9 for r in ranked)
 
         ours = timed(engine, sample)
         theirs = timed(reference_top, sample)

@@ -83,9 +83,7 @@ def _main(args: argparse.Namespace) -> int:
 
     # Imported here: the retrieval stack (numpy, OpenCC, jieba) takes a second to load, which
     # a settings error need not wait for.
-    from retrieval.library import AliasesFileError, Library
-    from retrieval.meaning import Meaning
-    from retrieval.store import IndexDirUnusable
+    from retrieval import AliasesFileError, IndexDirUnusable, IndexKeeper, Meaning
 
     if not settings.seeds_dir.is_dir() and not os.environ.get("SEEDS_DIR", "").strip():
         # Typically the installed news-qa-bot run outside the checkout.
@@ -96,7 +94,7 @@ def _main(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        library = Library.from_dir(
+        keeper = IndexKeeper.open(
             settings.seeds_dir,
             settings.index_dir,
             aliases_file=settings.aliases_file,
@@ -116,9 +114,11 @@ def _main(args: argparse.Namespace) -> int:
         from .console import run_console
 
         try:
-            return run_console(library, args.lang, settings.results_per_page, sys.stdin, sys.stdout)
+            return run_console(
+                keeper.library, args.lang, settings.results_per_page, sys.stdin, sys.stdout
+            )
         finally:
-            library.save_meaning()  # what its questions embedded, for the next run
+            keeper.close()  # saves what its questions embedded, for the next run
 
     import sqlite3
 
@@ -132,7 +132,7 @@ def _main(args: argparse.Namespace) -> int:
         logger.error("SUBSCRIPTIONS_DB: cannot open %s (%s)", settings.subscriptions_db, exc)
         return 2
     try:
-        application = build_application(settings, library, subscriptions=subscriptions)
+        application = build_application(settings, keeper, subscriptions=subscriptions)
     except ValueError as exc:  # httpx refusing a proxy from HTTPS_PROXY / ALL_PROXY
         logger.error("proxy settings: %s", exc)
         return 2

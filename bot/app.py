@@ -31,7 +31,7 @@ from telegram.ext import (
     filters,
 )
 
-from retrieval import Library
+from retrieval import IndexKeeper
 
 from . import commands
 from .fairness import ChatLanes
@@ -85,17 +85,18 @@ class RetryingRateLimiter(AIORateLimiter):
 
 def build_application(
     settings: Settings,
-    library: Library,
+    keeper: IndexKeeper,
     rate_limiter: BaseRateLimiter | None = None,
     subscriptions: SubscriptionStore | None = None,
 ) -> Application:
-    """The bot, wired to `library`, talking to settings.api_root. `rate_limiter` defaults to
-    Telegram's flood limits with retries; the load benchmark passes an unlimited one.
-    `subscriptions` defaults to the store at settings.subscriptions_db."""
+    """The bot, answering from `keeper`'s library, talking to settings.api_root. `rate_limiter`
+    defaults to Telegram's flood limits with retries; the load benchmark passes an unlimited
+    one. `subscriptions` defaults to the store at settings.subscriptions_db."""
     store = (
         subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
     )
-    news = NewsService(library, store, settings.feed_urls, settings.feed_proxy)
+    library = keeper.library
+    news = NewsService(keeper, store, settings.feed_urls, settings.feed_proxy)
     h = BotHandlers(library, settings, news, store)
 
     async def post_init(application: Application) -> None:

@@ -11,7 +11,10 @@ import re
 import time
 from collections.abc import Callable
 
+from cachetools import TTLCache
+
 QUESTION_MAX_CHARS = 100  # longer messages are discussion, not a question to look up
+PACED_GROUPS = 10_000  # groups paused at once; past that the least recently answered is freed
 # Simplified and traditional forms; 为什么 and 哪里/哪年 are covered by 什么 and 哪.
 QUESTION_WORDS = (
     "吗", "嗎", "呢", "什么", "什麼", "怎么", "怎麼", "谁", "誰", "哪",
@@ -35,12 +38,12 @@ class GroupPace:
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
-        self._clock = clock
-        self._last: dict[int, float] = {}  # group → when it last got an automatic answer
+        # the groups answered within the interval: each expires when it may be answered
+        # again, and the cache is bounded however many groups there are
+        self._paused: TTLCache[int, bool] = TTLCache(PACED_GROUPS, ttl=interval, timer=clock)
 
     def ready(self, chat_id: int) -> bool:
-        last = self._last.get(chat_id)
-        return last is None or self._clock() - last >= self.interval
+        return chat_id not in self._paused
 
     def answered(self, chat_id: int) -> None:
-        self._last[chat_id] = self._clock()
+        self._paused[chat_id] = True

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -46,31 +45,23 @@ def check(environ: Mapping[str, str]) -> int:
 
 def _index_summary(settings: Settings) -> str:
     """What the saved index holds, read without building or writing anything."""
-    from retrieval import store
-    from retrieval.library import default_index_dir
+    from retrieval import IndexCorrupt, IndexDirUnusable, default_index_dir, saved_stats
 
     if not settings.seeds_dir.is_dir():
         raise Unhealthy(f"SEEDS_DIR: {settings.seeds_dir} is not a directory")
     index_dir = settings.index_dir or default_index_dir(settings.seeds_dir)
     try:
-        store.check_index_dir(index_dir)
-    except store.IndexDirUnusable as exc:
+        stats = saved_stats(index_dir)
+    except IndexDirUnusable as exc:
         raise Unhealthy(f"INDEX_DIR: {exc}") from None
-    try:
-        index = store.load(index_dir)
-    except store.IndexCorrupt as exc:
+    except IndexCorrupt as exc:
         raise Unhealthy(
             f"the index in {index_dir} is unusable ({exc}); the bot rebuilds it when it starts"
         ) from None
-    if index is None:
+    if stats is None:
         return f"no index yet in {index_dir} (the bot builds it when it starts)"
-    newest_ms = index.newest_ms
-    newest = (
-        datetime.fromtimestamp(newest_ms / 1000, UTC).date().isoformat()
-        if newest_ms is not None
-        else "-"
-    )
-    articles, passages = _count(index.n_articles, "article"), _count(index.n_passages, "passage")
+    newest = stats.newest.date().isoformat() if stats.newest else "-"
+    articles, passages = _count(stats.articles, "article"), _count(stats.passages, "passage")
     return f"index {index_dir}: {articles}, {passages}, newest {newest}"
 
 

@@ -3,19 +3,19 @@
 A reply to one of the bot's answers follows up on the question that answer answered; in a
 private chat, so may a short message sent soon after a question (`timed_context`). Either
 way the earlier questions only become the engine's `context`: the engine decides whether the
-new question leans on them (retrieval.ranking.leans_on_context), so a new topic is read
+new question leans on them (retrieval.question.ranking.leans_on_context), so a new topic is read
 alone whatever came before.
 
-Everything is bounded (`Recent`) and kept per chat: context never crosses chats, and in a
+Everything is bounded (an LRU cache) and kept per chat: context never crosses chats, and in a
 group only a reply to the bot's answer carries one (no timing there, so never another
 member's question).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+
+from cachetools import LRUCache
 
 # A message in a private chat this soon after the previous question (by the messages' own
 # dates), and this short, may follow up on it.
@@ -26,29 +26,6 @@ CONTEXT_QUESTIONS = 3
 # Answers and chats remembered; older ones are forgotten (their buttons answer "expired",
 # replies to them are read alone).
 REMEMBERED = 5000
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Recent(Generic[K, V]):
-    """A bounded map that forgets the least recently used key first."""
-
-    def __init__(self, size: int = REMEMBERED) -> None:
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._size = size
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +51,9 @@ class Conversations:
     serve replies."""
 
     def __init__(self, size: int = REMEMBERED) -> None:
-        self._answers: Recent[tuple[int, int], Asked] = Recent(size)
-        self._last: Recent[int, Asked] = Recent(size)  # private chat → its last question
+        # bounded: the least recently used is forgotten first
+        self._answers: LRUCache[tuple[int, int], Asked] = LRUCache(size)
+        self._last: LRUCache[int, Asked] = LRUCache(size)  # private chat → its last question
 
     def answered(self, chat_id: int, message_id: int) -> Asked | None:
         """The question the bot's message `message_id` in this chat answered, if remembered."""
@@ -93,9 +71,9 @@ class Conversations:
 
     def remember(self, chat_id: int, message_id: int, asked: Asked, *, private: bool) -> None:
         """The bot answered `asked` with its message `message_id` in this chat."""
-        self._answers.put((chat_id, message_id), asked)
+        self._answers[chat_id, message_id] = asked
         if private:
-            self._last.put(chat_id, asked)
+            self._last[chat_id] = asked
 
 
 def timed_context(previous: Asked | None, question: str, at: float) -> tuple[str, ...]:

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from retrieval import Article, Library
+from retrieval import Article, IndexKeeper
 from retrieval.feeds import FeedReport, format_report, ingest_feeds
 
 from . import render
@@ -39,9 +37,8 @@ from .subscriptions import SubscriptionStore
 logger = logging.getLogger(__name__)
 
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
-MERGE_COMMAND = (sys.executable, "-m", "retrieval", "merge")
 # After a start and after each refresh that changed the library, the passages of this many
-# newest articles are embedded in the background: about 300 passages, some 8 s on 2 cores.
+# newest articles are embedded in the background (IndexKeeper.warm): a feed's day of news.
 WARM_ARTICLES = 20
 STOP_POLL_SECONDS = 0.25  # how often a job waiting for a fetch looks whether the bot stops
 # When the bot stops, a fetch gets this long to finish (one that is writing finishes in
@@ -62,7 +59,8 @@ class IngestOutcome:
 
 
 class NewsService:
-    """Feed ingest, library refreshes, subscriptions and the pushes that follow.
+    """Feed ingest, subscriptions and the pushes that follow; the index's upkeep is its
+    keeper's (refresh, merges, vectors), which this service only tells when to act.
 
     Lifecycle: `start` from post_init; `catch_up` once, right after the application starts;
     `rescan` and `ingest` (one job per feed, the feed's URL as the job's data) as repeating
@@ -70,18 +68,19 @@ class NewsService:
 
     def __init__(
         self,
-        library: Library,
+        keeper: IndexKeeper,
         subscriptions: SubscriptionStore,
         feed_urls: Sequence[str] = (),
         feed_proxy: str | None = None,
     ) -> None:
-        self.library = library
+        self.keeper = keeper
+        self.library = keeper.library
         self.subscriptions = subscriptions
         self.feed_urls = tuple(feed_urls)
         self.feed_proxy = feed_proxy
         self._fetching: set[str] = set()  # feeds whose fetch is under way
         self.last_ingest: IngestOutcome | None = None
-        self._merging: asyncio.Task[None] | None = None
+        self._merging: asyncio.Task[bool] | None = None
         self._warming: asyncio.Task[int] | None = None
 
     # ---- start-up -----------------------------------------------------------------------
@@ -104,7 +103,7 @@ class NewsService:
         if self._warming is None or self._warming.done():
             # not application.create_task: the application would wait for it when it stops
             self._warming = asyncio.create_task(
-                asyncio.to_thread(self.library.warm_meaning, WARM_ARTICLES), name="warm-meaning"
+                asyncio.to_thread(self.keeper.warm, WARM_ARTICLES), name="warm-meaning"
             )
 
     async def catch_up(self, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -147,7 +146,7 @@ class NewsService:
         """Ingest one feed (blocking) into the library's own directory, the one the answers
         come from. Whatever goes wrong is that feed's failure alone."""
         try:
-            [report] = ingest_feeds([url], self.library.seeds_dir, proxy=self.feed_proxy)
+            [report] = ingest_feeds([url], self.keeper.seeds_dir, proxy=self.feed_proxy)
         except Exception as exc:
             logger.exception("feed %s: ingest failed", url)
             return FeedReport(url, error=" ".join(f"{type(exc).__name__}: {exc}".split())[:200])
@@ -156,7 +155,7 @@ class NewsService:
     async def refresh(self, application: Application) -> bool:
         """Rescan SEEDS_DIR; when anything changed, push the new articles, and merge the
         index's segments in the background if its merge policy asks. True if changed."""
-        changed = await asyncio.to_thread(self.library.refresh)
+        changed = await asyncio.to_thread(self.keeper.refresh)
         if changed:
             stats = await asyncio.to_thread(self.library.stats)
             logger.info(
@@ -170,39 +169,18 @@ class NewsService:
     async def _merge_if_wanted(self) -> None:
         if self._merging is not None and not self._merging.done():
             return
-        if await asyncio.to_thread(self.library.merge_wanted):
+        if await asyncio.to_thread(self.keeper.merge_wanted):
             # not application.create_task: the application would wait for it when it stops
-            self._merging = asyncio.create_task(self._merge(), name="merge-segments")
-
-    async def _merge(self) -> None:
-        """Merge in another process (answering never waits for it, nor for the GIL), then
-        serve the merged index. A merge killed midway leaves the index as it was."""
-        command = [*MERGE_COMMAND, "--seeds", str(self.library.seeds_dir)]
-        command += ["--index-dir", str(self.library.index_dir)]
-        process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        try:
-            _, errors = await process.communicate()
-        except asyncio.CancelledError:
-            process.kill()
-            await process.wait()
-            raise
-        if process.returncode:
-            last = (errors.decode(errors="replace").strip().splitlines() or ["?"])[-1]
-            logger.warning("merging the index's segments failed: %s", last)
-            return
-        await asyncio.to_thread(self.library.refresh)  # loads the merged state
-        logger.info("index segments merged: %d now", self.library.n_segments)
+            self._merging = asyncio.create_task(
+                asyncio.to_thread(self.keeper.merge_aside), name="merge-segments"
+            )
 
     async def close(self) -> None:
         """Stop a merge under way (the index stays as it was before it), and save the
-        passages' vectors that questions made since the last save (Library.save_meaning)."""
-        if self._merging is not None and not self._merging.done():
-            self._merging.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._merging
-        await asyncio.to_thread(self.library.save_meaning)
+        passages' vectors that questions made since the last save (IndexKeeper.close)."""
+        await asyncio.to_thread(self.keeper.close)
+        if self._merging is not None:
+            await self._merging  # returns once the keeper has stopped its merge
 
     async def _refresh_or_log(self, application: Application) -> None:
         """A job's refresh: a failure keeps the previous library and the job's schedule."""

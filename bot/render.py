@@ -19,9 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from retrieval import Article, Hit, LibraryStats
-from retrieval.analysis import merge_spans
-from retrieval.cli import printable
+from retrieval import Article, Hit, LibraryStats, merge_spans, printable
 
 from . import commands
 from .i18n import Lang, t

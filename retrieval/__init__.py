@@ -1,5 +1,9 @@
 """Chinese news passage retrieval: seed files → passages → BM25 search.
 
+Two subpackages: `index` (seed files parsed into segments on disk, merged, scored; its face is
+`IndexKeeper`, the one writer) and `question` (text analysis, answer-type cues, ranking, the
+model of meaning). `Library` searches what the keeper serves.
+
 The names below are loaded on first use, so that `import retrieval.seedfile` (the bot's
 settings check URLs with it) does not pay for numpy, scipy, OpenCC and jieba.
 """
@@ -10,6 +14,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from retrieval.index.keeper import (
+        AliasesFileError,
+        IndexKeeper,
+        default_index_dir,
+        saved_stats,
+    )
+    from retrieval.index.store import IndexCorrupt, IndexDirUnusable
     from retrieval.library import Library
     from retrieval.models import (
         Article,
@@ -21,8 +32,15 @@ if TYPE_CHECKING:
         SearchResult,
         SkippedFile,
     )
+    from retrieval.question.meaning import Meaning
+    from retrieval.text import merge_spans, printable
 
 _HOMES = {
+    **dict.fromkeys(
+        ("AliasesFileError", "IndexKeeper", "default_index_dir", "saved_stats"),
+        "retrieval.index.keeper",
+    ),
+    **dict.fromkeys(("IndexCorrupt", "IndexDirUnusable"), "retrieval.index.store"),
     "Library": "retrieval.library",
     **dict.fromkeys(
         (
@@ -37,17 +55,28 @@ _HOMES = {
         ),
         "retrieval.models",
     ),
+    "Meaning": "retrieval.question.meaning",
+    **dict.fromkeys(("merge_spans", "printable"), "retrieval.text"),
 }
 __all__ = [
+    "AliasesFileError",
     "Article",
     "ArticleRef",
     "Hit",
+    "IndexCorrupt",
+    "IndexDirUnusable",
+    "IndexKeeper",
     "Library",
     "LibraryStats",
+    "Meaning",
     "Paragraph",
     "Passage",
     "SearchResult",
     "SkippedFile",
+    "default_index_dir",
+    "merge_spans",
+    "printable",
+    "saved_stats",
 ]
 
 

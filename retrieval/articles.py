@@ -1,6 +1,6 @@
 """Seed file bodies → Articles → Passages: pure functions (the header is seedfile's job).
 
-The body is a feed item's HTML on one line (see the README for the variants it survives):
+The body is a feed item's HTML on one line (docs/retrieval.md lists the variants it survives):
 
     <div><i>RFC 822 date</i></div><img …><div><small>caption</small></div>台北 — <p>…</p>
 """
@@ -223,8 +223,9 @@ def _is_heading(tag: Tag) -> bool:
 
 # --- passages --------------------------------------------------------------------------------
 
-# What a reader does not accept as an answer (README, "Passages"): found by looking at the
-# blocks that recur across the VOA corpus, not tuned to any question.
+# What a reader does not accept as an answer (docs/retrieval.md, "Passages a reader accepts
+# as answers"): found by looking at the blocks that recur across the VOA corpus, not tuned to
+# any question.
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b(?:bit\.ly|youtu\.be|t\.co)/\S+", re.I)
 _WORD_CHAR = re.compile(r"\w")
 _ENDS_WITH_COLON = re.compile(r"[:：]\s*\Z")

@@ -6,30 +6,29 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval import merging, store
-from retrieval.library import LOCK_WAIT_SECONDS, AliasesFileError, Library, default_index_dir
-from retrieval.meaning import Meaning
+from retrieval.index import merging, store
+from retrieval.index.keeper import (
+    LOCK_WAIT_SECONDS,
+    AliasesFileError,
+    IndexKeeper,
+    default_index_dir,
+)
+from retrieval.library import Library
 from retrieval.models import Article, Hit, SearchResult
+from retrieval.question.meaning import Meaning
+from retrieval.question.ranking import SHIPPED, RankingSettings
+from retrieval.text import UNSAFE, printable
 from retrieval.version import VERSION
+
 
 # Control characters (C0 but tab and newline, DEL, C1) would let an article drive the terminal
 # (ANSI escapes: colours, cursor moves, titles); bidi embeddings, overrides and isolates would
 # let it reorder the text around it. Neither belongs in text shown to anyone.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """`text` without control characters (tabs and newlines stay) and bidi overrides: safe to
-    print to a terminal or show in a message."""
-    return _UNSAFE.sub("", text)
-
-
 def _line(text: str) -> str:
     """`text` as one printable line (its own line breaks and tabs become spaces)."""
     return printable(" ".join(text.split()))
@@ -39,7 +38,7 @@ def _json_line(value: object) -> str:
     """One JSON line, readable (not ASCII-escaped) but with every unsafe character escaped as
     \\uXXXX: the data stays whole, the terminal stays safe (json escapes only C0 itself)."""
     text = json.dumps(value, ensure_ascii=False)
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class _PrintableFormatter(logging.Formatter):
@@ -100,7 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    ranking: RankingSettings = SHIPPED,
+    meaning: bool = True,
+) -> int:
+    """The command line. `ranking` and `meaning` (whether `search` ranks with the model of
+    meaning) let benchmarks.ablation measure other engines through the same commands."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
     for handler in logging.getLogger().handlers:  # warnings name files: their names are text too
@@ -113,11 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: the count must be a positive number", file=sys.stderr)
         return 2
     try:
-        library = Library.from_dir(
+        keeper = IndexKeeper.open(
             args.seeds,
             args.index_dir,
             aliases_file=args.aliases,
-            meaning=Meaning.load() if args.command == "search" else None,
+            meaning=Meaning.load() if meaning and args.command == "search" else None,
+            ranking=ranking,
         )
     except OSError as exc:
         print(f"error: {_line(str(exc))}", file=sys.stderr)
@@ -128,20 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except store.IndexDirUnusable as exc:
         print(f"error: {_line(str(exc))} (--index-dir)", file=sys.stderr)
         return 2
+    library = keeper.library
     try:
         if args.command == "search":
             asked = [Asked(" ".join(args.query))] if args.query else map(read_line, sys.stdin)
             for question in asked:
                 result = library.search(question.query, args.k, context=question.context)
                 _print_result(question, result, as_json=args.json)
-            library.save_meaning()
         elif args.command == "latest":
             for article in library.latest(args.n):
                 _print_article(article, as_json=args.json)
         else:
-            _print_stats(library, args)
+            _print_stats(library, keeper.index_dir, args)
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
+    finally:
+        keeper.close()  # saves the vectors its questions embedded, for the next run
     return 0
 
 
@@ -276,15 +285,15 @@ def _print_article(article: Article, as_json: bool) -> None:
         print(f"{article.published:%Y-%m-%d %H:%M} {_line(article.title)}\n  {_line(article.url)}")
 
 
-def _print_stats(library: Library, args: argparse.Namespace) -> None:
+def _print_stats(library: Library, index_dir: Path, args: argparse.Namespace) -> None:
     stats = library.stats()
     newest = stats.newest.isoformat() if stats.newest else "-"
     print(f"seeds:    {_line(str(Path(args.seeds).resolve()))}")
-    print(f"index:    {_line(str(library.index_dir))}")
+    print(f"index:    {_line(str(index_dir))}")
     print(f"articles: {stats.articles}")
     print(f"passages: {stats.passages}")
     print(f"newest:   {newest}")
-    print(f"segments: {library.n_segments}")
+    print(f"segments: {stats.segments}")
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:
         print(f"  {_line(str(skipped.path))}: {_line(skipped.reason)}")

@@ -61,7 +61,8 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A passage that matched a query, with its article and its BM25 score."""
+    """A passage that matched a query, with its article and the score that ranked it (BM25 of
+    the passage and its article, then the ranking's later stages: retrieval.question.ranking)."""
 
     score: float
     passage: Passage
@@ -98,3 +99,4 @@ class LibraryStats:
     passages: int
     newest: datetime | None
     skipped: tuple[SkippedFile, ...] = ()
+    segments: int = 1  # the index's segments (merges bring them down)

@@ -10,8 +10,9 @@ import jieba
 import numpy as np
 import pytest
 
-from retrieval.analysis import Analyzer, bigram_code, bigram_strings, merge_spans
 from retrieval.articles import passages_of, read_article
+from retrieval.question.analysis import Analyzer, bigram_code, bigram_strings
+from retrieval.text import merge_spans
 from tests.support.seeds import SEED
 
 

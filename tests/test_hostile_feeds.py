@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retrieval import Library, seedfile
+from retrieval import IndexKeeper, seedfile
 from retrieval.feeds import FeedReport, ingest_feeds
 
 DRIP_SECONDS = 60.0  # how long a dripping server keeps going: far beyond the test deadline
@@ -268,7 +268,8 @@ def test_a_deeply_nested_item_is_written_and_the_next_feed_arrives(
 
     assert (deep_report.error, deep_report.new) == (None, 1)
     assert (good.error, good.new) == (None, 2)
-    library = Library.from_dir(seeds, tmp_path / "index")
+    keeper = IndexKeeper.open(seeds, tmp_path / "index")
+    library = keeper.library
     assert (
         library.search("深层条目里的正文", k=1).hits[0].article.url == "https://a.example.org/deep"
     )

@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retrieval import Library, seedfile
+from retrieval import IndexKeeper, seedfile
 from retrieval.articles import parse_article, passages_of, split_long
 from retrieval.feeds import ingest_feeds
+from retrieval.index.parsing import Workers
 from retrieval.models import Article, Paragraph
-from retrieval.parsing import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
 MS = 1_739_228_342_000
@@ -103,7 +103,8 @@ def test_a_deeply_nested_feed_item_is_written_and_then_indexed(seeds: Path, tmp_
         [report] = ingest_feeds(["https://feed.example.org/rss"], seeds, client=client)
     assert (report.error, report.new) == (None, 1)
 
-    library = Library.from_dir(seeds, tmp_path / "index")
+    keeper = IndexKeeper.open(seeds, tmp_path / "index")
+    library = keeper.library
 
     assert library.stats().skipped == ()
     [hit] = library.search("经由订阅源到达的深层段落", k=1).hits
@@ -143,9 +144,10 @@ def test_devices_and_symlinks_to_them_are_never_read(seeds: Path, tmp_path: Path
     if os.geteuid() == 0:  # only root may make a device node
         os.mknod(seeds / "dev.txt", stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero's
 
-    library = Library.from_dir(seeds, tmp_path / "index")  # would hang or exhaust memory
+    keeper = IndexKeeper.open(seeds, tmp_path / "index")
+    library = keeper.library  # would hang or exhaust memory
 
-    assert library.n_articles == 1
+    assert library.stats().articles == 1
     skipped = library.stats().skipped
     assert {s.path for s in skipped} <= {"dev.txt", "pipe.txt"}  # listed or left out
     assert {s.reason for s in skipped} <= {"not a regular file"}
@@ -175,7 +177,8 @@ def test_a_symlink_leading_outside_the_seeds_directory_is_not_served(
     )
     (seeds / "alias.txt").symlink_to(inside)  # inside the directory: still read
 
-    library = Library.from_dir(seeds, tmp_path / "index")
+    keeper = IndexKeeper.open(seeds, tmp_path / "index")
+    library = keeper.library
 
     assert library.search("蓝鲸四十二号口令", k=5).hits == ()
     urls = {ref.url for ref in library.article_refs()}
@@ -234,12 +237,12 @@ def test_a_huge_caption_is_never_split_into_passages() -> None:
 BUILD = textwrap.dedent(
     """
     import sys
-    from retrieval import Library
-    from retrieval.parsing import Workers
+    from retrieval import IndexKeeper
+    from retrieval.index.parsing import Workers
 
     if __name__ == "__main__":
         workers = Workers(count=2, from_files=1, start_method=sys.argv[3])
-        Library.from_dir(sys.argv[1], sys.argv[2], workers=workers)
+        IndexKeeper.open(sys.argv[1], sys.argv[2], workers=workers)
         print("built", flush=True)
     """
 )
@@ -261,8 +264,9 @@ def test_a_parallel_build_works_with_every_start_method(tmp_path: Path, start_me
     # a watchdog that expects the pool's process there ends every worker at once.
     article_files(tmp_path / "seeds", 20)
     workers = Workers(count=2, from_files=1, start_method=start_method)
-    library = Library.from_dir(tmp_path / "seeds", tmp_path / "index", workers=workers)
-    assert library.n_articles == 1 and library.stats().skipped == ()
+    keeper = IndexKeeper.open(tmp_path / "seeds", tmp_path / "index", workers=workers)
+    library = keeper.library
+    assert library.stats().articles == 1 and library.stats().skipped == ()
 
 
 def descendants(pid: int) -> set[int]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import store
-from retrieval.library import Library
+from retrieval import IndexKeeper
+from retrieval.index import store, vectors
 from tests.support import REPO
 
 # What a user's folder may hold beside an index: hidden files, folders, the seeds themselves.
@@ -87,17 +87,17 @@ def test_an_index_directory_that_is_a_file_is_one_line_and_exit_2(tmp_path, seed
 
 def test_an_index_of_its_own_and_an_empty_folder_are_accepted(tmp_path, seeds_dir):
     (tmp_path / "empty").mkdir()
-    Library.from_dir(seeds_dir, tmp_path / "empty")
+    IndexKeeper.open(seeds_dir, tmp_path / "empty")
     assert (tmp_path / "empty" / "CURRENT").exists()
-    Library.from_dir(seeds_dir, tmp_path / "empty")  # its own index, opened again
+    IndexKeeper.open(seeds_dir, tmp_path / "empty")  # its own index, opened again
     only_vectors = tmp_path / "vectors"
     only_vectors.mkdir()
-    (only_vectors / store.MEANING_FILE).write_bytes(b"")
+    (only_vectors / vectors.FILE).write_bytes(b"")
     store.check_index_dir(only_vectors)
     older = tmp_path / "older"
     (older / "gen-20250101000000-abc").mkdir(parents=True)
     (older / "CURRENT").write_text("gen-20250101000000-abc", encoding="utf-8")
-    Library.from_dir(seeds_dir, older)  # format 10 and before: rebuilt in place
+    IndexKeeper.open(seeds_dir, older)  # format 10 and before: rebuilt in place
     assert not (older / "gen-20250101000000-abc").exists()
 
 
@@ -108,18 +108,19 @@ def _another_article(seeds_dir: Path) -> None:
 
 def test_files_put_into_an_open_index_stop_its_saves_not_its_answers(tmp_path, seeds_dir):
     index = tmp_path / "index"
-    library = Library.from_dir(seeds_dir, index)
+    keeper = IndexKeeper.open(seeds_dir, index)
+    library = keeper.library
     (index / "keep.txt").write_text("mine", encoding="utf-8")
     saved = store.current_state(index)
     _another_article(seeds_dir)
-    assert library.refresh()  # served from memory, nothing written
-    assert library.n_articles == 2 and store.current_state(index) == saved
+    assert keeper.refresh()  # served from memory, nothing written
+    assert library.stats().articles == 2 and store.current_state(index) == saved
     assert (index / "keep.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_clean_up_removes_only_the_index_s_own_names(tmp_path, seeds_dir):
     index = tmp_path / "index"
-    Library.from_dir(seeds_dir, index)
+    IndexKeeper.open(seeds_dir, index)
     # files a user put there, and what a killed writer left
     (index / "keep.txt").write_text("mine", encoding="utf-8")
     (index / ".hidden").mkdir()

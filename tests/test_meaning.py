@@ -6,15 +6,17 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from retrieval import Library, ranking
-from retrieval.meaning import EMBEDDED_CHARACTERS, Meaning
-from retrieval.store import MEANING_FILE
-from tests.support.seeds import seed_file, write_articles
+from retrieval import IndexKeeper
+from retrieval.index import vectors
+from retrieval.question.meaning import EMBEDDED_CHARACTERS, Meaning
+from retrieval.question.ranking import SHIPPED
+from tests.support.seeds import RAIL, TYPHOON, seed_file, write_articles, write_seeds
 from tests.test_cli import search_json
 
 
@@ -125,27 +127,29 @@ def beirut(seeds_dir: Path) -> Path:
     return seeds_dir
 
 
-def test_meaning_ranks_the_paraphrase_first(
-    beirut: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    by_terms = Library.from_dir(beirut, tmp_path / "index")
+def test_meaning_ranks_the_paraphrase_first(beirut: Path, tmp_path: Path) -> None:
+    by_terms = IndexKeeper.open(beirut, tmp_path / "index").library
     assert by_terms.search(QUESTION, k=1).hits[0].passage.text == BEIRUT[1][3]
-    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning.load())
+    keeper = IndexKeeper.open(beirut, tmp_path / "index", meaning=Meaning.load())
+    library = keeper.library
     hits = library.search(QUESTION, k=3).hits
     assert hits[0].passage.text == BEIRUT[1][0]
     # the score shown is the one that ranked: never below what terms and characters gave
     before = {h.passage.id: h.score for h in by_terms.search(QUESTION, k=20).hits}
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert all(h.score >= before[h.passage.id] for h in hits)
-    monkeypatch.setattr(ranking, "MEANING_WEIGHT", 0.0)
-    assert library.search(QUESTION, k=1).hits[0].passage.text == BEIRUT[1][3]
+    unweighted = replace(SHIPPED, meaning_weight=0.0)
+    index = tmp_path / "index"
+    keeper = IndexKeeper.open(beirut, index, meaning=Meaning.load(), ranking=unweighted)
+    assert keeper.library.search(QUESTION, k=1).hits[0].passage.text == BEIRUT[1][3]
 
 
 def test_meaning_reads_each_passage_with_its_articles_title(beirut: Path, tmp_path: Path) -> None:
     model = CountingModel()
-    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning(model))
+    keeper = IndexKeeper.open(beirut, tmp_path / "index", meaning=Meaning(model))
+    library = keeper.library
     hits = library.search(QUESTION, k=3).hits
-    assert len(model.embedded) == min(ranking.MEANING_DEPTH, len(library.rank(QUESTION, k=50)))
+    assert len(model.embedded) == min(SHIPPED.meaning_depth, len(library.rank(QUESTION, k=50)))
     title = BEIRUT[0]
     assert f"{title}。{hits[0].passage.text}" in model.embedded
 
@@ -153,19 +157,20 @@ def test_meaning_reads_each_passage_with_its_articles_title(beirut: Path, tmp_pa
 def test_the_command_line_ranks_by_meaning_too(beirut: Path, tmp_path: Path) -> None:
     [result] = search_json(beirut, tmp_path / "index", QUESTION + "\n", k=1)
     assert result["hits"][0]["text"] == BEIRUT[1][0]
-    assert (tmp_path / "index" / MEANING_FILE).exists()  # the next run starts with them
+    assert (tmp_path / "index" / vectors.FILE).exists()  # the next run starts with them
 
 
 def test_the_newest_articles_can_be_embedded_before_anyone_asks(
     beirut: Path, tmp_path: Path
 ) -> None:
     model = CountingModel()
-    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning(model))
-    assert library.warm_meaning(1_000) == library.stats().passages == len(model.embedded)
+    keeper = IndexKeeper.open(beirut, tmp_path / "index", meaning=Meaning(model))
+    library = keeper.library
+    assert keeper.warm(1_000) == library.stats().passages == len(model.embedded)
     library.search(QUESTION, k=3)
     assert len(model.embedded) == library.stats().passages  # every passage was cached
-    assert library.warm_meaning(1) == len(library.latest(1)[0].paragraphs)
-    assert Library.from_dir(beirut, tmp_path / "index").warm_meaning(10) == 0  # no model
+    assert keeper.warm(1) == len(library.latest(1)[0].paragraphs)
+    assert IndexKeeper.open(beirut, tmp_path / "index").warm(10) == 0  # no model
 
 
 async def test_the_bot_embeds_the_newest_passages_when_it_starts(
@@ -175,8 +180,9 @@ async def test_the_bot_embeds_the_newest_passages_when_it_starts(
     from bot.subscriptions import SubscriptionStore
 
     model = CountingModel()
-    library = Library.from_dir(beirut, tmp_path / "index", meaning=Meaning(model))
-    news = NewsService(library, SubscriptionStore(tmp_path / "db.sqlite3"), (), None)
+    keeper = IndexKeeper.open(beirut, tmp_path / "index", meaning=Meaning(model))
+    library = keeper.library
+    news = NewsService(keeper, SubscriptionStore(tmp_path / "db.sqlite3"), (), None)
     await news.start()
     assert news._warming is not None
     warmed = await news._warming
@@ -185,7 +191,7 @@ async def test_the_bot_embeds_the_newest_passages_when_it_starts(
     library.search(QUESTION, k=3)  # embeds passages of older articles too
     await news.close()  # saves them
     restored = Meaning(CountingModel())
-    assert restored.restore(tmp_path / "index" / MEANING_FILE) == len(model.embedded) > expected
+    assert vectors.restore(restored, tmp_path / "index") == len(model.embedded) > expected
 
 
 def test_a_search_goes_before_embedding_in_the_background() -> None:
@@ -219,90 +225,89 @@ def test_a_search_goes_before_embedding_in_the_background() -> None:
 
 
 def test_saved_vectors_spare_a_restarted_process_the_embedding(tmp_path: Path) -> None:
-    saved = tmp_path / "meaning.npz"
     first = Meaning(CountingModel(), "model-a")
     rows = first.passages(["一", "二二", "三三三"])
-    assert first.save(saved) == 3
+    assert vectors.save(first, tmp_path) == 3
     model = CountingModel()
     restarted = Meaning(model, "model-a")
-    assert restarted.restore(saved) == 3
+    assert vectors.restore(restarted, tmp_path) == 3
     assert np.array_equal(restarted.passages(["一", "二二", "三三三"]), rows)
     assert model.embedded == []
 
 
 def test_a_save_with_nothing_new_writes_nothing(tmp_path: Path) -> None:
-    saved = tmp_path / "meaning.npz"
     meaning = Meaning(CountingModel(), "model-a")
-    assert meaning.save(saved) == 0 and not saved.exists()
+    assert vectors.save(meaning, tmp_path) == 0 and not (tmp_path / vectors.FILE).exists()
     meaning.passages(["一"])
-    assert meaning.save(saved) == 1
+    assert vectors.save(meaning, tmp_path) == 1
     meaning.passages(["一"])  # cached: nothing new
-    assert meaning.save(saved) == 0
+    assert vectors.save(meaning, tmp_path) == 0
     restored = Meaning(CountingModel(), "model-a")
-    restored.restore(saved)
-    assert restored.save(tmp_path / "again.npz") == 0  # what was restored is saved already
+    vectors.restore(restored, tmp_path)
+    (tmp_path / "again").mkdir()
+    assert vectors.save(restored, tmp_path / "again") == 0  # restored ones are saved already
 
 
-def test_restoring_keeps_the_most_recently_used_when_the_cache_is_smaller(tmp_path: Path) -> None:
-    saved = tmp_path / "meaning.npz"
+def test_restoring_into_a_smaller_cache_keeps_the_last_cached(tmp_path: Path) -> None:
     meaning = Meaning(CountingModel(), "model-a")
     meaning.passages(["一", "二二", "三三三"])
-    meaning.passages(["一"])  # now the most recently used
-    meaning.save(saved)
+    vectors.save(meaning, tmp_path)
     model = CountingModel()
     small = Meaning(model, "model-a", cached_passages=2)
-    assert small.restore(saved) == 2
-    small.passages(["一", "三三三", "二二"])
-    assert model.embedded == ["二二"]
+    small.passages(["四"])  # cached before the restore: not pushed out by it
+    assert vectors.restore(small, tmp_path) == 1
+    small.passages(["四", "三三三", "一", "二二"])
+    assert model.embedded == ["四", "一", "二二"]
 
 
 def test_unusable_saved_vectors_are_ignored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    saved = tmp_path / "meaning.npz"
+    saved = tmp_path / vectors.FILE
     other = Meaning(CountingModel(), "model-b")
     other.passages(["一"])
-    other.save(saved)
+    vectors.save(other, tmp_path)
     meaning = Meaning(CountingModel(), "model-a")
-    assert meaning.restore(saved) == 0  # another model's vectors
-    assert meaning.restore(tmp_path / "missing.npz") == 0
+    assert vectors.restore(meaning, tmp_path) == 0  # another model's vectors
+    assert vectors.restore(meaning, tmp_path / "missing") == 0
     saved.write_bytes(b"PK\x03\x04 not really a zip file")
-    assert meaning.restore(saved) == 0
+    assert vectors.restore(meaning, tmp_path) == 0
     np.savez(
         saved, format=np.array(1), model=np.array("model-a"), keys=np.zeros(3), rows=np.zeros(3)
     )
-    assert meaning.restore(saved) == 0
+    assert vectors.restore(meaning, tmp_path) == 0
     assert meaning.cached == 0
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert sum("not used" in r.getMessage() for r in warnings) == 2
 
 
-def test_a_failed_save_loses_nothing(tmp_path: Path) -> None:
+def test_a_failed_save_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     meaning = Meaning(CountingModel(), "model-a")
     meaning.passages(["一"])
-    with pytest.raises(OSError):
-        meaning.save(tmp_path / "no such directory" / "meaning.npz")
+    assert vectors.save(meaning, tmp_path / "no such directory") == 0
+    assert "cannot save the passages' vectors" in caplog.text
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
-    assert meaning.save(tmp_path / "meaning.npz") == 1  # still unsaved, so saved now
+    assert vectors.save(meaning, tmp_path) == 1  # still unsaved, so saved now
 
 
 def test_a_library_keeps_its_vectors_across_restarts_and_index_changes(
     beirut: Path, tmp_path: Path
 ) -> None:
     index = tmp_path / "index"
-    library = Library.from_dir(beirut, index, meaning=Meaning(CountingModel(), "model-a"))
+    keeper = IndexKeeper.open(beirut, index, meaning=Meaning(CountingModel(), "model-a"))
+    library = keeper.library
     library.search(QUESTION, k=3)
-    assert library.save_meaning() > 0
+    assert keeper.save_vectors() > 0
     # a new article: a new segment and state, and the old ones collected; the vectors stay
     (beirut / "new.txt").write_text(
         seed_file("新的文章", "https://news.example/new", ["完全无关的段落。"]), encoding="utf-8"
     )
-    library.refresh()
-    assert (index / MEANING_FILE).exists()
+    keeper.refresh()
+    assert (index / vectors.FILE).exists()
     first = library.search(QUESTION, k=3)
-    library.save_meaning()
+    keeper.save_vectors()
     model = CountingModel()
-    restarted = Library.from_dir(beirut, index, meaning=Meaning(model, "model-a"))
+    restarted = IndexKeeper.open(beirut, index, meaning=Meaning(model, "model-a")).library
     assert restarted.search(QUESTION, k=3) == first
     assert model.embedded == []
 
@@ -311,7 +316,7 @@ def test_a_killed_savers_temporary_file_goes_with_the_next_index_change(
     beirut: Path, tmp_path: Path
 ) -> None:
     index = tmp_path / "index"
-    Library.from_dir(beirut, index)
+    IndexKeeper.open(beirut, index)
     ended = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -322,12 +327,11 @@ def test_a_killed_savers_temporary_file_goes_with_the_next_index_change(
     (beirut / "new.txt").write_text(
         seed_file("新的文章", "https://news.example/new", ["完全无关的段落。"]), encoding="utf-8"
     )
-    Library.from_dir(beirut, index)  # the change commits a new state and collects garbage
+    IndexKeeper.open(beirut, index)  # the change commits a new state and collects garbage
     assert saving.exists() and not killed.exists()
 
 
 def test_saves_from_several_threads_leave_one_whole_file(tmp_path: Path) -> None:
-    saved = tmp_path / "meaning.npz"
     meaning = Meaning(CountingModel(), "model-a")
     errors: list[Exception] = []
 
@@ -335,7 +339,7 @@ def test_saves_from_several_threads_leave_one_whole_file(tmp_path: Path) -> None
         for i in range(25):
             meaning.passages([f"线程{me}的第{i}段" + "字" * i])
             try:
-                meaning.save(saved)
+                vectors.save(meaning, tmp_path)
             except Exception as exc:  # any failure is the test's finding
                 errors.append(exc)
 
@@ -344,7 +348,19 @@ def test_saves_from_several_threads_leave_one_whole_file(tmp_path: Path) -> None
         thread.start()
     for thread in threads:
         thread.join()
-    meaning.save(saved)
+    vectors.save(meaning, tmp_path)
     assert errors == []
-    assert Meaning(CountingModel(), "model-a").restore(saved) == 100
+    assert vectors.restore(Meaning(CountingModel(), "model-a"), tmp_path) == 100
     assert [p.name for p in tmp_path.iterdir()] == ["meaning.npz"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 19): the model reads a follow-up without its context, and its "
+    "words alone (他们说了什么) are closest to another article's quotes",
+)
+def test_meaning_keeps_a_follow_up_on_the_article_its_context_chose(tmp_path: Path) -> None:
+    seeds = write_seeds(tmp_path / "seeds", TYPHOON, RAIL)
+    library = IndexKeeper.open(seeds, tmp_path / "index", meaning=Meaning.load()).library
+    result = library.search("他们说了什么", k=1, context=["台风海葵在哪里登陆？"])
+    assert result.read_with and result.hits[0].article.title == TYPHOON.title

@@ -3,16 +3,27 @@ whether the archive answers them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from retrieval import Library, ranking
-from retrieval.analysis import Analyzer
-from retrieval.cues import NUMBER, SPEECH, TIME, AskedCues, asked_cues, boosts, passage_cues
-from retrieval.ranking import (
+from retrieval import IndexKeeper, Library
+from retrieval.question.analysis import Analyzer
+from retrieval.question.cues import (
+    NUMBER,
+    SPEECH,
+    TIME,
+    AskedCues,
+    CueGains,
+    asked_cues,
+    boosts,
+    passage_cues,
+)
+from retrieval.question.ranking import (
+    SHIPPED,
     judge,
     leans_on_context,
     read_question,
@@ -60,10 +71,10 @@ def test_a_passage_showing_the_asked_kind_of_answer_gains() -> None:
         [passage_cues("共有3万人参加"), passage_cues("很多人参加"), passage_cues("他说很多人参加")],
         dtype=np.uint64,
     )
-    factors = boosts(asked_cues("有多少人参加"), cues)
+    factors = boosts(asked_cues("有多少人参加"), cues, CueGains())
     assert factors[0] > factors[1] == 1.0
-    assert boosts(AskedCues(), cues).tolist() == [1.0, 1.0, 1.0]
-    assert boosts(asked_cues("他怎么说"), cues)[2] > 1.0
+    assert boosts(AskedCues(), cues, CueGains()).tolist() == [1.0, 1.0, 1.0]
+    assert boosts(asked_cues("他怎么说"), cues, CueGains())[2] > 1.0
 
 
 # --- follow-ups --------------------------------------------------------------------------------
@@ -131,9 +142,13 @@ def test_the_first_passages_gain_for_each_character_of_the_question_they_hold() 
     question = frozenset("死伤多少")
     texts = ["爆炸后多国援助", "造成一百人死亡，四千人受伤。", "援助"]
     # the second holds 死 and 伤, the first 多: 10 + 1 < 9.5 + 2; the third keeps its place
-    assert with_characters([10.0, 9.5, 3.0], question, texts) == [(1, 11.5), (0, 11.0), (2, 3.0)]
+    assert with_characters([10.0, 9.5, 3.0], question, texts, 1.0) == [
+        (1, 11.5),
+        (0, 11.0),
+        (2, 3.0),
+    ]
     # ties keep the ranking's order
-    assert with_characters([5.0, 5.0], question, ["", ""]) == [(0, 5.0), (1, 5.0)]
+    assert with_characters([5.0, 5.0], question, ["", ""], 1.0) == [(0, 5.0), (1, 5.0)]
 
 
 def _unit_rows(cosines: list[float]) -> np.ndarray:
@@ -145,36 +160,37 @@ def test_the_first_passages_gain_for_how_close_they_are_in_meaning() -> None:
     question = np.array([1.0, 0.0])
     scores = [10.0, 9.0, 8.0]
     cosines = [0.80, 0.85, 0.95]
-    reordered = with_meaning(scores, question, _unit_rows(cosines))
+    reordered = with_meaning(scores, question, _unit_rows(cosines), 1.5)
     # each gains 1.5 standard deviations of the scores per standard deviation of the cosines
     # above the lowest: 0, 0.98 and 2.94 here
-    spread = ranking.MEANING_WEIGHT * np.std(scores) / np.std(cosines)
+    spread = 1.5 * np.std(scores) / np.std(cosines)
     assert [i for i, _ in reordered] == [2, 0, 1]
     assert dict(reordered) == pytest.approx(
         {i: s + spread * (c - 0.80) for i, (s, c) in enumerate(zip(scores, cosines, strict=True))}
     )
     # the gain does not depend on the scale of the scores
-    assert [i for i, _ in with_meaning([100, 90, 80], question, _unit_rows(cosines))] == [2, 0, 1]
+    assert [i for i, _ in with_meaning([100, 90, 80], question, _unit_rows(cosines), 1.5)] == [
+        2,
+        0,
+        1,
+    ]
     # a gain is never negative, so the passages after these still rank below them
     assert all(score >= scores[i] for i, score in reordered)
 
 
-def test_meaning_changes_nothing_without_a_spread_or_a_weight(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_meaning_changes_nothing_without_a_spread_or_a_weight() -> None:
     question = np.array([1.0, 0.0])
-    assert with_meaning([5.0, 5.0], question, _unit_rows([0.2, 0.9])) == [(0, 5.0), (1, 5.0)]
-    assert with_meaning([5.0, 4.0], question, _unit_rows([0.7, 0.7])) == [(0, 5.0), (1, 4.0)]
-    assert with_meaning([], question, np.zeros((0, 2))) == []
-    monkeypatch.setattr(ranking, "MEANING_WEIGHT", 0.0)
-    assert with_meaning([5.0, 4.0], question, _unit_rows([0.2, 0.9])) == [(0, 5.0), (1, 4.0)]
+    assert with_meaning([5.0, 5.0], question, _unit_rows([0.2, 0.9]), 1.5) == [(0, 5.0), (1, 5.0)]
+    assert with_meaning([5.0, 4.0], question, _unit_rows([0.7, 0.7]), 1.5) == [(0, 5.0), (1, 4.0)]
+    assert with_meaning([], question, np.zeros((0, 2)), 1.5) == []
+    assert with_meaning([5.0, 4.0], question, _unit_rows([0.2, 0.9]), 0.0) == [(0, 5.0), (1, 4.0)]
 
 
 # --- the ranking as a whole --------------------------------------------------------------------
 
 
 @pytest.fixture
-def library(seeds_dir: Path, tmp_path: Path) -> Library:
+def keeper(seeds_dir: Path, tmp_path: Path) -> IndexKeeper:
     articles = {
         "iran.txt": (
             "伊朗核科学家遇刺身亡 鲁哈尼指责以色列",
@@ -198,7 +214,12 @@ def library(seeds_dir: Path, tmp_path: Path) -> Library:
         url = f"https://news.example/{name}"
         (seeds_dir / name).write_text(seed_file(title, url, paragraphs), encoding="utf-8")
     write_articles(seeds_dir, 0, 30)  # a library's worth of other news, for realistic idf
-    return Library.from_dir(seeds_dir, tmp_path / "index")
+    return IndexKeeper.open(seeds_dir, tmp_path / "index")
+
+
+@pytest.fixture
+def library(keeper: IndexKeeper) -> Library:
+    return keeper.library
 
 
 def test_a_follow_up_finds_its_answer_in_the_earlier_questions_article(library: Library) -> None:
@@ -215,14 +236,15 @@ def test_a_number_question_prefers_the_passage_with_the_number(library: Library)
     assert hit.passage.text.startswith("法赫里扎德是过去十年中被暗杀的第五位")
 
 
-def test_passage_scores_hold_rank_bm25s_bm25okapi_exactly(library: Library) -> None:
-    reference = BM25Okapi(list(library.indexed_terms()))
+def test_passage_scores_hold_rank_bm25s_bm25okapi_exactly(keeper: IndexKeeper) -> None:
+    library = keeper.library
+    reference = BM25Okapi(list(keeper.indexed_terms()))
     for query in ["伊朗核科学家", "国会预算 基础设施", "以色列 评论", "石破茂 特朗普 防卫"]:
         expected = reference.get_scores(library.query_terms(query))
         ranked = library.rank(query, k=50)
         assert ranked, query
         for passage in ranked:
-            position = library.passage_position(passage)
+            position = keeper.passage_position(passage)
             assert passage.bm25 == pytest.approx(expected[position], abs=1e-9)
 
 
@@ -247,7 +269,7 @@ def test_a_follow_up_about_something_the_article_lacks_is_not_confident(
 
 
 def test_characters_the_question_shares_decide_between_close_passages(
-    seeds_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seeds_dir: Path, tmp_path: Path
 ) -> None:
     """死伤 is no term of 死亡…受伤, but its characters are the passage's."""
     paragraphs = ["贝鲁特爆炸后，多国表示将提供援助。", "贝鲁特爆炸造成一百人死亡，四千人受伤。"]
@@ -256,7 +278,8 @@ def test_characters_the_question_shares_decide_between_close_passages(
         seed_file(title, "https://news.example/beirut", paragraphs), encoding="utf-8"
     )
     write_articles(seeds_dir, 0, 30)
-    library = Library.from_dir(seeds_dir, tmp_path / "index")
+    keeper = IndexKeeper.open(seeds_dir, tmp_path / "index")
+    library = keeper.library
     question = "贝鲁特爆炸的死伤情况"
     hits = library.search(question, k=2).hits
     assert [h.passage.text for h in hits] == paragraphs[::-1]
@@ -265,5 +288,7 @@ def test_characters_the_question_shares_decide_between_close_passages(
     ranked = library.rank(question, k=2)
     assert hits[0].score == pytest.approx(ranked[1].score + 7)
     assert hits[1].score == pytest.approx(ranked[0].score + 5)
-    monkeypatch.setattr(ranking, "CHARACTER_WEIGHT", 0.0)
-    assert [h.passage.text for h in library.search(question, k=2).hits] == paragraphs
+    without = IndexKeeper.open(
+        seeds_dir, tmp_path / "index", ranking=replace(SHIPPED, character_weight=0.0)
+    ).library
+    assert [h.passage.text for h in without.search(question, k=2).hits] == paragraphs

@@ -11,9 +11,9 @@ import pytest
 from rank_bm25 import BM25Okapi
 from scipy import sparse
 
-from retrieval.analysis import Analyzer
 from retrieval.articles import passages_of, read_article
-from retrieval.scoring import Postings, best, doc_norms, okapi_idf, score
+from retrieval.index.scoring import Postings, best, doc_norms, okapi_idf, score
+from retrieval.question.analysis import Analyzer
 from tests.support.seeds import SEED
 
 

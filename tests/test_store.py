@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import Library, parsing, seedfile, store
-from retrieval.analysis import Analyzer
+from retrieval import IndexKeeper, seedfile
 from retrieval.articles import passages_of, read_article
+from retrieval.index import parsing, store
+from retrieval.question.analysis import Analyzer
 from tests.support import REPO
 from tests.support.seeds import write_articles
 
@@ -21,14 +22,15 @@ from tests.support.seeds import write_articles
 WRITER = """
 import logging, sys
 from pathlib import Path
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support.seeds import write_articles
 logging.basicConfig(level=logging.WARNING)
 seeds, index_dir, me = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-library = Library.from_dir(seeds, index_dir)
+keeper = IndexKeeper.open(seeds, index_dir)
+library = keeper.library
 for number in range(25):
     write_articles(seeds, 10000 * me + number, 1)
-    library.refresh()
+    keeper.refresh()
 print(library.stats().articles)
 """
 
@@ -37,7 +39,7 @@ def test_two_writers_at_once_both_finish_and_leave_one_sound_index(tmp_path: Pat
     seeds, index_dir = tmp_path / "seeds", tmp_path / "index"
     seeds.mkdir()
     write_articles(seeds, 0, 50)
-    Library.from_dir(seeds, index_dir)
+    IndexKeeper.open(seeds, index_dir)
     writers = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(seeds), str(index_dir), str(me)],
@@ -70,7 +72,8 @@ def test_a_busy_index_directory_is_answered_from_memory_and_left_alone(
     seeds.mkdir()
     write_articles(seeds, 0, 5)
     with store.writer_lock(index_dir, 0), caplog.at_level(logging.WARNING):
-        library = Library.from_dir(seeds, index_dir, lock_wait_seconds=0.2)
+        keeper = IndexKeeper.open(seeds, index_dir, lock_wait_seconds=0.2)
+        library = keeper.library
     assert library.search("测试文章3", k=1).hits[0].article.title == "测试文章3"
     assert any("serving it unsaved" in r.getMessage() for r in caplog.records)
     assert store.current_state(index_dir) is None
@@ -80,7 +83,7 @@ def test_a_busy_index_directory_is_answered_from_memory_and_left_alone(
 READER = """
 import sys
 from pathlib import Path
-from retrieval import store
+from retrieval.index import store
 index_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
 print("ready", flush=True)
 loads = 0
@@ -98,7 +101,7 @@ def test_readers_never_see_a_segment_vanish_under_a_writer(tmp_path: Path) -> No
     seeds, index_dir, stop = tmp_path / "seeds", tmp_path / "index", tmp_path / "stop"
     seeds.mkdir()
     write_articles(seeds, 0, 20)
-    library = Library.from_dir(seeds, index_dir)
+    keeper = IndexKeeper.open(seeds, index_dir)
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(index_dir), str(stop)],
         cwd=REPO,
@@ -110,7 +113,7 @@ def test_readers_never_see_a_segment_vanish_under_a_writer(tmp_path: Path) -> No
         assert reader.stdout is not None and reader.stdout.readline() == "ready\n"
         for number in range(100, 130):
             write_articles(seeds, number, 1)
-            assert library.refresh()
+            assert keeper.refresh()
     finally:
         stop.touch()
         out, err = reader.communicate(timeout=60)

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval import Library
+from retrieval import IndexKeeper, Library
+from retrieval.question.meaning import Meaning
 from tests.support.fake_bot_api import FakeBotApi, telegram_html_problems
 from tests.support.harness import running_bot
 from tests.support.seeds import RAIL, TYPHOON, write_seeds
 
 
 @pytest.fixture(scope="session")
-def bot_library(tmp_path_factory):
-    """The seed article plus two small ones, in a real Library (built once per session)."""
+def bot_keeper(tmp_path_factory) -> IndexKeeper:
+    """The seed article plus two small ones, in a real index with the model of meaning, as
+    the bot is deployed (built once per session; its few passages are embedded once)."""
     root = tmp_path_factory.mktemp("bot-library")
     seeds = write_seeds(root / "seeds", TYPHOON, RAIL)
-    return Library.from_dir(seeds, index_dir=root / "index")
+    return IndexKeeper.open(seeds, index_dir=root / "index", meaning=Meaning.load())
+
+
+@pytest.fixture(scope="session")
+def bot_library(bot_keeper: IndexKeeper) -> Library:
+    return bot_keeper.library
 
 
 @pytest.fixture
@@ -31,6 +38,6 @@ def fake_api():
 
 
 @pytest.fixture
-async def bot(fake_api, bot_library):
-    async with running_bot(fake_api, bot_library) as application:
+async def bot(fake_api, bot_keeper):
+    async with running_bot(fake_api, bot_keeper) as application:
         yield application

@@ -49,10 +49,10 @@ def _admin_and_member(fake_api, group):
 
 
 async def test_admins_turn_it_on_and_the_bot_answers_what_it_can_once_an_interval(
-    fake_api, bot_library
+    fake_api, bot_keeper
 ):
     fake_api.privacy_mode = False  # the bot sees every group message
-    async with running_bot(fake_api, bot_library, AUTOANSWER_INTERVAL_SECONDS="3600"):
+    async with running_bot(fake_api, bot_keeper, AUTOANSWER_INTERVAL_SECONDS="3600"):
         group, other_group = fake_api.group_chat(-1005001), fake_api.group_chat(-1005002)
         admin, member = _admin_and_member(fake_api, group)
         fake_api.set_member_status(other_group, admin, "administrator")
@@ -84,18 +84,18 @@ async def test_admins_turn_it_on_and_the_bot_answers_what_it_can_once_an_interva
             assert fake_api.replies_to(message) == [], message["text"]
 
 
-async def test_it_is_remembered_across_a_restart(fake_api, bot_library, tmp_path):
+async def test_it_is_remembered_across_a_restart(fake_api, bot_keeper, tmp_path):
     fake_api.privacy_mode = False
     db = str(tmp_path / "bot.sqlite3")
     group = fake_api.group_chat()
     admin, member = _admin_and_member(fake_api, group)
-    async with running_bot(fake_api, bot_library, SUBSCRIPTIONS_DB=db):
+    async with running_bot(fake_api, bot_keeper, SUBSCRIPTIONS_DB=db):
         assert "已开启" in await fake_api.say(group, admin, "/autoanswer@ThisBot on")
-    async with running_bot(fake_api, bot_library, SUBSCRIPTIONS_DB=db):
+    async with running_bot(fake_api, bot_keeper, SUBSCRIPTIONS_DB=db):
         question = fake_api.send_text(group, member, ANSWERED)
         assert TYPHOON.title in (await fake_api.wait_for_reply(question)).params["text"]
         assert "已关闭" in await fake_api.say(group, admin, "/autoanswer@ThisBot off")
-    async with running_bot(fake_api, bot_library, SUBSCRIPTIONS_DB=db):
+    async with running_bot(fake_api, bot_keeper, SUBSCRIPTIONS_DB=db):
         html = await fake_api.say(group, admin, "/autoanswer@ThisBot")
         assert html == "用法：/autoanswer on 或 /autoanswer off（现在是 off）。"
 
@@ -114,12 +114,12 @@ async def test_in_privacy_mode_it_says_what_to_change_in_botfather(bot, fake_api
     assert "用于群组" in await fake_api.say(chat, user, "/autoanswer on")
 
 
-async def test_a_group_that_becomes_a_supergroup_keeps_it_on(fake_api, bot_library):
+async def test_a_group_that_becomes_a_supergroup_keeps_it_on(fake_api, bot_keeper):
     fake_api.privacy_mode = False
     group = {"id": -5003, "type": "group", "title": "News fans"}
     fake_api.chats[group["id"]] = group
     admin, member = _admin_and_member(fake_api, group)
-    async with running_bot(fake_api, bot_library):
+    async with running_bot(fake_api, bot_keeper):
         assert "已开启" in await fake_api.say(group, admin, "/autoanswer@ThisBot on")
         supergroup = fake_api.group_chat(-1005003)
         fake_api.set_member_status(supergroup, admin, "administrator")

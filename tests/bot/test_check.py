@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
 from tests.support.harness import run_bot
 from tests.support.http import free_port
@@ -36,7 +36,7 @@ def check(tmp_path: Path, seeds: Path, index: Path, fake: FakeBotApi | None = No
 
 def test_healthy_is_one_line_and_exit_0_and_nothing_is_written(tmp_path, seeds):
     index = tmp_path / "index"
-    Library.from_dir(seeds, index_dir=index)
+    IndexKeeper.open(seeds, index_dir=index)
     RAIL.write(seeds, "200_new_since.txt")  # the bot would add it; --check must not
     before = snapshot(index)
     with FakeBotApi() as fake:
@@ -62,7 +62,7 @@ def test_no_index_yet_is_reported_not_built(tmp_path, seeds):
 
 def test_a_broken_index_is_unhealthy(tmp_path, seeds):
     index = tmp_path / "index"
-    Library.from_dir(seeds, index_dir=index)
+    IndexKeeper.open(seeds, index_dir=index)
     state = index / (index / "CURRENT").read_text().strip()
     state.write_text("{}")
     with FakeBotApi() as fake:

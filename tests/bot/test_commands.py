@@ -58,9 +58,9 @@ async def test_the_menu_and_help_list_the_same_commands(bot, fake_api):
     assert "reload" not in in_help
 
 
-async def test_an_admin_only_command_refuses_everyone_else(fake_api, bot_library):
+async def test_an_admin_only_command_refuses_everyone_else(fake_api, bot_keeper):
     admin = fake_api.user(9101, "en")
-    async with running_bot(fake_api, bot_library, ADMIN_USER_IDS=str(admin["id"])):
+    async with running_bot(fake_api, bot_keeper, ADMIN_USER_IDS=str(admin["id"])):
         stranger, chat = fake_api.user_in_private_chat(9102, "en")
         assert await fake_api.say(chat, stranger, "/reload") == "Only admins can use this command."
         reply = await fake_api.say(fake_api.private_chat(admin), admin, "/reload")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot import render
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support.fake_bot_api import telegram_html_problems
 from tests.support.harness import running_bot
 from tests.support.seeds import SEED_TITLE, SeedArticle, write_seeds
@@ -69,9 +69,10 @@ async def test_help_and_ask_suggest_only_questions_the_archive_answers(fake_api,
         paragraphs=("高铁新线周三正式通车，北京到上海的旅程缩短至四小时。",),
     )
     seeds = write_seeds(tmp_path / "seeds", weather, rail, include_seed_article=False)
-    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    keeper = IndexKeeper.open(seeds, index_dir=tmp_path / "index")
+    library = keeper.library
     assert library.search("2019年天气回顾是怎么回事？", k=1).hits  # found, yet not an answer
-    async with running_bot(fake_api, library):
+    async with running_bot(fake_api, keeper):
         user, chat = fake_api.user_in_private_chat()
         html = await fake_api.say(chat, user, "/help")
         assert "<code>高铁新线通车是怎么回事？</code>" in html and "2019" not in html

@@ -26,12 +26,12 @@ def _order(fake_api, chat_id: int) -> list[int]:
 
 
 async def test_another_chat_is_answered_while_one_chat_floods_and_each_keeps_its_order(
-    fake_api, bot_library
+    fake_api, bot_keeper
 ):
     flooder, flood_chat = fake_api.user_in_private_chat(5001)
     other, other_chat = fake_api.user_in_private_chat(5002)
     env = {"QUESTIONS_PER_MINUTE": "0"}  # no per-user limit: the flood is all answered
-    async with running_bot(fake_api, bot_library, rate_limiter=_unlimited(), **env):
+    async with running_bot(fake_api, bot_keeper, rate_limiter=_unlimited(), **env):
         flood = [fake_api.send_text(flood_chat, flooder, "台风海葵登陆") for _ in range(150)]
         question = fake_api.send_text(other_chat, other, "特朗普")
         await fake_api.wait_for_reply(question, timeout=60)
@@ -43,10 +43,10 @@ async def test_another_chat_is_answered_while_one_chat_floods_and_each_keeps_its
     assert _order(fake_api, flood_chat["id"]) == [q["message_id"] for q in flood]
 
 
-async def test_past_the_rate_one_notice_and_the_rest_is_dropped(fake_api, bot_library):
+async def test_past_the_rate_one_notice_and_the_rest_is_dropped(fake_api, bot_keeper):
     flooder, flood_chat = fake_api.user_in_private_chat(5101, "en")
     other, other_chat = fake_api.user_in_private_chat(5102)
-    async with running_bot(fake_api, bot_library, QUESTIONS_PER_MINUTE="5"):
+    async with running_bot(fake_api, bot_keeper, QUESTIONS_PER_MINUTE="5"):
         flood = [fake_api.send_text(flood_chat, flooder, "特朗普") for _ in range(30)]
         question = fake_api.send_text(other_chat, other, "台风海葵登陆")
         reply = await fake_api.wait_for_reply(question)

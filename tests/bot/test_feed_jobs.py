@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from bot.subscriptions import SubscriptionStore
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support import FEEDS
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
 from tests.support.harness import bot_environ, bot_process, running_bot, wait_while_running
@@ -78,12 +78,12 @@ async def test_a_dripping_or_failing_feed_never_keeps_the_next_feed_from_arrivin
     fake_api, feeds, tmp_path
 ):
     seeds = write_seeds(tmp_path / "seeds", TYPHOON)
-    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    keeper = IndexKeeper.open(seeds, index_dir=tmp_path / "index")
     db = tmp_path / "subscriptions.sqlite3"
     SubscriptionStore(db).subscribe(8601)
     urls = [feeds.url(f"/f/{name}") for name in ("drip.xml", "year10000.xml", "bot_news.xml")]
     env = {"FEED_URLS": " ".join(urls), "SUBSCRIPTIONS_DB": str(db)}
-    async with running_bot(fake_api, library, **env):
+    async with running_bot(fake_api, keeper, **env):
         await fake_api.wait_for(
             lambda: (
                 VOLCANO in _pushed_titles(fake_api, 8601)
@@ -122,6 +122,6 @@ def test_sigterm_stops_the_bot_within_seconds_mid_fetch_with_nothing_half_writte
     assert "stopped" in stderr
     assert sorted(p.name for p in seeds.iterdir() if p.name.startswith(".")) == []
     # Every seed file is whole: the library reads all of them, skips none.
-    stats = Library.from_dir(seeds, index_dir=tmp_path / "index-after").stats()
+    stats = IndexKeeper.open(seeds, index_dir=tmp_path / "index-after").library.stats()
     assert stats.skipped == () and stats.articles == 4
     assert SubscriptionStore(db).chats() == [8701]

@@ -51,9 +51,9 @@ async def test_a_reply_to_the_bots_message_is_a_question(bot, fake_api):
     assert fake_api.replies_to(other) == []
 
 
-async def test_mentions_are_answered_when_privacy_mode_is_off(fake_api, bot_library):
+async def test_mentions_are_answered_when_privacy_mode_is_off(fake_api, bot_keeper):
     fake_api.privacy_mode = False  # the bot now sees every group message
-    async with running_bot(fake_api, bot_library):
+    async with running_bot(fake_api, bot_keeper):
         user, group = _group(fake_api)
         chatter = fake_api.send_text(group, user, "台风海葵好大")
         question = fake_api.send_text(group, user, "@ThisBot 台风海葵在哪里登陆？")

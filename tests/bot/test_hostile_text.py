@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support.fake_bot_api import telegram_html_problems, visible_text
 from tests.support.harness import run_bot, running_bot
 from tests.support.seeds import UNSAFE_CHARACTERS, hostile_seed, write_hostile_seeds
 
 
 @pytest.fixture
-def hostile_library(tmp_path) -> Library:
+def hostile_keeper(tmp_path) -> IndexKeeper:
     seeds = write_hostile_seeds(tmp_path / "seeds")
-    return Library.from_dir(seeds, index_dir=tmp_path / "index")
+    return IndexKeeper.open(seeds, index_dir=tmp_path / "index")
 
 
 def _texts(fake_api) -> list[str]:
@@ -31,11 +31,11 @@ def _texts(fake_api) -> list[str]:
     return texts
 
 
-async def test_hostile_text_in_every_field_through_every_reply_kind(fake_api, hostile_library):
+async def test_hostile_text_in_every_field_through_every_reply_kind(fake_api, hostile_keeper):
     admin = fake_api.user(9001)
     chat = fake_api.private_chat(admin)
     env = {"RESULTS_PER_PAGE": "10", "ADMIN_USER_IDS": str(admin["id"])}
-    async with running_bot(fake_api, hostile_library, **env):
+    async with running_bot(fake_api, hostile_keeper, **env):
         # An answer with 10 results, and its next page.
         question = fake_api.send_text(chat, admin, "台风海葵防卫预算")
         answer = await fake_api.wait_for_reply(question)
@@ -54,7 +54,7 @@ async def test_hostile_text_in_every_field_through_every_reply_kind(fake_api, ho
         await fake_api.wait_for(lambda: len(fake_api.calls_to("answerInlineQuery")) == 2)
         # A push of a new hostile article.
         await fake_api.say(chat, admin, "/subscribe")
-        (hostile_library.seeds_dir / "new.txt").write_text(hostile_seed(99), encoding="utf-8")
+        (hostile_keeper.seeds_dir / "new.txt").write_text(hostile_seed(99), encoding="utf-8")
         await fake_api.say(chat, admin, "/reload")
         await fake_api.wait_for(
             lambda: any("99" in c.params["text"] for c in fake_api.calls_to("sendMessage"))

@@ -19,7 +19,7 @@ import pytest
 from bot.render import render_new_article
 from bot.settings import Settings, SettingsError
 from bot.subscriptions import SubscriptionStore
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support import FEEDS
 from tests.support.fake_bot_api import TOKEN, FakeBotApi, telegram_html_problems
 from tests.support.harness import run_bot, running_bot
@@ -78,8 +78,8 @@ def seeds(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def library(seeds: Path, tmp_path: Path) -> Library:
-    return Library.from_dir(seeds, index_dir=tmp_path / "index")
+def keeper(seeds: Path, tmp_path: Path) -> IndexKeeper:
+    return IndexKeeper.open(seeds, index_dir=tmp_path / "index")
 
 
 @pytest.fixture
@@ -209,13 +209,13 @@ async def test_subscribe_and_unsubscribe_in_a_private_chat(bot, fake_api):
     assert fake_api.calls_to("getChatMember") == []  # private chats need no check
 
 
-async def test_in_groups_only_administrators_change_the_subscription(fake_api, bot_library, db):
+async def test_in_groups_only_administrators_change_the_subscription(fake_api, bot_keeper, db):
     group = fake_api.group_chat()
     member, admin, owner = (fake_api.user(i, "en") for i in (7001, 7002, 7003))
     fake_api.set_member_status(group, admin, "administrator")
     fake_api.set_member_status(group, owner, "creator")
     store = SubscriptionStore(db)
-    async with running_bot(fake_api, bot_library, SUBSCRIPTIONS_DB=str(db)):
+    async with running_bot(fake_api, bot_keeper, SUBSCRIPTIONS_DB=str(db)):
         refusal = await fake_api.say(group, member, "/subscribe@ThisBot")
         assert "only the group's administrators" in refusal
         assert store.chats() == []
@@ -236,7 +236,7 @@ async def test_in_groups_only_administrators_change_the_subscription(fake_api, b
 
 
 async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pushed_once(
-    fake_api, feed_server, library, seeds, db, caplog
+    fake_api, feed_server, keeper, seeds, db, caplog
 ):
     caplog.set_level(logging.INFO, logger="bot")
     store = SubscriptionStore(db)
@@ -249,7 +249,7 @@ async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pus
     def fetches() -> int:
         return [r.path for r in feed_server.requests].count("/feeds/bot_news.xml")
 
-    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db), **env):
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db), **env):
         await fake_api.wait_for(lambda: len(_pushes(fake_api, group["id"])) == 2)
         # Later runs of the job find nothing new and push nothing.
         await fake_api.wait_for(lambda: fetches() >= 4)
@@ -276,12 +276,12 @@ async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pus
 
 
 async def test_the_first_start_does_not_push_the_backlog_but_later_files_are_pushed(
-    fake_api, library, seeds, db
+    fake_api, keeper, seeds, db
 ):
     store = SubscriptionStore(db)
     reader = fake_api.user(8101)
     store.subscribe(reader["id"])
-    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db), RELOAD_SECONDS="0.2"):
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db), RELOAD_SECONDS="0.2"):
         await asyncio.sleep(0.6)  # a few rescans and the start-up check
         assert _pushes(fake_api, reader["id"]) == []
         # Not from a feed: a file dropped into SEEDS_DIR, found by the rescan job.
@@ -293,7 +293,7 @@ async def test_the_first_start_does_not_push_the_backlog_but_later_files_are_pus
 
 
 async def test_a_chat_that_blocked_the_bot_is_unsubscribed_after_one_failed_send(
-    fake_api, library, seeds, db, caplog
+    fake_api, keeper, seeds, db, caplog
 ):
     caplog.set_level(logging.INFO, logger="bot")
     store = SubscriptionStore(db)
@@ -306,7 +306,7 @@ async def test_a_chat_that_blocked_the_bot_is_unsubscribed_after_one_failed_send
     fake_api.block(old_group, migrate_to=-100301)
     admin = fake_api.user(8299, "en")
     env = {"SUBSCRIPTIONS_DB": str(db), "ADMIN_USER_IDS": str(admin["id"])}
-    async with running_bot(fake_api, library, **env):
+    async with running_bot(fake_api, keeper, **env):
         QUAKE.write(seeds, "300_quake.txt")
         FLOOD.write(seeds, "301_flood.txt")
         # /reload is a refresh too: it pushes what it found.
@@ -327,19 +327,19 @@ async def test_a_chat_that_blocked_the_bot_is_unsubscribed_after_one_failed_send
 async def test_subscriptions_survive_a_restart(fake_api, seeds, tmp_path, db):
     user = fake_api.user(8301, "en")
     chat = fake_api.private_chat(user)
-    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
-    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+    keeper = IndexKeeper.open(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db)):
         assert "Subscribed" in await fake_api.say(chat, user, "/subscribe")
     # While the bot is down, an article arrives; the next start loads and pushes it.
     FLOOD.write(seeds, "301_flood.txt")
-    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
-    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+    keeper = IndexKeeper.open(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db)):
         await fake_api.wait_for(lambda: _pushes(fake_api, chat["id"]))
         assert "already subscribed" in await fake_api.say(chat, user, "/subscribe")
     [push] = _pushes(fake_api, chat["id"])
     assert FLOOD.title in push
     # A third start pushes nothing again.
-    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db)):
         await asyncio.sleep(0.3)
     assert len(_pushes(fake_api, chat["id"])) == 1
 
@@ -351,8 +351,8 @@ async def test_after_an_upgrade_nothing_is_pushed_twice_and_new_articles_still_a
     ECLIPSE.write(seeds, "200_eclipse.txt")
     write_version_0_subscriptions(db, [reader], [SEED_URL, TYPHOON.url, ECLIPSE.url])
     FLOOD.write(seeds, "301_flood.txt")  # arrived while the bot was being upgraded
-    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
-    async with running_bot(fake_api, library, SUBSCRIPTIONS_DB=str(db)):
+    keeper = IndexKeeper.open(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db)):
         await fake_api.wait_for(lambda: _pushes(fake_api, reader))
         await fake_api.settle()
     # One push task sends oldest first: had the eclipse counted as new, it would have come
@@ -366,10 +366,12 @@ async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
     fake_api, seeds, tmp_path, db
 ):
     store = SubscriptionStore(db)
-    store.baseline([ref.id for ref in Library.from_dir(seeds, tmp_path / "index").article_refs()])
+    library = IndexKeeper.open(seeds, tmp_path / "index").library
+    store.baseline([ref.id for ref in library.article_refs()])
     store.subscribe(8501)
     QUAKE.write(seeds, "300_quake.txt")
-    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
+    keeper = IndexKeeper.open(seeds, index_dir=tmp_path / "index")
+    library = keeper.library
     # Start-up is slow at two stages: getMe fails twice (initialize, before post_init), then
     # each menu registration fails twice (post_init): about 3 s of retries, far longer than a
     # one-off job may be late by default (1 s). A feed is listed too: its first fetch is a
@@ -378,7 +380,7 @@ async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
     fake_api.fail("setMyCommands", status=502, times=4)
     with LoopbackServer(serve_feeds) as feeds:
         env = {"SUBSCRIPTIONS_DB": str(db), "FEED_URLS": feeds.url("/bot_news.xml")}
-        async with running_bot(fake_api, library, **env):
+        async with running_bot(fake_api, keeper, **env):
             await fake_api.wait_for(lambda: len(_pushes(fake_api, 8501)) == 3, timeout=20)
     assert len(fake_api.calls_to("getMe", ok_only=False)) == 3
     pushes = "".join(_pushes(fake_api, 8501))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support import FEEDS, REPO
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.harness import bot_environ, bot_process, running_bot, wait_while_running
@@ -36,18 +36,18 @@ def feed_server():
 
 
 @pytest.fixture
-def library(tmp_path: Path) -> Library:
+def keeper(tmp_path: Path) -> IndexKeeper:
     seeds = write_seeds(tmp_path / "seeds", TYPHOON)
-    return Library.from_dir(seeds, index_dir=tmp_path / "index")
+    return IndexKeeper.open(seeds, index_dir=tmp_path / "index")
 
 
 async def test_bot_api_traffic_and_feed_fetches_go_through_their_socks_proxies(
-    fake_api, library, feed_server
+    fake_api, keeper, feed_server
 ):
     with SocksProxy(credentials=("tg-user", "tg-pass-123")) as telegram, SocksProxy() as feeds:
         async with running_bot(
             fake_api,
-            library,
+            keeper,
             TELEGRAM_PROXY=telegram.url("socks5"),
             FEED_PROXY=feeds.url("socks5h"),
             FEED_URLS=feed_server.url(FEED),
@@ -55,7 +55,9 @@ async def test_bot_api_traffic_and_feed_fetches_go_through_their_socks_proxies(
             user, chat = fake_api.user_in_private_chat()
             reply_call = await fake_api.wait_for_reply(fake_api.send_text(chat, user, "台风海葵"))
             assert TYPHOON.title in reply_call.params["text"]
-            await fake_api.wait_for(lambda: library.n_articles > 1, message="the feed's items")
+            await fake_api.wait_for(
+                lambda: keeper.library.stats().articles > 1, message="the feed's items"
+            )
             # The fetched article is answered (through the proxy too).
             reply_call = await fake_api.wait_for_reply(fake_api.send_text(chat, user, "冰岛火山"))
             assert "冰岛" in reply_call.params["text"]

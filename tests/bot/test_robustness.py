@@ -10,7 +10,7 @@ import time
 import httpx
 
 from bot.logs import REDACTED, RedactTokenFilter
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support.fake_bot_api import telegram_html_problems
 from tests.support.harness import running_bot
 from tests.support.http import free_port
@@ -98,9 +98,9 @@ async def test_many_chats_at_once_each_get_exactly_one_answer(bot, fake_api):
     assert all(len(fake_api.replies_to(q)) == 1 for q in questions)
 
 
-async def test_set_my_commands_is_called_and_a_failure_is_not_fatal(fake_api, bot_library):
+async def test_set_my_commands_is_called_and_a_failure_is_not_fatal(fake_api, bot_keeper):
     fake_api.fail("setMyCommands", status=500, times=100)
-    async with running_bot(fake_api, bot_library):
+    async with running_bot(fake_api, bot_keeper):
         user, chat = fake_api.user_in_private_chat()
         reply = await fake_api.wait_for_reply(fake_api.send_text(chat, user, "台风海葵"))
         assert TYPHOON.title in reply.params["text"]
@@ -121,7 +121,7 @@ async def test_the_command_list_is_registered_in_chinese_and_english(bot, fake_a
     assert by_language["en"][0]["description"] == "Ask a question"
 
 
-async def test_webhook_mode_accepts_the_secret_and_rejects_the_rest(fake_api, bot_library):
+async def test_webhook_mode_accepts_the_secret_and_rejects_the_rest(fake_api, bot_keeper):
     port = free_port()
     env = {
         "WEBHOOK_URL": "https://bot.example.org/telegram-hook",
@@ -129,7 +129,7 @@ async def test_webhook_mode_accepts_the_secret_and_rejects_the_rest(fake_api, bo
         "WEBHOOK_PORT": str(port),
         "WEBHOOK_SECRET": "s3cret-Token_1",
     }
-    async with running_bot(fake_api, bot_library, webhook=True, **env):
+    async with running_bot(fake_api, bot_keeper, webhook=True, **env):
         [set_webhook] = fake_api.calls_to("setWebhook")
         assert set_webhook.params["url"] == env["WEBHOOK_URL"]
         assert set_webhook.params["secret_token"] == env["WEBHOOK_SECRET"]
@@ -210,8 +210,8 @@ async def test_every_message_sent_is_valid_telegram_html_within_4096(bot, fake_a
 
 async def test_new_seed_files_are_picked_up_without_a_restart(fake_api, tmp_path):
     seeds = write_seeds(tmp_path / "seeds")
-    library = Library.from_dir(seeds, index_dir=tmp_path / "index")
-    async with running_bot(fake_api, library, RELOAD_SECONDS="0.5"):
+    keeper = IndexKeeper.open(seeds, index_dir=tmp_path / "index")
+    async with running_bot(fake_api, keeper, RELOAD_SECONDS="0.5"):
         user, chat = fake_api.user_in_private_chat()
         html = await fake_api.say(chat, user, "台风海葵")
         assert "没有找到" in html

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support import FEEDS
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
 from tests.support.harness import bot_environ, bot_process, run_bot, running_bot, wait_while_running
@@ -204,10 +204,10 @@ async def test_the_bot_starts_once_the_bot_api_answers_within_the_retry_window(
         import bot.startup
 
         monkeypatch.setattr(bot.startup, "FIRST_RETRY_DELAY", 0.05)
-    library = Library.from_dir(write_seeds(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    keeper = IndexKeeper.open(write_seeds(tmp_path / "seeds"), index_dir=tmp_path / "index")
     fake_api.fail("getMe", status=502, times=6)  # more than the rate limiter's own retries
     with caplog.at_level(logging.WARNING, logger="bot.startup"):
-        async with running_bot(fake_api, library, START_RETRY_SECONDS="30"):
+        async with running_bot(fake_api, keeper, START_RETRY_SECONDS="30"):
             user, chat = fake_api.user_in_private_chat()
             html = await fake_api.say(chat, user, "石破茂访问白宫")
             assert SEED_TITLE in html
@@ -217,12 +217,13 @@ async def test_the_bot_starts_once_the_bot_api_answers_within_the_retry_window(
 
 async def test_the_first_feed_fetch_comes_right_after_start(fake_api, tmp_path):
     """With the default 30-minute interval, the first fetch used to come 30 minutes late."""
-    library = Library.from_dir(write_seeds(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    keeper = IndexKeeper.open(write_seeds(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    library = keeper.library
     feed = (FEEDS / "bot_news.xml").read_bytes()
     with LoopbackServer(lambda r: reply(r, 200, feed, "application/rss+xml")) as feeds:
         env = {"FEED_URLS": feeds.url("/bot_news.xml"), "FEED_INTERVAL_MINUTES": "30"}
-        async with running_bot(fake_api, library, **env):
+        async with running_bot(fake_api, keeper, **env):
             await fake_api.wait_for(lambda: feeds.requests, timeout=10, message="a fetch")
-            await fake_api.wait_for(lambda: library.n_articles > 1, message="its articles")
+            await fake_api.wait_for(lambda: library.stats().articles > 1, message="its articles")
             await asyncio.sleep(0.5)
             assert len(feeds.requests) == 1  # and the next one only after the interval

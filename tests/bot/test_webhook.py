@@ -12,7 +12,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support import FEEDS
 from tests.support.harness import running_bot
 from tests.support.http import LoopbackServer, free_port, reply
@@ -51,9 +51,9 @@ def port() -> int:
 
 
 async def test_requests_without_the_secret_are_refused_before_their_body_is_read(
-    fake_api, bot_library, port
+    fake_api, bot_keeper, port
 ):
-    async with running_bot(fake_api, bot_library, webhook=True, **webhook_env(port)):
+    async with running_bot(fake_api, bot_keeper, webhook=True, **webhook_env(port)):
         # 90 MB announced, 1 KB sent: the 403 comes anyway, so the body was never waited for.
         head = (
             f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -106,11 +106,11 @@ def serve_feed(request) -> None:
 
 
 async def test_healthz_reports_the_library_and_the_last_feed_fetch(fake_api, tmp_path, port):
-    library = Library.from_dir(write_seeds(tmp_path / "seeds", TYPHOON), tmp_path / "index")
+    keeper = IndexKeeper.open(write_seeds(tmp_path / "seeds", TYPHOON), tmp_path / "index")
     with LoopbackServer(serve_feed) as feeds:
         env = webhook_env(port) | {"FEED_URLS": feeds.url("/bot_news.xml")}
         async with (
-            running_bot(fake_api, library, webhook=True, **env),
+            running_bot(fake_api, keeper, webhook=True, **env),
             httpx.AsyncClient() as client,
         ):
             deadline = time.monotonic() + 15

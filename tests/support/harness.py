@@ -18,7 +18,7 @@ from telegram.ext import Application, BaseRateLimiter
 from bot.app import build_application
 from bot.settings import Settings
 from bot.startup import running
-from retrieval import Library
+from retrieval import IndexKeeper
 from tests.support import REPO
 from tests.support.fake_bot_api import TOKEN, FakeBotApi
 
@@ -105,7 +105,7 @@ def bot_settings(fake: FakeBotApi, **env: str) -> Settings:
 @asynccontextmanager
 async def running_bot(
     fake: FakeBotApi,
-    library: Library,
+    keeper: IndexKeeper,
     *,
     webhook: bool = False,
     rate_limiter: BaseRateLimiter | None = None,
@@ -114,14 +114,14 @@ async def running_bot(
     """The real Application, started as `python -m bot` starts it: long polling, or the
     webhook server when `webhook` (then env must hold WEBHOOK_URL, WEBHOOK_SECRET and a free
     WEBHOOK_PORT). Subscriptions live in a throwaway database unless SUBSCRIPTIONS_DB is
-    given; SEEDS_DIR is the library's (never the repository's seeds/, which a feed ingest
+    given; SEEDS_DIR is the keeper's (never the repository's seeds/, which a feed ingest
     would write into)."""
-    env.setdefault("SEEDS_DIR", str(library.seeds_dir))
+    env.setdefault("SEEDS_DIR", str(keeper.seeds_dir))
     assert webhook == bool(env.get("WEBHOOK_URL")), "webhook=True goes with WEBHOOK_URL"
     with tempfile.TemporaryDirectory(prefix="bot-subscriptions-") as scratch:
         env.setdefault("SUBSCRIPTIONS_DB", str(Path(scratch) / "subscriptions.sqlite3"))
         settings = bot_settings(fake, **env)
-        application = build_application(settings, library, rate_limiter)
+        application = build_application(settings, keeper, rate_limiter)
         # A short long-poll, so that stopping never waits long for one in flight.
         async with running(application, settings, poll_timeout=1) as started:
             yield started

@@ -15,9 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 
 NUMBER, TIME, SPEECH = 1, 2, 4
-# How much a passage that shows the asked kind of answer gains (measured: README, Quality).
-GAIN = {NUMBER: 0.4, TIME: 0.4, SPEECH: 0.2}
-UNIT_GAIN = 0.4
+
+
+@dataclass(frozen=True)
+class CueGains:
+    """How much a passage that shows the asked kind of answer gains (measured: docs/quality.md)."""
+
+    number: float = 0.4
+    time: float = 0.4
+    speech: float = 0.2
+    unit: float = 0.4  # the asked unit too (多少人 → 人)
+
+    def by_kind(self) -> dict[int, float]:
+        return {NUMBER: self.number, TIME: self.time, SPEECH: self.speech}
+
 
 _ASKS = {
     NUMBER: re.compile(
@@ -112,13 +123,13 @@ def asked_cues(normalized: str) -> AskedCues:
     return AskedCues(kinds, units)
 
 
-def boosts(asked: AskedCues, cues: np.ndarray) -> np.ndarray:
+def boosts(asked: AskedCues, cues: np.ndarray, gains: CueGains) -> np.ndarray:
     """For passages with these cue bits, the factor by which each answers the question
     better: 1 plus the gain of every kind of answer asked for that it shows."""
     factors = np.ones(cues.shape[0])
-    for kind, gain in GAIN.items():
+    for kind, gain in gains.by_kind().items():
         if asked.kinds & kind:
             factors += gain * ((cues & np.uint64(kind)) != 0)
     if asked.units:
-        factors += UNIT_GAIN * ((cues & np.uint64(asked.units)) != 0)
+        factors += gains.unit * ((cues & np.uint64(asked.units)) != 0)
     return factors

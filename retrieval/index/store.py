@@ -10,7 +10,7 @@ An index directory holds
                          seed file's record (size, date, which segment holds its article)
     CURRENT              the name of the state in force, replaced by an atomic rename
     LOCK                 held by the one process that may write (flock)
-    meaning.npz          the passages' vectors (retrieval.meaning): a cache, not the index
+    meaning.npz          the passages' vectors (retrieval.index.vectors): a cache, not the index
 
 A change writes its new segment and deletion files in full, then a new state, then swaps
 CURRENT, so a process killed at any moment leaves the previous state in force, and what it
@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.index import vectors
 from retrieval.models import Article, Paragraph, Passage
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,6 @@ ARRAYS = (
     "name_articles",  # name_articles[name_indptr[i] : name_indptr[i + 1]]
 )
 FIELDS = ("passage", "article")
-MEANING_FILE = "meaning.npz"  # written by retrieval.meaning, through the Library
 _NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
 
 
@@ -79,7 +79,7 @@ _NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
 # and before), and the temporary names of writers: nothing else there is ever removed.
 OWN_NAME = re.compile(
     r"(LOCK|CURRENT|\.CURRENT\.\d+|state-\d{8}\.json|seg-[0-9a-z-]{1,64}|gen-[0-9A-Za-z_-]+"
-    r"|merging-\d+-[0-9a-z-]{1,64}|meaning\.npz|meaning-\d+\.tmp)\Z"
+    rf"|merging-\d+-[0-9a-z-]{{1,64}}|{re.escape(vectors.FILE)}|{vectors.TEMPORARY.pattern})\Z"
 )
 
 
@@ -385,7 +385,7 @@ def _collect_garbage(index_dir: Path, state: State) -> None:
     Only names the index writes (OWN_NAME) are ever removed."""
     live = {f"seg-{s.name}": s.deletions for s in state.segments}
     for path in index_dir.iterdir():
-        if path.name in ("LOCK", "CURRENT", MEANING_FILE, state.name):
+        if path.name in ("LOCK", "CURRENT", vectors.FILE, state.name):
             continue
         if not OWN_NAME.match(path.name):
             continue  # not the index's: never touched
@@ -393,10 +393,10 @@ def _collect_garbage(index_dir: Path, state: State) -> None:
             for inner in path.glob("del-*"):
                 if inner.name != live[path.name]:
                     inner.unlink(missing_ok=True)
-        elif path.name.startswith(("merging-", "meaning-")) and _process_alive(
-            path.name.split("-")[1].split(".")[0]
-        ):
-            continue  # a merge, or the vectors being saved (meaning-<pid>.tmp)
+        elif (
+            path.name.startswith("merging-") or vectors.TEMPORARY.match(path.name)
+        ) and _process_alive(path.name.split("-")[1].split(".")[0]):
+            continue  # a merge, or the vectors being saved
         elif path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:

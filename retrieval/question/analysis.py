@@ -1,6 +1,6 @@
 """Text analysis: the one function that turns passages and queries alike into index terms.
 
-The pipeline (each step measured on CMRC 2018, see the README):
+The pipeline (each step measured on CMRC 2018, see docs/retrieval.md):
 NFKC (full-width letters and digits) → lower case → traditional to simplified (OpenCC)
 → jieba segmentation with the HMM off (its guesses glue names to the next character)
 → name aliases (川普 → 特朗普) → stopwords and punctuation dropped
@@ -26,6 +26,8 @@ from types import MappingProxyType
 import numpy as np
 import opencc
 import rjieba
+
+from retrieval.text import merge_spans
 
 # Bump when the analysis changes in a way that alters index terms: saved indexes rebuild.
 ANALYZER_VERSION = 6
@@ -398,21 +400,3 @@ def _substrings(text: str, shortest: int, longest: int) -> set[str]:
         for n in range(shortest, longest + 1)
         if i + n <= len(text)
     }
-
-
-def merge_spans(
-    spans: Iterable[tuple[int, int]], length: int | None = None
-) -> tuple[tuple[int, int], ...]:
-    """[start, end) spans sorted, overlapping or touching ones merged, empty ones dropped;
-    with `length`, first clipped to a text of that many characters."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if length is not None:
-            start, end = max(0, start), min(length, end)
-        if start >= end:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return tuple(merged)

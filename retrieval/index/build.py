@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval import seedfile
-from retrieval.analysis import Analyzer
-from retrieval.parsing import (
+from retrieval.index.parsing import (
     TF_MAX,
     ParsedFile,
     Rows,
@@ -23,14 +22,15 @@ from retrieval.parsing import (
     Workers,
     parse_files,
 )
-from retrieval.seedfile import SeedStat
-from retrieval.store import (
+from retrieval.index.store import (
     FileRecord,
     Segment,
     SegmentDraft,
     State,
     new_segment_name,
 )
+from retrieval.question.analysis import Analyzer
+from retrieval.seedfile import SeedStat
 
 log = logging.getLogger(__name__)
 

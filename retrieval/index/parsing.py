@@ -16,18 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.analysis import (
+from retrieval.articles import passages_of, read_article
+from retrieval.index.store import encode_article
+from retrieval.models import Article, Passage
+from retrieval.question.analysis import (
     BIGRAM_CODES,
     Analyzer,
     TextTerms,
     bigram_code,
     bigram_strings,
 )
-from retrieval.articles import passages_of, read_article
-from retrieval.cues import passage_cues
-from retrieval.models import Article, Passage
+from retrieval.question.cues import passage_cues
 from retrieval.seedfile import SeedFormatError
-from retrieval.store import encode_article
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _alive(pid: int) -> bool:
 
 
 # The article as one document, for article evidence: its title counts twice, its photo
-# captions once, and its passages (README, "Ranking").
+# captions once, and its passages (docs/retrieval.md, "Ranking").
 TITLE_WEIGHT = 2
 
 

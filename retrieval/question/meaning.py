@@ -5,8 +5,8 @@ wheel: nothing is downloaded at run time. People ask in their own words (哪些�
 of a passage that says 向黎巴嫩提供援助) and terms, even characters, miss much of that; a
 sentence embedding sees more of it. A passage is embedded once with its article's title
 (which says what the passage is about) and kept in a bounded cache, so a passage that comes up
-again costs nothing; the cache is saved beside the index (`save`, `restore`), so a restart
-does not make the first questions pay for it again.
+again costs nothing; the cache is saved beside the index (retrieval.index.vectors), so a
+restart does not make the first questions pay for it again.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import logging
 import os
 import signal
 import threading
-import zipfile
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from cachetools import LRUCache
 
 # About 0.8 kB a passage (384 float16 numbers and its key): 50,000 is about 40 MB.
 CACHED_PASSAGES = 50_000
@@ -32,8 +30,7 @@ CACHED_PASSAGES = 50_000
 # characters), so only the first EMBEDDED_CHARACTERS are embedded (a hostile title or line
 # costs no more than this).
 EMBEDDED_CHARACTERS = 512
-_KEY_BYTES = 16
-SAVED_FORMAT = 1  # of the file `save` writes; another is not read
+KEY_BYTES = 16
 
 log = logging.getLogger(__name__)
 _TERMINAL_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
@@ -55,15 +52,14 @@ class Meaning:
     ) -> None:
         self._model = model
         self.name = name  # which model made the vectors: saved ones of another are not used
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._cached_passages = cached_passages
+        # bounded: the least recently used passage is forgotten first
+        self._cache: LRUCache[bytes, np.ndarray] = LRUCache(cached_passages)
         # the engine keeps its working memory in the model: one text at a time
         self._lock = threading.Lock()
         # a search goes before embedding in the background: how many are under way
         self._searches = 0
         self._no_search = threading.Condition()
-        self._unsaved = 0  # passages embedded since the cache was last saved or restored
-        self._saving = threading.Lock()
+        self._unsaved = 0  # passages embedded since `unsaved` last gave them out
 
     @classmethod
     def load(cls) -> Meaning:
@@ -117,7 +113,7 @@ class Meaning:
         return np.array(rows, dtype=np.float32)
 
     def _passage(self, text: str, background: bool) -> np.ndarray:
-        key = hashlib.blake2b(text.encode(), digest_size=_KEY_BYTES).digest()
+        key = hashlib.blake2b(text.encode(), digest_size=KEY_BYTES).digest()
         if background:
             with self._no_search:
                 self._no_search.wait_for(lambda: not self._searches)
@@ -128,10 +124,6 @@ class Meaning:
                 row = np.asarray(self._model.passage(text), dtype=np.float16)
                 self._cache[key] = row
                 self._unsaved += 1
-                if len(self._cache) > self._cached_passages:
-                    self._cache.popitem(last=False)
-            else:
-                self._cache.move_to_end(key)
         return row
 
     @property
@@ -139,69 +131,28 @@ class Meaning:
         """How many passages are cached."""
         return len(self._cache)
 
-    def save(self, path: Path) -> int:
-        """Write the cached passages' vectors to `path`, replacing it in one step, least
-        recently used first; how many (0, and nothing written, when none was embedded since
-        the last save or restore). Raises OSError."""
-        with self._saving:  # one save at a time: they would share the temporary file
-            with self._lock:
-                unsaved, self._unsaved = self._unsaved, 0
-                items = list(self._cache.items()) if unsaved else []
-            if not items:
-                return 0
-            keys = np.frombuffer(b"".join(key for key, _ in items), dtype=np.uint8)
-            temporary = path.with_name(f"{path.stem}-{os.getpid()}.tmp")
-            try:
-                with open(temporary, "wb") as fh:
-                    np.savez(
-                        fh,
-                        format=np.array(SAVED_FORMAT),
-                        model=np.array(self.name),
-                        keys=keys.reshape(len(items), _KEY_BYTES),
-                        rows=np.stack([row for _, row in items]),
-                    )
-                os.replace(temporary, path)
-            except OSError:
-                temporary.unlink(missing_ok=True)
-                with self._lock:
-                    self._unsaved += unsaved  # still unsaved: the next save tries again
-                raise
-            return len(items)
-
-    def restore(self, path: Path) -> int:
-        """Add the vectors `save` wrote to `path` to the cache, behind those already in it;
-        how many were added. A missing file, or one of another model or format, adds none; so
-        does a damaged one, with a warning: it is only a cache."""
-        try:
-            with np.load(path, allow_pickle=False) as saved:
-                if int(saved["format"]) != SAVED_FORMAT or str(saved["model"]) != self.name:
-                    log.info("%s holds another model's vectors: not used", path)
-                    return 0
-                keys, rows = saved["keys"], saved["rows"]
-        except FileNotFoundError:
-            return 0
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            log.warning("saved vectors in %s are unreadable (%s): not used", path, exc)
-            return 0
-        if (
-            keys.dtype != np.uint8
-            or keys.ndim != 2
-            or keys.shape[1] != _KEY_BYTES
-            or rows.dtype != np.float16
-            or rows.ndim != 2
-            or len(rows) != len(keys)
-        ):
-            log.warning("saved vectors in %s are not in the expected shape: not used", path)
-            return 0
-        added = 0
+    def unsaved(self) -> list[tuple[bytes, np.ndarray]]:
+        """Every cached (key, row), in the order they were cached, when any was embedded since
+        the last call; else none. The caller that fails to keep them says so
+        with `not_saved`, so that the next call returns them again."""
         with self._lock:
-            room = self._cached_passages - len(self._cache)
-            for key, row in zip(keys[::-1], rows[::-1], strict=True):  # most recent first
-                if added >= room:
-                    break
-                key = key.tobytes()
-                if key not in self._cache:
-                    self._cache[key] = row
-                    self._cache.move_to_end(key, last=False)
-                    added += 1
-        return added
+            if not self._unsaved:
+                return []
+            self._unsaved = 0
+            return list(self._cache.items())
+
+    def not_saved(self, items: Sequence[tuple[bytes, np.ndarray]]) -> None:
+        with self._lock:
+            self._unsaved += len(items)
+
+    def remember(self, keys: np.ndarray, rows: np.ndarray) -> int:
+        """Cache rows that `unsaved` gave out earlier (keys: KEY_BYTES a row, in the order they
+        were cached), without pushing out any cached already: the last ones when there is
+        room for only some. How many were added."""
+        with self._lock:
+            saved = [(key.tobytes(), row) for key, row in zip(keys, rows, strict=True)]
+            new = [(key, row) for key, row in saved if key not in self._cache]
+            room = max(int(self._cache.maxsize - self._cache.currsize), 0)
+            for key, row in new[len(new) - room :] if room else ():
+                self._cache[key] = row
+            return min(room, len(new))

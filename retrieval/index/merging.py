@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval import build, store
+from retrieval.index import build, store
 
 log = logging.getLogger(__name__)
 

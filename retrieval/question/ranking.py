@@ -2,15 +2,16 @@
 
 A passage's score is its BM25Okapi score (rank_bm25's formula, on the passage's own terms)
 plus its article's BM25 score (the article as one document: title twice, captions, all its
-passages), times a factor for the kind of answer the question asks for (retrieval.cues).
+passages), times a factor for the kind of answer the question asks for (retrieval.question.cues).
 The first few passages so ranked then gain a little for each Chinese character of the question
 they hold: people's words and the article's often share characters, not words (死伤 against
 死亡…受伤, 多大岁数 against 享年80岁), and the terms alone never see it. Last, when the
-library has a model of meaning (retrieval.meaning), the first twenty are ranked again by how
-close each passage, read with its article's title, is to the question in meaning.
+library has a model of meaning (retrieval.question.meaning), the first twenty are ranked again
+by how close each passage, read with its article's title, is to the question in meaning.
 A follow-up that leans on an earlier question (他/那/这次…, or ending in 呢) is read with
 that question's terms: fully for finding the article, a little for finding the passage.
-Every constant here was measured on people's questions and on CMRC (README, "Quality").
+Every number is a RankingSettings field, measured on people's questions and on CMRC
+(docs/quality.md).
 """
 
 from __future__ import annotations
@@ -18,18 +19,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
-from retrieval.analysis import Analyzer, chinese_characters
-from retrieval.cues import AskedCues, asked_cues
+from retrieval.question.analysis import Analyzer, chinese_characters
+from retrieval.question.cues import AskedCues, CueGains, asked_cues
 
-ARTICLE_WEIGHT = 1.0  # the article score's weight beside the passage's own BM25
-# A follow-up's earlier question picks the article, its own words pick the passage.
-CONTEXT_ARTICLE_WEIGHT = 1.0
-CONTEXT_PASSAGE_WEIGHT = 0.25
-CONTEXT_DECAY = 0.5  # each question further back counts this much less
 # A question leans on what was asked before when it points back (pronouns, demonstratives,
 # 当时/之前/后来), goes on (starts with 那/还有/然后…), or is elliptic (ends with 呢).
 LEANS_ON_CONTEXT = re.compile(
@@ -37,19 +34,40 @@ LEANS_ON_CONTEXT = re.compile(
     r"|他|她|它|其|对方|该|此|这个|这些|这笔|这次|这件|这项|这种|这样|这么|那些|那边|那里"
     r"|当时|之前|后来|呢\W*\Z"
 )
-# Among the first CHARACTER_DEPTH passages, each distinct Chinese character of the question
-# that a passage also holds adds CHARACTER_WEIGHT to its score.
-CHARACTER_WEIGHT = 1.0
-CHARACTER_DEPTH = 10
-# Then the first MEANING_DEPTH passages are ranked again by score and meaning together: a
-# passage gains MEANING_WEIGHT standard deviations of the scores for each standard deviation
-# its cosine with the question stands above the lowest (retrieval.meaning).
-MEANING_WEIGHT = 1.5
-MEANING_DEPTH = 20
-# Confident only when the first hit's article holds at least this share of the question's
-# content words, weighted by how rare each is, and every number of two digits or more.
-CONFIDENT_COVERAGE = 0.45
 NUMBER_OF_TWO_DIGITS = re.compile(r"\d\d")
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    """Every number the ranking and the judgement use, as one value handed to the engine
+    (Library): tests and benchmarks pass another instead of changing the code. The defaults
+    are the shipped ones, each measured on people's questions and on CMRC (docs/quality.md)."""
+
+    article_weight: float = 1.0  # the article score's weight beside the passage's own BM25
+    cues: CueGains = field(default_factory=CueGains)
+    # A follow-up's earlier question picks the article, its own words pick the passage;
+    # "leaned": only when the question leans on it (leans_on_context), or "never", "always".
+    context: Literal["leaned", "never", "always"] = "leaned"
+    context_article_weight: float = 1.0
+    context_passage_weight: float = 0.25
+    context_decay: float = 0.5  # each question further back counts this much less
+    # Among the first character_depth passages, each distinct Chinese character of the
+    # question that a passage also holds adds character_weight to its score.
+    character_weight: float = 1.0
+    character_depth: int = 10
+    # Then, with a model of meaning, the first meaning_depth passages are ranked again by
+    # score and meaning together: a passage gains meaning_weight standard deviations of the
+    # scores for each standard deviation its cosine with the question stands above the lowest.
+    meaning_weight: float = 1.5
+    meaning_depth: int = 20
+    # Confident only when the first hit's article holds at least this share of the
+    # question's content words, weighted by how rare each is, and (numbers_must_match) every
+    # number of two digits or more.
+    confident_coverage: float = 0.45
+    numbers_must_match: bool = True
+
+
+SHIPPED = RankingSettings()
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,7 @@ def read_question(
     context: Sequence[str],
     query_terms: Callable[[str], list[str]],
     vocab: dict[str, int],
+    settings: RankingSettings = SHIPPED,
 ) -> Question:
     """A question's weighted terms, with the context it leans on (none if it stands alone)."""
     terms = query_terms(question)
@@ -84,16 +103,23 @@ def read_question(
     normalized = analyzer.normalize(question)
     context = tuple(c for c in context if c.strip())
     read_with: tuple[str, ...] = ()
-    if context and leans_on_context(normalized):
+    leans = settings.context == "always" or (
+        settings.context == "leaned" and leans_on_context(normalized)
+    )
+    if context and leans:
         read_with = context
         earlier: dict[int, float] = {}
         for age, text in enumerate(reversed(context)):
             for t in query_terms(text):
                 if t in vocab:
-                    earlier[vocab[t]] = max(earlier.get(vocab[t], 0.0), CONTEXT_DECAY**age)
+                    earlier[vocab[t]] = max(earlier.get(vocab[t], 0.0), settings.context_decay**age)
         for term, weight in earlier.items():
-            passage_weights[term] = passage_weights.get(term, 0.0) + CONTEXT_PASSAGE_WEIGHT * weight
-            article_weights[term] = article_weights.get(term, 0.0) + CONTEXT_ARTICLE_WEIGHT * weight
+            passage_weights[term] = (
+                passage_weights.get(term, 0.0) + settings.context_passage_weight * weight
+            )
+            article_weights[term] = (
+                article_weights.get(term, 0.0) + settings.context_article_weight * weight
+            )
     return Question(
         tuple(terms),
         passage_weights,
@@ -105,27 +131,33 @@ def read_question(
 
 
 def combine(
-    passage_scores: np.ndarray, article_scores: np.ndarray, cue_factors: np.ndarray | float
+    passage_scores: np.ndarray,
+    article_scores: np.ndarray,
+    cue_factors: np.ndarray | float,
+    article_weight: float,
 ) -> np.ndarray:
     """The score that ranks, for candidate passages (all arrays aligned)."""
-    return (passage_scores + ARTICLE_WEIGHT * article_scores) * cue_factors
+    return (passage_scores + article_weight * article_scores) * cue_factors
 
 
 def with_characters(
-    scores: Sequence[float], question_characters: frozenset[str], texts: Sequence[str]
+    scores: Sequence[float],
+    question_characters: frozenset[str],
+    texts: Sequence[str],
+    weight: float,
 ) -> list[tuple[int, float]]:
     """(position, score) of the first passages of a ranking, best first, once each has gained
     for the question's characters it holds (`texts`: the passages normalized, in ranking
     order). Ties keep the ranking's order."""
     scored = [
-        (i, score + CHARACTER_WEIGHT * sum(c in text for c in question_characters))
+        (i, score + weight * sum(c in text for c in question_characters))
         for i, (score, text) in enumerate(zip(scores, texts, strict=True))
     ]
     return sorted(scored, key=lambda item: -item[1])
 
 
 def with_meaning(
-    scores: Sequence[float], question: np.ndarray, passages: np.ndarray
+    scores: Sequence[float], question: np.ndarray, passages: np.ndarray, weight: float
 ) -> list[tuple[int, float]]:
     """(position, score) of the first passages of a ranking, best first, once each has gained
     for how close its meaning is to the question's (`question`: a unit vector; `passages`:
@@ -140,7 +172,7 @@ def with_meaning(
     cosine_spread = float(np.std(cosines))
     if score_spread == 0.0 or cosine_spread == 0.0:
         return list(enumerate(scores))
-    gains = MEANING_WEIGHT * score_spread * (cosines - cosines.min()) / cosine_spread
+    gains = weight * score_spread * (cosines - cosines.min()) / cosine_spread
     scored = [
         (i, score + float(gain)) for i, (score, gain) in enumerate(zip(scores, gains, strict=True))
     ]
@@ -200,6 +232,7 @@ def judge(
     read_with: Sequence[str],
     normalized_article: str | None,
     idf_of: Callable[[str], float],
+    settings: RankingSettings = SHIPPED,
 ) -> tuple[bool, list[str]]:
     """(confident, missing): whether the first hit's article (None: no hit) is about what the
     question asks, and the question's content words it does not contain."""
@@ -214,7 +247,9 @@ def judge(
     covered = sum(map(idf_of, present + earlier_present))
     total = covered + sum(map(idf_of, missing + earlier_missing))
     coverage = covered / total if total else 1.0
-    lacks_a_number = any(NUMBER_OF_TWO_DIGITS.search(word) for word in missing)
+    lacks_a_number = settings.numbers_must_match and any(
+        NUMBER_OF_TWO_DIGITS.search(word) for word in missing
+    )
     # a follow-up whose own words the article holds none of, not even a character of one
     # (那高铁呢 after a question on a typhoon), asks about something else, however well the
     # earlier question is covered
@@ -223,4 +258,5 @@ def judge(
         for run in analyzer.content_words(question)
         for matched, _ in run
     )
-    return coverage >= CONFIDENT_COVERAGE and not lacks_a_number and not off_topic, missing
+    confident = coverage >= settings.confident_coverage and not lacks_a_number and not off_topic
+    return confident, missing

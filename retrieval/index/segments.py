@@ -17,10 +17,10 @@ from functools import cached_property
 
 import numpy as np
 
-from retrieval import ranking
-from retrieval.cues import boosts
-from retrieval.scoring import Postings, best, doc_norms, okapi_idf, score
-from retrieval.store import Segment, State
+from retrieval.index.scoring import Postings, best, doc_norms, okapi_idf, score
+from retrieval.index.store import Segment, State
+from retrieval.question import ranking
+from retrieval.question.cues import boosts
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,6 @@ class Index:
 
     # --- what the collection holds ----------------------------------------------------------
 
-    @property
-    def n_passages(self) -> int:
-        return self.passage.n_docs
-
-    @property
-    def n_articles(self) -> int:
-        return self.article.n_docs
-
     @cached_property
     def names(self) -> dict[str, str]:
         """Chinese names glossed in English by some live article → the gloss."""
@@ -123,12 +115,14 @@ class Index:
 
     # --- ranking ----------------------------------------------------------------------------
 
-    def rank(self, question: ranking.Question, k: int) -> list[Ranked]:
+    def rank(
+        self, question: ranking.Question, k: int, settings: ranking.RankingSettings
+    ) -> list[Ranked]:
         """The k best live passages for a question, best first."""
         found: list[Ranked] = []
         keys: list[tuple[int, int, int]] = []
         for i, segment in enumerate(self.segments):
-            for ranked, key in self._rank_segment(i, segment, question, k):
+            for ranked, key in self._rank_segment(i, segment, question, k, settings):
                 found.append(ranked)
                 keys.append(key)
         if not found:
@@ -140,7 +134,12 @@ class Index:
         return [found[int(i)] for i in chosen]
 
     def _rank_segment(
-        self, i: int, segment: Segment, question: ranking.Question, k: int
+        self,
+        i: int,
+        segment: Segment,
+        question: ranking.Question,
+        k: int,
+        settings: ranking.RankingSettings,
     ) -> list[tuple[Ranked, tuple[int, int, int]]]:
         a = segment.arrays
         passages, bm25 = score(
@@ -159,8 +158,12 @@ class Index:
         by_article = np.zeros(segment.n_articles)
         by_article[articles] = article_bm25
         of_article = a["passage_article"][passages]
-        cues = boosts(question.asked, a["passage_cues"][passages]) if question.asked else 1.0
-        scores = ranking.combine(bm25, by_article[of_article], cues)
+        cues = (
+            boosts(question.asked, a["passage_cues"][passages], settings.cues)
+            if question.asked
+            else 1.0
+        )
+        scores = ranking.combine(bm25, by_article[of_article], cues, settings.article_weight)
 
         def ties(at: np.ndarray) -> tuple[np.ndarray, ...]:
             """The newer article first, then the article id, then the passage's position."""
