@@ -47,7 +47,9 @@ def main() -> int:
     with next(iter(newsqa.question_sets(shared).values())).open(encoding="utf-8") as dev:
         questions = [q["q"] for q in map(json.loads, dev) if q["kind"] == "standalone"]
     by_terms = IndexKeeper.open(seeds, work / "index").library
-    (work / "index" / vectors.FILE).unlink(missing_ok=True)  # "the first time" is the first
+    for path in (work / "index").glob("seg-*/*"):  # "the first time" is the first
+        if vectors.FILE.match(path.name):
+            path.unlink()
     meaning = Meaning.load()
     with_meaning = IndexKeeper.open(seeds, work / "index", meaning=meaning).library
     stats = by_terms.stats()

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from telegram import Bot
@@ -37,9 +38,6 @@ from .subscriptions import SubscriptionStore
 logger = logging.getLogger(__name__)
 
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
-# After a start and after each refresh that changed the library, the passages of this many
-# newest articles are embedded in the background (IndexKeeper.warm): a feed's day of news.
-WARM_ARTICLES = 20
 STOP_POLL_SECONDS = 0.25  # how often a job waiting for a fetch looks whether the bot stops
 # When the bot stops, a fetch gets this long to finish (one that is writing finishes in
 # milliseconds); then it is abandoned.
@@ -79,9 +77,16 @@ class NewsService:
         self.feed_urls = tuple(feed_urls)
         self.feed_proxy = feed_proxy
         self._fetching: set[str] = set()  # feeds whose fetch is under way
+        # canonical URL → seed file: the index's articles and what feeds wrote since the last
+        # refresh (ingest adds to it), so that no feed writes an article twice; None: ask the
+        # keeper again (after a refresh)
+        self._known: dict[str, Path] | None = None
         self.last_ingest: IngestOutcome | None = None
         self._merging: asyncio.Task[bool] | None = None
-        self._warming: asyncio.Task[int] | None = None
+        # the keeper embedding every passage ahead of questions (IndexKeeper.embed_ahead): a
+        # daemon thread, as it may run for hours on a new archive and must not hold up a stop
+        self._embedding: threading.Thread | None = None
+        self._stop_embedding = threading.Event()
 
     # ---- start-up -----------------------------------------------------------------------
 
@@ -95,16 +100,20 @@ class NewsService:
         recorded = await asyncio.to_thread(self.subscriptions.baseline, [r.id for r in refs])
         if recorded:
             logger.info("first start: %d existing articles will not be pushed", recorded)
-        self._warm()
+        self._embed_ahead()
 
-    def _warm(self) -> None:
-        """Embed the newest articles' passages in the background (retrieval.meaning): the
-        first questions after a start, or about new articles, then do not wait for them."""
-        if self._warming is None or self._warming.done():
-            # not application.create_task: the application would wait for it when it stops
-            self._warming = asyncio.create_task(
-                asyncio.to_thread(self.keeper.warm, WARM_ARTICLES), name="warm-meaning"
+    def _embed_ahead(self) -> None:
+        """Embed the passages not embedded yet in the background, newest first, so that a
+        question pays only for its own embedding. A refresh meanwhile is taken up by the
+        running thread (its new articles first); one that finished is started again."""
+        if self._embedding is None or not self._embedding.is_alive():
+            self._embedding = threading.Thread(
+                target=self.keeper.embed_ahead,
+                args=(self._stop_embedding,),
+                name="embed-ahead",
+                daemon=True,
             )
+            self._embedding.start()
 
     async def catch_up(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         """JobQueue, once the application runs: push what arrived while the bot was down."""
@@ -146,7 +155,11 @@ class NewsService:
         """Ingest one feed (blocking) into the library's own directory, the one the answers
         come from. Whatever goes wrong is that feed's failure alone."""
         try:
-            [report] = ingest_feeds([url], self.keeper.seeds_dir, proxy=self.feed_proxy)
+            if self._known is None:
+                self._known = self.keeper.known_articles()
+            [report] = ingest_feeds(
+                [url], self.keeper.seeds_dir, proxy=self.feed_proxy, known=self._known
+            )
         except Exception as exc:
             logger.exception("feed %s: ingest failed", url)
             return FeedReport(url, error=" ".join(f"{type(exc).__name__}: {exc}".split())[:200])
@@ -157,12 +170,13 @@ class NewsService:
         index's segments in the background if its merge policy asks. True if changed."""
         changed = await asyncio.to_thread(self.keeper.refresh)
         if changed:
+            self._known = None  # the index holds what feeds wrote now
             stats = await asyncio.to_thread(self.library.stats)
             logger.info(
                 "library refreshed: %d articles, %d passages", stats.articles, stats.passages
             )
             await self._push_new(application)
-            self._warm()
+            self._embed_ahead()
             await self._merge_if_wanted()
         return changed
 
@@ -176,8 +190,12 @@ class NewsService:
             )
 
     async def close(self) -> None:
-        """Stop a merge under way (the index stays as it was before it), and save the
-        passages' vectors that questions made since the last save (IndexKeeper.close)."""
+        """Stop embedding ahead and a merge under way (the index stays as it was before
+        it), and write out the passages' vectors (IndexKeeper.close)."""
+        self._stop_embedding.set()
+        if self._embedding is not None:
+            # one passage's embedding at most; a daemon thread never holds up the exit
+            await asyncio.to_thread(self._embedding.join, STOP_GRACE_SECONDS)
         await asyncio.to_thread(self.keeper.close)
         if self._merging is not None:
             await self._merging  # returns once the keeper has stopped its merge

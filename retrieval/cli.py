@@ -7,11 +7,13 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.index import merging, store
+from retrieval.index import merging, store, vectors
 from retrieval.index.keeper import (
     LOCK_WAIT_SECONDS,
     AliasesFileError,
@@ -86,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "merge", parents=library, help="merge the index's segments as its merge policy asks"
     )
+    commands.add_parser(
+        "embed",
+        parents=library,
+        help="embed every passage ahead of questions, newest first (the bot does it too; "
+        "stop any time, the next run goes on)",
+    )
 
     ingest = commands.add_parser("ingest", parents=[seeds], help="fetch RSS/Atom feeds")
     ingest.add_argument(
@@ -123,7 +131,7 @@ def main(
             args.seeds,
             args.index_dir,
             aliases_file=args.aliases,
-            meaning=Meaning.load() if meaning and args.command == "search" else None,
+            meaning=Meaning.load() if meaning and args.command in ("search", "embed") else None,
             ranking=ranking,
         )
     except OSError as exc:
@@ -142,6 +150,8 @@ def main(
             for question in asked:
                 result = library.search(question.query, args.k, context=question.context)
                 _print_result(question, result, as_json=args.json)
+        elif args.command == "embed":
+            return _embed(keeper)
         elif args.command == "latest":
             for article in library.latest(args.n):
                 _print_article(article, as_json=args.json)
@@ -151,6 +161,31 @@ def main(
         sys.stderr.close()
     finally:
         keeper.close()  # saves the vectors its questions embedded, for the next run
+    return 0
+
+
+def _embed(keeper: IndexKeeper) -> int:
+    """Embed what is not embedded yet, telling how far it is on stderr; Ctrl-C stops it, and
+    what was embedded is kept."""
+    logging.getLogger("retrieval.index.keeper").setLevel(logging.INFO)
+    started = time.monotonic()
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: done.append(keeper.embed_ahead(stop)))
+    done: list[int] = []
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        worker.join()
+        print(f"stopped: {sum(done)} passages embedded; run it again to go on", file=sys.stderr)
+        return 130
+    stats = keeper.library.stats()
+    size = vectors.disk_bytes(keeper.index_dir)
+    print(f"embedded: {sum(done)} passages in {time.monotonic() - started:.0f} s")
+    print(f"passages: {stats.passages}")
+    print(f"vectors:  {size / 1e6:.1f} MB")
     return 0
 
 

@@ -12,6 +12,7 @@ from functools import cached_property, lru_cache, partial
 
 from retrieval.index import store
 from retrieval.index.segments import Index, Ranked
+from retrieval.index.vectors import Vectors
 from retrieval.models import (
     Article,
     ArticleRef,
@@ -23,7 +24,6 @@ from retrieval.models import (
 )
 from retrieval.question import ranking
 from retrieval.question.analysis import Analyzer
-from retrieval.question.meaning import Meaning
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,12 @@ class _Snapshot:
         article, passages = self.cut(*place)
         return _Found(ranked, place, article, passages[int(a["passage_ordinal"][ranked.passage])])
 
+    def wanted(self, found: _Found) -> tuple[str, int, int, str]:
+        """What the passage vectors need of a found passage (Vectors.rows)."""
+        segment = self.index.segments[found.ranked.segment]
+        text = read_for_meaning(found.article, found.passage)
+        return segment.name, segment.n_passages, found.ranked.passage, text
+
     @cached_property
     def newest_first(self) -> list[ArticleRef]:
         """Every article, newest first; ties by id, so the order never depends on how the
@@ -131,17 +137,20 @@ class Library:
     def __init__(
         self,
         analyzer: Analyzer,
-        meaning: Meaning | None = None,
+        vectors: Vectors | None = None,
         ranking_settings: ranking.RankingSettings = ranking.SHIPPED,
     ) -> None:
         self.analyzer = analyzer
-        self.meaning = meaning  # None: rank by terms and characters alone
+        self.vectors = vectors  # the passages' meaning; None: rank by terms and characters
+        self.meaning = vectors.meaning if vectors is not None else None
         self.ranking = ranking_settings
         self._snapshot: _Snapshot | None = None
 
     def serve(self, state: store.State) -> None:
         """Answer from this state from now on (searches under way finish on the one before)."""
         self._snapshot = _Snapshot(state, self.analyzer.normalize)
+        if self.vectors is not None:
+            self.vectors.keep_only([s.name for s in state.segments])
 
     @property
     def _current(self) -> _Snapshot:
@@ -196,15 +205,15 @@ class Library:
                 settings.character_weight,
             ),
         )
-        if self.meaning is not None:
-            meaning = self.meaning
+        if self.vectors is not None:
+            vectors = self.vectors
             scored = _ranked_again(
                 scored,
                 settings.meaning_depth,
                 lambda scores, first: ranking.with_meaning(
                     scores,
-                    meaning.question(query),
-                    meaning.passages([read_for_meaning(f.article, f.passage) for f in first]),
+                    vectors.meaning.question(query),
+                    vectors.rows([snap.wanted(f) for f in first]),
                     settings.meaning_weight,
                 ),
             )
@@ -227,16 +236,6 @@ class Library:
         )
         read_with = question.read_with[-1] if question.read_with else None
         return SearchResult(hits, confident, tuple(missing), read_with)
-
-    def newest_passages(self, articles: int) -> list[str]:
-        """The passages of the newest `articles` articles, as the model of meaning reads them:
-        what the keeper embeds ahead of questions."""
-        snap = self._current
-        texts = []
-        for ref in snap.newest_first[: max(articles, 0)]:
-            article, passages = snap.cut(*snap.where[ref.id])
-            texts += [read_for_meaning(article, p) for p in passages]
-        return texts
 
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from retrieval import IndexKeeper
-from retrieval.index import store, vectors
+from retrieval.index import store
 from tests.support import REPO
 
 # What a user's folder may hold beside an index: hidden files, folders, the seeds themselves.
@@ -43,7 +43,7 @@ def _run(module: str, *args: str, cwd: Path, **env: str) -> subprocess.Completed
 
 @pytest.mark.parametrize(
     "verb",
-    [("search", "石破"), ("latest",), ("stats",), ("merge",)],
+    [("search", "石破"), ("latest",), ("stats",), ("merge",), ("embed",)],
     ids=lambda v: v[0],
 )
 def test_every_cli_verb_refuses_a_folder_that_holds_other_files(tmp_path, seeds_dir, verb):
@@ -92,7 +92,7 @@ def test_an_index_of_its_own_and_an_empty_folder_are_accepted(tmp_path, seeds_di
     IndexKeeper.open(seeds_dir, tmp_path / "empty")  # its own index, opened again
     only_vectors = tmp_path / "vectors"
     only_vectors.mkdir()
-    (only_vectors / vectors.FILE).write_bytes(b"")
+    (only_vectors / "meaning.npz").write_bytes(b"")  # an earlier version's vectors file
     store.check_index_dir(only_vectors)
     older = tmp_path / "older"
     (older / "gen-20250101000000-abc").mkdir(parents=True)

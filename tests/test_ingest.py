@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retrieval import seedfile
+from retrieval import IndexKeeper, seedfile
 from retrieval.cli import main as cli_main
 from retrieval.feeds import FeedReport, format_report, ingest_feeds
 from retrieval.feeds import write as feed_write
@@ -193,6 +193,23 @@ def test_a_second_run_writes_nothing(server: LoopbackServer, seeds: Path) -> Non
 
     assert (report.new, report.updated, report.skipped, report.error) == (0, 0, 3, None)
     assert snapshot(seeds) == before
+
+
+def test_the_index_knows_the_articles_a_feed_must_not_write_again(
+    server: LoopbackServer, seeds: Path, tmp_path: Path
+) -> None:
+    """The bot passes the index's articles (IndexKeeper.known_articles) instead of reading
+    every seed file's header at every feed run: the same mapping, the same run."""
+    url = server.url("/feeds/voa_rss20.xml")
+    ingest_feeds([url], seeds)
+    keeper = IndexKeeper.open(seeds, tmp_path / "index")
+    known = keeper.known_articles()
+    assert known == known_articles(seeds)
+    before = snapshot(seeds)
+    (seeds / "unreadable.txt").write_bytes(b"\xff not a seed file")  # no header is read
+    [report] = ingest_feeds([url], seeds, known=known)
+    assert (report.new, report.updated, report.skipped, report.error) == (0, 0, 3, None)
+    assert {k: v for k, v in snapshot(seeds).items() if k != "unreadable.txt"} == before
 
 
 def test_a_changed_item_replaces_its_file_under_the_same_name(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +10,6 @@ import numpy as np
 import pytest
 
 from retrieval import IndexKeeper
-from retrieval.index import vectors
 from retrieval.question.meaning import EMBEDDED_CHARACTERS, Meaning
 from retrieval.question.ranking import SHIPPED
 from tests.support.seeds import RAIL, TYPHOON, seed_file, write_articles, write_seeds
@@ -157,41 +153,8 @@ def test_meaning_reads_each_passage_with_its_articles_title(beirut: Path, tmp_pa
 def test_the_command_line_ranks_by_meaning_too(beirut: Path, tmp_path: Path) -> None:
     [result] = search_json(beirut, tmp_path / "index", QUESTION + "\n", k=1)
     assert result["hits"][0]["text"] == BEIRUT[1][0]
-    assert (tmp_path / "index" / vectors.FILE).exists()  # the next run starts with them
-
-
-def test_the_newest_articles_can_be_embedded_before_anyone_asks(
-    beirut: Path, tmp_path: Path
-) -> None:
-    model = CountingModel()
-    keeper = IndexKeeper.open(beirut, tmp_path / "index", meaning=Meaning(model))
-    library = keeper.library
-    assert keeper.warm(1_000) == library.stats().passages == len(model.embedded)
-    library.search(QUESTION, k=3)
-    assert len(model.embedded) == library.stats().passages  # every passage was cached
-    assert keeper.warm(1) == len(library.latest(1)[0].paragraphs)
-    assert IndexKeeper.open(beirut, tmp_path / "index").warm(10) == 0  # no model
-
-
-async def test_the_bot_embeds_the_newest_passages_when_it_starts(
-    beirut: Path, tmp_path: Path
-) -> None:
-    from bot.news import WARM_ARTICLES, NewsService
-    from bot.subscriptions import SubscriptionStore
-
-    model = CountingModel()
-    keeper = IndexKeeper.open(beirut, tmp_path / "index", meaning=Meaning(model))
-    library = keeper.library
-    news = NewsService(keeper, SubscriptionStore(tmp_path / "db.sqlite3"), (), None)
-    await news.start()
-    assert news._warming is not None
-    warmed = await news._warming
-    expected = sum(len(a.paragraphs) for a in library.latest(WARM_ARTICLES))
-    assert warmed == expected == len(model.embedded)
-    library.search(QUESTION, k=3)  # embeds passages of older articles too
-    await news.close()  # saves them
-    restored = Meaning(CountingModel())
-    assert vectors.restore(restored, tmp_path / "index") == len(model.embedded) > expected
+    # the rows it embedded are kept beside the index: the next run starts with them
+    assert list((tmp_path / "index").glob("seg-*/vectors-*.npy"))
 
 
 def test_a_search_goes_before_embedding_in_the_background() -> None:
@@ -219,139 +182,6 @@ def test_a_search_goes_before_embedding_in_the_background() -> None:
     search.join(10)
     background.join(10)
     assert model.embedded == ["后台一", "问题的段落", "后台二", "后台三"]
-
-
-# --- the vectors kept beside the index ------------------------------------------------------
-
-
-def test_saved_vectors_spare_a_restarted_process_the_embedding(tmp_path: Path) -> None:
-    first = Meaning(CountingModel(), "model-a")
-    rows = first.passages(["一", "二二", "三三三"])
-    assert vectors.save(first, tmp_path) == 3
-    model = CountingModel()
-    restarted = Meaning(model, "model-a")
-    assert vectors.restore(restarted, tmp_path) == 3
-    assert np.array_equal(restarted.passages(["一", "二二", "三三三"]), rows)
-    assert model.embedded == []
-
-
-def test_a_save_with_nothing_new_writes_nothing(tmp_path: Path) -> None:
-    meaning = Meaning(CountingModel(), "model-a")
-    assert vectors.save(meaning, tmp_path) == 0 and not (tmp_path / vectors.FILE).exists()
-    meaning.passages(["一"])
-    assert vectors.save(meaning, tmp_path) == 1
-    meaning.passages(["一"])  # cached: nothing new
-    assert vectors.save(meaning, tmp_path) == 0
-    restored = Meaning(CountingModel(), "model-a")
-    vectors.restore(restored, tmp_path)
-    (tmp_path / "again").mkdir()
-    assert vectors.save(restored, tmp_path / "again") == 0  # restored ones are saved already
-
-
-def test_restoring_into_a_smaller_cache_keeps_the_last_cached(tmp_path: Path) -> None:
-    meaning = Meaning(CountingModel(), "model-a")
-    meaning.passages(["一", "二二", "三三三"])
-    vectors.save(meaning, tmp_path)
-    model = CountingModel()
-    small = Meaning(model, "model-a", cached_passages=2)
-    small.passages(["四"])  # cached before the restore: not pushed out by it
-    assert vectors.restore(small, tmp_path) == 1
-    small.passages(["四", "三三三", "一", "二二"])
-    assert model.embedded == ["四", "一", "二二"]
-
-
-def test_unusable_saved_vectors_are_ignored(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    saved = tmp_path / vectors.FILE
-    other = Meaning(CountingModel(), "model-b")
-    other.passages(["一"])
-    vectors.save(other, tmp_path)
-    meaning = Meaning(CountingModel(), "model-a")
-    assert vectors.restore(meaning, tmp_path) == 0  # another model's vectors
-    assert vectors.restore(meaning, tmp_path / "missing") == 0
-    saved.write_bytes(b"PK\x03\x04 not really a zip file")
-    assert vectors.restore(meaning, tmp_path) == 0
-    np.savez(
-        saved, format=np.array(1), model=np.array("model-a"), keys=np.zeros(3), rows=np.zeros(3)
-    )
-    assert vectors.restore(meaning, tmp_path) == 0
-    assert meaning.cached == 0
-    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
-    assert sum("not used" in r.getMessage() for r in warnings) == 2
-
-
-def test_a_failed_save_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    meaning = Meaning(CountingModel(), "model-a")
-    meaning.passages(["一"])
-    assert vectors.save(meaning, tmp_path / "no such directory") == 0
-    assert "cannot save the passages' vectors" in caplog.text
-    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
-    assert vectors.save(meaning, tmp_path) == 1  # still unsaved, so saved now
-
-
-def test_a_library_keeps_its_vectors_across_restarts_and_index_changes(
-    beirut: Path, tmp_path: Path
-) -> None:
-    index = tmp_path / "index"
-    keeper = IndexKeeper.open(beirut, index, meaning=Meaning(CountingModel(), "model-a"))
-    library = keeper.library
-    library.search(QUESTION, k=3)
-    assert keeper.save_vectors() > 0
-    # a new article: a new segment and state, and the old ones collected; the vectors stay
-    (beirut / "new.txt").write_text(
-        seed_file("新的文章", "https://news.example/new", ["完全无关的段落。"]), encoding="utf-8"
-    )
-    keeper.refresh()
-    assert (index / vectors.FILE).exists()
-    first = library.search(QUESTION, k=3)
-    keeper.save_vectors()
-    model = CountingModel()
-    restarted = IndexKeeper.open(beirut, index, meaning=Meaning(model, "model-a")).library
-    assert restarted.search(QUESTION, k=3) == first
-    assert model.embedded == []
-
-
-def test_a_killed_savers_temporary_file_goes_with_the_next_index_change(
-    beirut: Path, tmp_path: Path
-) -> None:
-    index = tmp_path / "index"
-    IndexKeeper.open(beirut, index)
-    ended = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    killed = index / f"meaning-{ended.stdout.strip()}.tmp"
-    killed.write_bytes(b"half a file")
-    saving = index / f"meaning-{os.getpid()}.tmp"  # this process, saving right now
-    saving.write_bytes(b"being written")
-    (beirut / "new.txt").write_text(
-        seed_file("新的文章", "https://news.example/new", ["完全无关的段落。"]), encoding="utf-8"
-    )
-    IndexKeeper.open(beirut, index)  # the change commits a new state and collects garbage
-    assert saving.exists() and not killed.exists()
-
-
-def test_saves_from_several_threads_leave_one_whole_file(tmp_path: Path) -> None:
-    meaning = Meaning(CountingModel(), "model-a")
-    errors: list[Exception] = []
-
-    def embed_and_save(me: int) -> None:
-        for i in range(25):
-            meaning.passages([f"线程{me}的第{i}段" + "字" * i])
-            try:
-                vectors.save(meaning, tmp_path)
-            except Exception as exc:  # any failure is the test's finding
-                errors.append(exc)
-
-    threads = [threading.Thread(target=embed_and_save, args=(me,)) for me in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    vectors.save(meaning, tmp_path)
-    assert errors == []
-    assert vectors.restore(Meaning(CountingModel(), "model-a"), tmp_path) == 100
-    assert [p.name for p in tmp_path.iterdir()] == ["meaning.npz"]
 
 
 @pytest.mark.xfail(

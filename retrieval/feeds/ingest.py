@@ -37,14 +37,18 @@ def ingest_feeds(
     max_bytes: int = MAX_BYTES,
     deadline: float = DEADLINE_SECONDS,
     proxy: str | None = None,
+    known: dict[str, Path] | None = None,
 ) -> list[FeedReport]:
     """Fetch each feed and write its new or changed items into `seeds_dir`; one report each.
 
     Each feed gets `deadline` seconds to arrive; whatever one feed does, the next is fetched.
     `proxy` (http(s)://, socks5://, socks5h://) carries the fetches; without it, the standard
-    proxy variables do."""
+    proxy variables do. `known` (canonical URL → seed file; updated with what is written):
+    the articles already there, as the index knows them (IndexKeeper.known_articles); None:
+    read from the seed files' headers."""
     seeds_dir = Path(seeds_dir)
-    known = known_articles(seeds_dir)
+    if known is None:
+        known = known_articles(seeds_dir)
     http = client if client is not None else make_client(proxy=proxy)
     try:
         return [_ingest_one(http, url, seeds_dir, known, max_bytes, deadline) for url in urls]

@@ -2,8 +2,8 @@
 
 Lucene splits an index's upkeep from its searches (IndexWriter beside SearcherManager); so
 does this. The keeper brings the index up to date with the seeds directory (`refresh`), runs
-the merge policy and its merges (`merge`, or `merge_aside` in a child process), embeds passages
-ahead of questions and saves and restores their vectors (`warm`, `save_vectors`,
+the merge policy and its merges (`merge`, or `merge_aside` in a child process), embeds every
+passage ahead of questions (`embed_ahead`; the rows are kept beside the index by
 retrieval.index.vectors), and stops all of that (`close`). After each change it hands the new
 state to its Library (retrieval.library), which serves snapshots and searches them, nothing
 else. Reads no environment: every setting is an argument.
@@ -17,14 +17,16 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from retrieval import seedfile
 from retrieval.index import build, merging, parsing, store, vectors
 from retrieval.index.segments import Ranked
-from retrieval.library import Library, stats_of
+from retrieval.library import Library, read_for_meaning, stats_of
 from retrieval.models import LibraryStats
 from retrieval.question.analysis import Analyzer
 from retrieval.question.meaning import Meaning
@@ -32,6 +34,7 @@ from retrieval.question.ranking import SHIPPED, RankingSettings
 
 log = logging.getLogger(__name__)
 
+PROGRESS_SECONDS = 30.0  # how often long work logs how far it is
 # How long a refresh waits for another process (the bot, a CLI run) that is writing the same
 # index directory before it serves what it built without saving it.
 LOCK_WAIT_SECONDS = 300.0
@@ -92,8 +95,8 @@ class IndexKeeper:
         meaning: Meaning | None = None,
         ranking: RankingSettings = SHIPPED,
     ) -> IndexKeeper:
-        """Open the index of a seeds directory: load what was saved, bring it up to date, and
-        restore the passages' vectors (with a model of meaning).
+        """Open the index of a seeds directory: load what was saved and bring it up to date.
+        With a model of meaning, the passages' vectors kept beside it are used too.
 
         Raises OSError for a missing or unreadable seeds directory, AliasesFileError for an
         unusable aliases file, store.IndexDirUnusable for an index directory that is a file or
@@ -111,11 +114,10 @@ class IndexKeeper:
             raise AliasesFileError(f"{aliases_file}: {exc}") from exc
         index = Path(index_dir) if index_dir else default_index_dir(seeds)
         store.check_index_dir(index)
-        library = Library(analyzer, meaning, ranking)
+        passage_vectors = None if meaning is None else vectors.Vectors(meaning, index)
+        library = Library(analyzer, passage_vectors, ranking)
         keeper = cls(seeds, index, library, workers, lock_wait_seconds)
         keeper.refresh()
-        if meaning is not None:
-            vectors.restore(meaning, index)
         return keeper
 
     @property
@@ -201,6 +203,15 @@ class IndexKeeper:
             log.warning("index in %s is unusable (%s): rebuilding", self.index_dir, exc)
             return None
 
+    def known_articles(self) -> dict[str, Path]:
+        """Canonical URL → seed file, for every article the index holds: what a feed ingest
+        must not write again (retrieval.feeds), read from the index, not from the files."""
+        known: dict[str, Path] = {}
+        for path, record in sorted(self._current.files.items()):
+            if record.url is not None and record.segment is not None:
+                known[seedfile.canonical_url(record.url)] = self.seeds_dir / path
+        return known
+
     # --- merges -------------------------------------------------------------------------------
 
     def merge_wanted(self) -> bool:
@@ -252,32 +263,50 @@ class IndexKeeper:
 
     # --- the passages' vectors ----------------------------------------------------------------
 
-    def warm(self, articles: int) -> int:
-        """Embed the passages of the newest `articles` articles ahead of their first question
-        (each waits while a search runs), so that it pays only for its own embedding, then
-        save the vectors. How many passages that was (0 without a model)."""
-        meaning = self.library.meaning
-        if meaning is None:
+    def embed_ahead(self, stop: threading.Event | None = None) -> int:
+        """Embed every live passage that has no vector yet, newest articles first, each after
+        any search under way, so that a question pays only for its own embedding; until all
+        are, or `stop` is set. A change of the index meanwhile (a refresh, a merge) is taken up
+        at once, its new articles first. Logs how far it is every PROGRESS_SECONDS. Returns
+        how many passages were embedded (0 without a model)."""
+        passage_vectors = self.library.vectors
+        stop = stop or threading.Event()
+        if passage_vectors is None:
             return 0
-        texts = self.library.newest_passages(articles)
-        meaning.passages(texts, background=True)
-        self.save_vectors()
-        return len(texts)
-
-    def save_vectors(self) -> int:
-        """Save the passages' vectors that questions and warm-ups embedded since the last save
-        (retrieval.index.vectors); how many."""
-        meaning = self.library.meaning
-        return 0 if meaning is None else vectors.save(meaning, self.index_dir)
+        done, progress = 0, _Progress("embedding passages ahead")
+        while not stop.is_set():
+            state = self._current
+            plan = _pending_articles(state, passage_vectors)
+            if not plan:
+                break
+            progress.start(sum(len(rows) for _, _, rows in plan))
+            for segment, number, rows in plan:
+                if stop.is_set() or self._state is not state:
+                    break  # stopped, or the index changed: plan again
+                article, passages = segment.article(number)
+                ordinal = rows - int(segment.arrays["article_passage_start"][number])
+                wanted = [
+                    (segment.name, segment.n_passages, int(row), read_for_meaning(article, p))
+                    for row, p in zip(rows.tolist(), (passages[i] for i in ordinal), strict=True)
+                ]
+                passage_vectors.rows(wanted, background=True)
+                done += len(wanted)
+                progress.advance(len(wanted))
+            passage_vectors.flush()
+            if self._state is state:
+                break  # once over an unchanged index (rows that cannot be kept stay pending)
+        return done
 
     def close(self) -> None:
-        """Stop a merge under way (the index stays as it was before it) and save the vectors."""
+        """Stop a merge under way (the index stays as it was before it) and write out the
+        passages' vectors."""
         with self._merger_lock:
             merger, self._merger, self._closed = self._merger, None, True
         if merger is not None and merger.poll() is None:
             merger.kill()
             merger.wait()
-        self.save_vectors()
+        if self.library.vectors is not None:
+            self.library.vectors.flush()
 
     # --- for checks against rank_bm25 ---------------------------------------------------------
 
@@ -300,3 +329,49 @@ class IndexKeeper:
         state = self._state
         assert state is not None, "IndexKeeper.refresh() has not run"
         return state
+
+
+def _pending_articles(
+    state: store.State, passage_vectors: vectors.Vectors
+) -> list[tuple[store.Segment, int, np.ndarray]]:
+    """(segment, article number, its passages without a vector) for every live article that
+    has any, newest first (ties by article id, as the index orders them)."""
+    found = []
+    for segment in state.segments:
+        start = segment.arrays["article_passage_start"]
+        everything = np.arange(segment.n_passages)
+        pending = passage_vectors.pending(segment.name, segment.n_passages, everything)
+        pending &= segment.live_passages
+        for number in np.unique(segment.arrays["passage_article"][pending]).tolist():
+            rows = np.flatnonzero(pending[start[number] : start[number + 1]]) + start[number]
+            published = int(segment.arrays["article_published_ms"][number])
+            key = int(segment.arrays["article_key"][number])
+            found.append((-published, key, segment, number, rows))
+    found.sort(key=lambda item: item[:2])
+    return [(segment, number, rows) for _, _, segment, number, rows in found]
+
+
+class _Progress:
+    """A log line every PROGRESS_SECONDS: how many of how many, the rate, the time left."""
+
+    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what, self.clock = what, clock
+        self.total = self.done = 0
+        self.started = self.told = clock()
+
+    def start(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.started = self.told = self.clock()
+        log.info("%s: %d passages", self.what, total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self.told >= PROGRESS_SECONDS or self.done >= self.total:
+            self.told = now
+            rate = self.done / max(now - self.started, 1e-9)
+            left = (self.total - self.done) / rate if rate else float("inf")
+            log.info(
+                "%s: %d of %d (%.0f a second, about %.0f s left)",
+                self.what, self.done, self.total, rate, left,
+            )  # fmt: skip

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.index import build, store
+from retrieval.index import build, store, vectors
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def _merge(index_dir: Path, state: store.State, names: list[str], lock_wait: flo
     log.info("merging %d segments (%s)", len(names), ", ".join(names))
     try:
         merged = store.save_segment(index_dir, name, build.merged(sources), folder)
+        vectors.carry_over(index_dir, [(s.name, _passages_of(s, n)) for s, n in sources], folder)
         with store.writer_lock(index_dir, lock_wait):
             now = store.load(index_dir, state.segments)
             if now is None or now.fingerprint != state.fingerprint:
@@ -124,3 +125,12 @@ def _moved(record: store.FileRecord, name: str, moved: dict[str, np.ndarray]) ->
         return record
     number = int(moved[record.segment][record.article_number or 0])
     return replace(record, segment=name, article_number=number)
+
+
+def _passages_of(segment: store.Segment, articles: np.ndarray) -> np.ndarray:
+    """The passage numbers of these articles of a segment, in order (as build.merged keeps
+    them)."""
+    start = segment.arrays["article_passage_start"]
+    return np.concatenate(
+        [np.empty(0, np.int64), *(np.arange(start[a], start[a + 1]) for a in articles.tolist())]
+    )

@@ -10,12 +10,13 @@ An index directory holds
                          seed file's record (size, date, which segment holds its article)
     CURRENT              the name of the state in force, replaced by an atomic rename
     LOCK                 held by the one process that may write (flock)
-    meaning.npz          the passages' vectors (retrieval.index.vectors): a cache, not the index
+    (vectors)            the passages' vectors: retrieval.index.vectors names and writes them;
+                         a cache, not the index
 
 A change writes its new segment and deletion files in full, then a new state, then swaps
 CURRENT, so a process killed at any moment leaves the previous state in force, and what it
 was writing is removed by the next writer. Whatever fails a check on load raises
-IndexCorrupt (the Library then rebuilds), never serves.
+IndexCorrupt (the keeper then rebuilds), never serves.
 
 The directory is the index's alone, and the index touches nothing else in it: a directory
 that holds anything but the names above (`OWN_NAME`) is refused before anything is written
@@ -79,7 +80,7 @@ _NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
 # and before), and the temporary names of writers: nothing else there is ever removed.
 OWN_NAME = re.compile(
     r"(LOCK|CURRENT|\.CURRENT\.\d+|state-\d{8}\.json|seg-[0-9a-z-]{1,64}|gen-[0-9A-Za-z_-]+"
-    rf"|merging-\d+-[0-9a-z-]{{1,64}}|{re.escape(vectors.FILE)}|{vectors.TEMPORARY.pattern})\Z"
+    rf"|merging-\d+-[0-9a-z-]{{1,64}})\Z|{vectors.OLD_CACHE.pattern}"
 )
 
 
@@ -385,18 +386,20 @@ def _collect_garbage(index_dir: Path, state: State) -> None:
     Only names the index writes (OWN_NAME) are ever removed."""
     live = {f"seg-{s.name}": s.deletions for s in state.segments}
     for path in index_dir.iterdir():
-        if path.name in ("LOCK", "CURRENT", vectors.FILE, state.name):
+        if path.name in ("LOCK", "CURRENT", state.name):
             continue
         if not OWN_NAME.match(path.name):
             continue  # not the index's: never touched
         if path.name in live:
-            for inner in path.glob("del-*"):
-                if inner.name != live[path.name]:
+            for inner in path.iterdir():
+                if inner.name.startswith("del-") and inner.name != live[path.name]:
                     inner.unlink(missing_ok=True)
-        elif (
-            path.name.startswith("merging-") or vectors.TEMPORARY.match(path.name)
-        ) and _process_alive(path.name.split("-")[1].split(".")[0]):
-            continue  # a merge, or the vectors being saved
+                elif (made := vectors.TEMPORARY.match(inner.name)) and not _process_alive(
+                    made.group(1)
+                ):
+                    inner.unlink(missing_ok=True)  # a killed process's half-made vectors
+        elif path.name.startswith("merging-") and _process_alive(path.name.split("-")[1]):
+            continue  # a merge under way
         elif path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:

