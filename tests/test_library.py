@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from retrieval import Article, ArticleRef, IndexKeeper, SkippedFile
-from retrieval.index import parsing
+from retrieval.index import parsing, store
 from retrieval.index.store import FORMAT_VERSION, load
 from tests.support.seeds import SEED, seed_file
 
@@ -322,7 +322,7 @@ def test_corrupt_index_is_rebuilt_not_served(
     keeper.refresh()
     (seeds_dir / "gone.txt").unlink()
     keeper.refresh()  # the second segment has a deletion now
-    state_file = index_dir / (index_dir / "CURRENT").read_text().strip()
+    state_file = index_dir / store.current_state(index_dir)
     state = json.loads(state_file.read_text())
     segment = index_dir / f"seg-{state['segments'][0]['name']}"
     if damage == "truncated-array":

@@ -127,7 +127,7 @@ def test_a_merge_carries_the_rows_over(
 
 @pytest.mark.parametrize(
     "damage",
-    ["nan", "inf", "boosted", "zero", "header", "truncated", "shape"],
+    ["nan", "inf", "boosted", "zero", "one-bit", "sealed-boost", "header", "truncated", "shape"],
 )
 def test_damaged_vectors_are_embedded_again_and_never_change_a_ranking(
     seeds: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
@@ -140,7 +140,17 @@ def test_damaged_vectors_are_embedded_again_and_never_change_a_ranking(
     [path] = _files(index)
     if damage in ("nan", "inf", "boosted", "zero"):
         rows = np.load(path, mmap_mode="r+")
-        rows[3] = {"nan": np.nan, "inf": np.inf, "boosted": 40.0, "zero": 0.0}[damage]
+        rows[3, :-2] = {"nan": np.nan, "inf": np.inf, "boosted": 40.0, "zero": 0.0}[damage]
+        rows.flush()
+        del rows
+    elif damage == "one-bit":  # the lowest bit of one number: still nearly a unit vector
+        rows = np.load(path, mmap_mode="r+")
+        rows.view(np.uint16)[3, 0] ^= 1
+        rows.flush()
+        del rows
+    elif damage == "sealed-boost":  # a planted row, sealed as the bot seals: not a unit vector
+        rows = np.load(path, mmap_mode="r+")
+        rows[3] = vectors.seal(np.full(rows.shape[1] - 2, 3.0, np.float16))
         rows.flush()
         del rows
     elif damage == "header":
@@ -156,7 +166,7 @@ def test_damaged_vectors_are_embedded_again_and_never_change_a_ranking(
     with caplog.at_level(logging.WARNING):
         assert reopened.library.search(QUESTION, k=5) == expected
         reopened.embed_ahead()
-    if damage in ("nan", "inf", "boosted", "zero"):
+    if damage in ("nan", "inf", "boosted", "zero", "one-bit", "sealed-boost"):
         assert len(model.embedded) == 1  # the one bad row, embedded again
     elif damage == "truncated":
         assert model.embedded  # the lost rows read as zeros: not vectors, embedded again
@@ -208,3 +218,39 @@ def test_the_command_line_embeds_ahead_and_says_what_it_did(seeds: Path, tmp_pat
     assert "embedding passages ahead" in done.stderr  # how far it is, as it goes
     again = run("embed", "--seeds", str(seeds), "--index-dir", str(index))
     assert "embedded: 0 passages" in again.stdout
+
+
+def test_a_flipped_bit_anywhere_is_rebuilt_or_harmless_and_the_bot_still_starts(
+    seeds: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """One bit of each kind of file the index and its vectors write, as a disk or a careless
+    hand damages them (benchmarks.bitflips does 300 random ones)."""
+    import random
+    import shutil
+
+    index = tmp_path / "index"
+    keeper = _open(seeds, index)
+    write_articles(seeds, 50, 1)
+    (seeds / "00002.txt").unlink()  # a second segment, and a deletions file
+    keeper.refresh()
+    keeper.embed_ahead()
+    keeper.close()
+    expected = keeper.library.search(QUESTION, k=10)
+    rng = random.Random(7)
+    kinds: dict[str, Path] = {}
+    for path in sorted(index.rglob("*")):
+        if path.is_file() and path.stat().st_size and path.name != "LOCK":
+            kinds.setdefault(path.suffix or path.name, path)
+    assert {".npy", ".json", ".txt", ".npz", "CURRENT"} <= set(kinds)
+    for trial, path in enumerate(kinds.values()):
+        damaged = tmp_path / f"damaged-{trial}"
+        shutil.copytree(index, damaged)
+        target = damaged / path.relative_to(index)
+        data = bytearray(target.read_bytes())
+        at = rng.randrange(len(data) * 8)
+        data[at // 8] ^= 1 << (at % 8)
+        target.write_bytes(bytes(data))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            reopened = _open(seeds, damaged)  # never raises: the bot starts
+        assert reopened.library.search(QUESTION, k=10) == expected, path.name

@@ -15,8 +15,11 @@ An index directory holds
 
 A change writes its new segment and deletion files in full, then a new state, then swaps
 CURRENT, so a process killed at any moment leaves the previous state in force, and what it
-was writing is removed by the next writer. Whatever fails a check on load raises
-IndexCorrupt (the keeper then rebuilds), never serves.
+was writing is removed by the next writer. Every file is verified before it is read, as
+Lucene's segment footers are: CURRENT holds the state file's checksum, the state each
+segment's manifest's and deletions', the manifest each file's size and checksum. Whatever
+fails a check on load (a flipped bit included) raises IndexCorrupt (the keeper then
+rebuilds), never serves.
 
 The directory is the index's alone, and the index touches nothing else in it: a directory
 that holds anything but the names above (`OWN_NAME`) is refused before anything is written
@@ -26,6 +29,7 @@ that holds anything but the names above (`OWN_NAME`) is refused before anything 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +37,6 @@ import re
 import secrets
 import shutil
 import time
-import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -49,7 +52,7 @@ from retrieval.models import Article, Paragraph, Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 11  # bump when the stored arrays or what becomes a passage change
+FORMAT_VERSION = 12  # bump when the stored arrays or what becomes a passage change
 # A segment's arrays. Two fields, each term-major postings with its documents' lengths:
 # passages (what answers) and articles (the evidence of what a passage is about).
 ARRAYS = (
@@ -74,6 +77,8 @@ ARRAYS = (
 )
 FIELDS = ("passage", "article")
 _NAME = re.compile(r"[0-9a-z-]{1,64}\Z")
+_SMALL_FILE_BYTES = 1 << 20  # CURRENT and a manifest are far smaller
+_STATE_BYTES = 1 << 30  # a state file: about 150 bytes a seed file
 
 
 # Every name the index writes into its directory, earlier formats' included (gen-*: format 10
@@ -158,6 +163,9 @@ class Segment:
     # live document frequency of each of the segment's terms, per field
     live_df: Mapping[str, np.ndarray]
     deletions: str | None = None  # the file its deletions are saved in; None: none or unsaved
+    # checksums (digest) of its manifest and its deletions file, for the state that names it
+    manifest_digest: str = ""
+    deletions_digest: str | None = None
 
     @property
     def arrays(self) -> Mapping[str, np.ndarray]:
@@ -199,7 +207,10 @@ class Segment:
         """This segment with these articles deleted too (live frequencies follow; unsaved)."""
         deleted = self.deleted.copy()
         deleted[np.fromiter(articles, np.int64)] = True
-        return replace(self, deleted=deleted, live_df=_live_df(self.draft, deleted), deletions=None)
+        live_df = _live_df(self.draft, deleted)
+        return replace(
+            self, deleted=deleted, live_df=live_df, deletions=None, deletions_digest=None
+        )
 
 
 @dataclass(frozen=True)
@@ -324,19 +335,20 @@ def save_segment(
         sizes[array_name] = [str(array.dtype), list(array.shape)]
     (folder / "terms.txt").write_text("\n".join(draft.terms), encoding="utf-8")
     (folder / "names.json").write_text(json.dumps(draft.names, ensure_ascii=False), "utf-8")
+    files = [f"{a}.npy" for a in ARRAYS] + ["terms.txt", "names.json"]
     manifest = {
         "format": FORMAT_VERSION,
         "arrays": sizes,
         "n_terms": len(draft.terms),
-        "terms_bytes": (folder / "terms.txt").stat().st_size,
-        "names_bytes": (folder / "names.json").stat().st_size,
+        "files": {f: [(folder / f).stat().st_size, _digest_of(folder / f)] for f in files},
     }
     # the manifest goes last: a segment without one was never finished
-    _write_synced(folder / "manifest.json", json.dumps(manifest).encode())
+    payload = json.dumps(manifest).encode()
+    _write_synced(folder / "manifest.json", payload)
     for path in folder.iterdir():
         _fsync(path)
     _fsync(folder)
-    return _read_segment(folder, name, None)
+    return _read_segment(folder, name, _digest(payload), None, None)
 
 
 def commit(index_dir: Path, state: State) -> State:
@@ -347,27 +359,37 @@ def commit(index_dir: Path, state: State) -> State:
     for segment in state.segments:
         if segment.deletions is None and segment.deleted.any():
             deletions = f"del-{state.generation:08d}.npz"
-            _save_deletions(index_dir / f"seg-{segment.name}" / deletions, segment)
-            segment = replace(segment, deletions=deletions)
+            digest = _save_deletions(index_dir / f"seg-{segment.name}" / deletions, segment)
+            segment = replace(segment, deletions=deletions, deletions_digest=digest)
         segments.append(segment)
     state = replace(state, segments=tuple(segments))
     body = {
         "format": FORMAT_VERSION,
         "fingerprint": state.fingerprint,
         "generation": state.generation,
-        "segments": [{"name": s.name, "deletions": s.deletions} for s in segments],
+        "segments": [
+            {
+                "name": s.name,
+                "manifest": s.manifest_digest,
+                "deletions": s.deletions,
+                "deletions_digest": s.deletions_digest,
+            }
+            for s in segments
+        ],
         "files": {p: list(asdict(r).values()) for p, r in state.files.items()},
     }
-    _write_synced(index_dir / state.name, json.dumps(body, ensure_ascii=False).encode())
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    _write_synced(index_dir / state.name, payload)
     pointer = index_dir / f".CURRENT.{os.getpid()}"
-    _write_synced(pointer, state.name.encode())
+    _write_synced(pointer, f"{state.name} {_digest(payload)}".encode())
     os.replace(pointer, index_dir / "CURRENT")
     _fsync(index_dir)
     _collect_garbage(index_dir, state)
     return state
 
 
-def _save_deletions(path: Path, segment: Segment) -> None:
+def _save_deletions(path: Path, segment: Segment) -> str:
+    """Write a segment's deletions; their checksum."""
     with open(path, "wb") as fh:
         np.savez(
             fh,
@@ -377,6 +399,7 @@ def _save_deletions(path: Path, segment: Segment) -> None:
         )
         fh.flush()
         os.fsync(fh.fileno())
+    return _digest_of(path)
 
 
 def _collect_garbage(index_dir: Path, state: State) -> None:
@@ -436,12 +459,21 @@ def _fsync(path: Path) -> None:
 
 def current_state(index_dir: Path) -> str | None:
     """The name of the state CURRENT points at, None when there is none yet."""
+    pointer = _pointer(index_dir)
+    return None if pointer is None else pointer[0]
+
+
+def _pointer(index_dir: Path) -> tuple[str, str] | None:
+    """(the state in force, its checksum) as CURRENT says; None when there is none yet."""
     try:
-        return (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+        with open(index_dir / "CURRENT", "rb") as fh:
+            text = fh.read(_SMALL_FILE_BYTES).decode("utf-8").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorrupt(f"CURRENT: {exc}") from exc
+    name, _, digest = text.partition(" ")
+    return name, digest
 
 
 def load(index_dir: Path, reuse: Iterable[Segment] = ()) -> State | None:
@@ -451,16 +483,16 @@ def load(index_dir: Path, reuse: Iterable[Segment] = ()) -> State | None:
     state referred to, so a reader that lost that race finds CURRENT changed and reads the
     new one. Segments in `reuse` whose deletions are unchanged are not read again."""
     for _ in range(3):
-        name = current_state(index_dir)
-        if name is None:
+        pointer = _pointer(index_dir)
+        if pointer is None:
             return None
+        name, digest = pointer
         try:
-            return _read_state(index_dir, name, {s.name: s for s in reuse})
-        except (
-            IndexCorrupt, OSError, ValueError, KeyError, TypeError, IndexError, EOFError,
-            zipfile.BadZipFile,
-        ) as exc:  # fmt: skip
-            # every malformed input lands here: missing keys, wrong types, bad arrays
+            return _read_state(index_dir, name, digest, {s.name: s for s in reuse})
+        except Exception as exc:
+            # every malformed input lands here: missing keys, wrong types, bad arrays, and
+            # whatever a parser raises on bytes that passed no check (numpy's header parser
+            # raises SyntaxError, tokenize.TokenError…)
             if current_state(index_dir) == name:
                 if isinstance(exc, IndexCorrupt):
                     raise
@@ -468,14 +500,14 @@ def load(index_dir: Path, reuse: Iterable[Segment] = ()) -> State | None:
     raise IndexCorrupt("CURRENT keeps changing")
 
 
-def _read_state(index_dir: Path, name: str, reuse: Mapping[str, Segment]) -> State:
+def _read_state(index_dir: Path, name: str, digest: str, reuse: Mapping[str, Segment]) -> State:
     if not re.fullmatch(r"state-\d{8}\.json", name):
         if name.startswith("gen-"):  # format 10 and before: one generation, no segments
             raise IndexCorrupt(
                 f"index format 10 or older (before segments), expected {FORMAT_VERSION}"
             )
         raise IndexCorrupt(f"CURRENT names {name[:80]!r}, not a state")
-    body = _json_object(index_dir / name)
+    body = _json_object(index_dir / name, digest, _STATE_BYTES)
     if body.get("format") != FORMAT_VERSION:
         raise IndexCorrupt(f"index format {body.get('format')}, expected {FORMAT_VERSION}")
     segments = []
@@ -485,12 +517,15 @@ def _read_state(index_dir: Path, name: str, reuse: Mapping[str, Segment]) -> Sta
             deletions is None or re.fullmatch(r"del-\d{8}\.npz", str(deletions))
         ):
             raise IndexCorrupt(f"{name}: a bad segment reference {ref!r}")
+        manifest, deletions_digest = str(ref["manifest"]), ref["deletions_digest"]
         known = reuse.get(segment_name)
-        if known is not None and known.deletions == deletions:
+        if known is not None and (known.deletions, known.manifest_digest) == (deletions, manifest):
             segments.append(known)  # segments are immutable, and so is each deletions file
         else:
             folder = index_dir / f"seg-{segment_name}"
-            segments.append(_read_segment(folder, segment_name, deletions, known))
+            segments.append(
+                _read_segment(folder, segment_name, manifest, deletions, deletions_digest, known)
+            )
     files = {str(path): FileRecord(*fields) for path, fields in body["files"].items()}
     state = State(str(body["fingerprint"]), int(body["generation"]), tuple(segments), files)
     _check_records(state)
@@ -498,17 +533,23 @@ def _read_state(index_dir: Path, name: str, reuse: Mapping[str, Segment]) -> Sta
 
 
 def _read_segment(
-    folder: Path, name: str, deletions: str | None, known: Segment | None = None
+    folder: Path,
+    name: str,
+    manifest_digest: str,
+    deletions: str | None,
+    deletions_digest: str | None,
+    known: Segment | None = None,
 ) -> Segment:
-    if known is not None:
+    if known is not None and known.manifest_digest == manifest_digest:
         draft = known.draft
     else:
-        manifest = _json_object(folder / "manifest.json")
+        manifest = _json_object(folder / "manifest.json", manifest_digest, _SMALL_FILE_BYTES)
         if manifest.get("format") != FORMAT_VERSION:
             raise IndexCorrupt(f"segment {name}: format {manifest.get('format')}")
-        for file_name, key in (("terms.txt", "terms_bytes"), ("names.json", "names_bytes")):
-            if (folder / file_name).stat().st_size != manifest[key]:
-                raise IndexCorrupt(f"segment {name}: {file_name} has the wrong size")
+        for file_name, (size, digest) in manifest["files"].items():
+            path = folder / str(file_name)
+            if path.stat().st_size != size or _digest_of(path) != digest:
+                raise IndexCorrupt(f"segment {name}: {file_name} is damaged (checksum)")
         arrays = {}
         for array_name in ARRAYS:
             array = np.load(folder / f"{array_name}.npy", mmap_mode="r", allow_pickle=False)
@@ -529,6 +570,8 @@ def _read_segment(
         deleted = np.zeros(draft.n_articles, bool)
         live_df = {f: np.diff(draft.arrays[f"{f}_indptr"]) for f in FIELDS}
     else:
+        if _digest_of(folder / deletions) != deletions_digest:
+            raise IndexCorrupt(f"segment {name}: {deletions} is damaged (checksum)")
         with np.load(folder / deletions, allow_pickle=False) as saved:
             deleted = saved["deleted"]
             live_df = {"passage": saved["passage_df"], "article": saved["article_df"]}
@@ -538,7 +581,7 @@ def _read_segment(
             or any(live_df[f].shape != (len(draft.terms),) for f in FIELDS)
         ):
             raise IndexCorrupt(f"segment {name}: {deletions} does not match")
-    return Segment(name, draft, deleted, live_df, deletions)
+    return Segment(name, draft, deleted, live_df, deletions, manifest_digest, deletions_digest)
 
 
 def _live_df(draft: SegmentDraft, deleted: np.ndarray) -> dict[str, np.ndarray]:
@@ -553,11 +596,30 @@ def _live_df(draft: SegmentDraft, deleted: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _json_object(path: Path) -> dict:
-    value = json.loads(path.read_text(encoding="utf-8"))
+def _json_object(path: Path, digest: str, at_most: int) -> dict:
+    """A JSON object from a file of at most `at_most` bytes whose checksum is `digest`."""
+    if path.stat().st_size > at_most:
+        raise IndexCorrupt(f"{path.name} is larger than an index ever writes")
+    payload = path.read_bytes()
+    if _digest(payload) != digest:
+        raise IndexCorrupt(f"{path.name} is damaged (checksum)")
+    value = json.loads(payload.decode("utf-8"))
     if not isinstance(value, dict):
         raise IndexCorrupt(f"{path.name} is not a JSON object")
     return value
+
+
+def _digest(payload: bytes) -> str:
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def _digest_of(path: Path) -> str:
+    """A file's checksum, read in blocks (the arrays of a large segment are hundreds of MB)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _check_consistent(name: str, draft: SegmentDraft) -> None:

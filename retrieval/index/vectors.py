@@ -2,12 +2,13 @@
 names these files, writes them and reads them back.
 
 `seg-<name>/vectors-<model>.npy` holds a float16 row per passage of the segment, NaN until it
-is embedded. The keeper embeds every passage ahead of questions (newest articles first; a
-restart goes on where it stopped), a search that meets a passage not embedded yet embeds it
-and writes its row, and a merge carries the rows of its sources over. A row is used only when
-it is a unit vector: anything else (a torn write, a flipped bit, a planted row) is embedded
-again, and a file that cannot be read is made anew, with one warning. It is a cache: losing it
-costs time, never an answer.
+is embedded, each sealed by the CRC-32 of its numbers in two more columns. The keeper embeds
+every passage ahead of questions (newest articles first; a restart goes on where it stopped),
+a search that meets a passage not embedded yet embeds it and writes its row, and a merge
+carries the rows of its sources over. A row is used only when its seal matches and it is a
+unit vector: anything else (a torn write, a flipped bit, a planted row) is embedded again, and
+a file that cannot be read is made anew, with one warning. It is a cache: losing it costs
+time, never an answer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import os
 import re
 import threading
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,12 +41,29 @@ def model_key(model_name: str) -> str:
     return hashlib.sha1(model_name.encode()).hexdigest()[:12]
 
 
-def usable(rows: np.ndarray) -> np.ndarray:
-    """Which rows are embedded vectors: finite unit vectors (a pending row is NaN)."""
-    rows = np.asarray(rows, dtype=np.float32)
+SEAL = 2  # the columns after a row's numbers: its CRC-32, as two 16-bit halves
+
+
+def seal(row: np.ndarray) -> np.ndarray:
+    """A row as stored: float16 numbers, then their CRC-32."""
+    numbers = np.asarray(row, dtype=np.float16)
+    crc = zlib.crc32(numbers.tobytes())
+    halves = np.array([crc & 0xFFFF, crc >> 16], dtype=np.uint16).view(np.float16)
+    return np.concatenate([numbers, halves])
+
+
+def usable(stored: np.ndarray) -> np.ndarray:
+    """Which stored rows hold an embedded vector: sealed, finite, unit (a pending row is NaN)."""
+    stored = np.asarray(stored, dtype=np.float16).reshape(len(stored), -1)
+    numbers = stored[:, :-SEAL]
+    halves = stored[:, -SEAL:].view(np.uint16).astype(np.uint32)
+    sealed = np.fromiter(
+        (zlib.crc32(row.tobytes()) for row in numbers), np.uint32, len(numbers)
+    ) == (halves[:, 0] | (halves[:, 1] << 16))
+    as_float = numbers.astype(np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
-        norms = np.sqrt((rows * rows).sum(axis=1))
-    return np.isfinite(norms) & (np.abs(norms - 1.0) <= UNIT_TOLERANCE)
+        norms = np.sqrt((as_float * as_float).sum(axis=1))
+    return sealed & np.isfinite(norms) & (np.abs(norms - 1.0) <= UNIT_TOLERANCE)
 
 
 class Vectors:
@@ -75,10 +94,12 @@ class Vectors:
         missing: list[int] = []
         for i, (segment, n_passages, passage, _) in enumerate(wanted):
             stored = self._file(segment, n_passages)
-            row = None if stored is None else np.asarray(stored[passage], dtype=np.float32)
+            row = None if stored is None else np.array(stored[passage])
             if row is None or not usable(row[None, :])[0]:
                 missing.append(i)
-            out.append(row)
+                out.append(None)
+            else:
+                out.append(row[:-SEAL].astype(np.float32))
         if missing:
             texts = [wanted[i][3] for i in missing]
             fresh = self.meaning.passages(texts, background=background)
@@ -120,7 +141,12 @@ class Vectors:
             return None
         try:
             stored = np.load(path, mmap_mode="r+", allow_pickle=False)
-            if stored.dtype != np.float16 or stored.ndim != 2 or stored.shape[0] != n_passages:
+            if (
+                stored.dtype != np.float16
+                or stored.ndim != 2
+                or stored.shape[0] != n_passages
+                or stored.shape[1] <= SEAL
+            ):
                 raise ValueError(f"shape {stored.shape} {stored.dtype}")
             return stored
         except Exception as exc:  # a damaged header raises anything (ValueError, TokenError…)
@@ -133,17 +159,18 @@ class Vectors:
         with self._lock:
             stored = self._files.get(segment)
             if stored is None:
-                stored = self._files[segment] = self._create(segment, n_passages, row.shape[0])
-            if stored is not None:
-                stored[passage] = row
+                width = row.shape[0] + SEAL
+                stored = self._files[segment] = self._create(segment, n_passages, width)
+            if stored is not None and stored.shape[1] == row.shape[0] + SEAL:
+                stored[passage] = seal(row)
 
-    def _create(self, segment: str, n_passages: int, dim: int) -> np.memmap | None:
+    def _create(self, segment: str, n_passages: int, width: int) -> np.memmap | None:
         """A file of NaN rows for the segment (None: its folder is gone or not writable)."""
         path = self.path(segment)
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         try:
             made = np.lib.format.open_memmap(
-                temporary, mode="w+", dtype=np.float16, shape=(n_passages, dim)
+                temporary, mode="w+", dtype=np.float16, shape=(n_passages, width)
             )
             made[:] = np.nan
             made.flush()
