@@ -217,6 +217,7 @@ def _passage_parts(hit: Hit) -> list[Part]:
         _part(hit.article.title, NAME_WEIGHT, TITLE_CHARS),
         _part(hit.passage.section, NAME_WEIGHT, TITLE_CHARS),
         _part(source_name(hit.article.url), NAME_WEIGHT, HOST_CHARS),
+        _part(hit.speaker, NAME_WEIGHT, TITLE_CHARS),
         _part(hit.passage.text, TEXT_WEIGHT),
     ]
 
@@ -229,7 +230,9 @@ def _passage_block(hit: Hit, number: int | None, cap: int | None) -> str:
     text, spans = excerpt(hit.passage.text, hit.spans, _room(cap, TEXT_WEIGHT))
     host = _name(source_name(hit.article.url), cap, HOST_CHARS)
     footer = f"🔗 {link(hit.article.url, host)} · {fmt_date(hit.article.published)}"
-    return f"{heading}\n{highlight(text, spans)}\n{footer}"
+    # who speaks, when the passage quotes someone it does not name: the article's own words
+    said = f"🗣 {esc(_name(hit.speaker, cap))}\n" if hit.speaker else ""
+    return f"{heading}\n{said}{highlight(text, spans)}\n{footer}"
 
 
 def _echo(question: str) -> str:

@@ -8,7 +8,7 @@ The body is a feed item's HTML on one line (docs/retrieval.md lists the variants
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -328,3 +328,39 @@ def split_long(text: str, limit: int = PASSAGE_MAX_CHARS) -> list[str]:
     if current:
         chunks.append(current)
     return [c.strip() for c in chunks if c.strip()]
+
+
+# --- who speaks --------------------------------------------------------------------------------
+
+# Verbs that introduce someone's words (说, 表示…), for the kinds of sentences news quotes in.
+_SPEECH = r"(?:说|表示|指出|认为|称|强调|透露|坦言|警告|解释|补充|回应|提到|介绍|写道)"
+# A passage that quotes someone without naming them: a pronoun or "the official" (他说：“…”,
+# 该官员指出…), or a bare quote followed by one (“…”她说).
+UNNAMED_SPEAKER = re.compile(
+    r"\A(?:“[^”]{0,300}”[，,]?\s*)?"
+    r"(?:他们|她们|他|她|该官员|这位官员|这名官员|该人士|此人|对方|这位|这名|该)"
+    rf"[^，,。：:“”]{{0,8}}?{_SPEECH}"
+)
+_NAMED_SPEECH = re.compile(rf"[^。！？]*?{_SPEECH}")
+# words inside a quote, a speaker's own "we", or another pronoun: they name nobody
+_QUOTED_OR_FIRST_PERSON = re.compile(r"[“”\"]|\A(?:但|而|并|也)?(?:我|你|他|她)")
+_SENTENCE_END = re.compile(r"(?<=[。！？])")
+SPEAKER_CHARS = 80  # the most of the words that name a speaker shown
+
+
+def speaker(passages: Sequence[Passage], ordinal: int) -> str | None:
+    """For a passage that quotes someone it does not name, the words of the article that do:
+    the nearest earlier sentence (in the two passages before it) in which someone speaks and
+    is named, up to the verb (华盛顿哈德逊研究所研究员长尾贤认为). None for any other passage."""
+    if not UNNAMED_SPEAKER.match(passages[ordinal].text):
+        return None
+    for earlier in reversed(passages[max(0, ordinal - 2) : ordinal]):
+        for sentence in reversed(_SENTENCE_END.split(earlier.text)):
+            sentence = sentence.strip()
+            if not sentence or UNNAMED_SPEAKER.match(sentence):
+                continue
+            said = _NAMED_SPEECH.match(sentence)
+            if said and not _QUOTED_OR_FIRST_PERSON.search(said.group()):
+                words = said.group()
+                return words if len(words) <= SPEAKER_CHARS else words[: SPEAKER_CHARS - 1] + "…"
+    return None

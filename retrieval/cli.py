@@ -274,6 +274,7 @@ def hit_json(rank: int, hit: Hit) -> dict[str, object]:
         "published": hit.article.published.isoformat(),
         "article_id": hit.article.id,
         "passage_id": hit.passage.id,
+        "speaker": hit.speaker,
     }
 
 
@@ -299,6 +300,8 @@ def _print_result(question: Asked, result: SearchResult, as_json: bool) -> None:
     for rank, hit in enumerate(result.hits, 1):
         heading = f" · {hit.passage.section}" if hit.passage.section else ""
         print(f"{rank}. [{hit.score:.2f}] {_line(hit.article.title + heading)}")
+        if hit.speaker:
+            print(f"   🗣 {_line(hit.speaker)}")
         print(f"   {_line(hit.passage.text)}")
         print(f"   {hit.article.published:%Y-%m-%d} {_line(hit.article.url)}")
     print(flush=True)

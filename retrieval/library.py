@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache, partial
 
+from retrieval.articles import speaker
 from retrieval.index import store
 from retrieval.index.segments import Index, Ranked
 from retrieval.index.vectors import Vectors
@@ -223,6 +224,7 @@ class Library:
                 f.passage,
                 f.article,
                 self.analyzer.highlight_spans(question.terms, f.passage.text),
+                speaker(snap.cut(*f.place)[1], f.passage.ordinal),
             )
             for f, score in scored[:k]
         )

@@ -69,6 +69,9 @@ class Hit:
     article: Article
     # character spans [start, end) of passage.text that match query terms, for highlighting
     spans: tuple[tuple[int, int], ...] = ()
+    # for a passage that quotes someone it does not name (他说：“…”), the article's words that
+    # name them (retrieval.articles.speaker); shown beside the passage, never changing it
+    speaker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import seedfile
+from retrieval import Passage, seedfile
 from retrieval.articles import (
     PASSAGE_MAX_CHARS,
     boilerplate,
     parse_article,
     passages_of,
     read_article,
+    speaker,
     split_long,
 )
 from retrieval.seedfile import SeedFormatError
@@ -273,3 +274,22 @@ def test_tiny_fragments_merge_with_a_neighbour() -> None:
         "这是正常长度的一段正文内容。\n图为。",
         "另一段正常长度的正文。",
     ]
+
+
+def test_a_passage_quoting_someone_it_does_not_name_gets_the_words_that_name_them() -> None:
+    paragraphs = [
+        "会谈在白宫举行。",
+        "华盛顿哈德逊研究所研究员长尾贤认为，会谈确认了防卫合作。他表示，美方没有施压。",
+        "他说：“日本若内阁稳定，美方就可能要求增加防卫支出。”",
+        "“这只会助长分裂，”她说。",
+        "我们说，这是一个开始。",
+    ]
+    passages = [Passage(f"a:{i}", i, text) for i, text in enumerate(paragraphs)]
+    # the nearest earlier sentence in which someone named speaks, up to the verb; the
+    # sentence after it names nobody (他表示), so it is passed over
+    assert speaker(passages, 2) == "华盛顿哈德逊研究所研究员长尾贤认为"
+    assert speaker(passages, 3) == "华盛顿哈德逊研究所研究员长尾贤认为"  # a bare quote too
+    assert speaker(passages, 1) is None  # it names its speaker itself
+    assert speaker(passages, 4) is None and speaker(passages, 0) is None
+    lonely = [Passage("b:0", 0, "他说：“没有上文。”")]
+    assert speaker(lonely, 0) is None

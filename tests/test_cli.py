@@ -23,6 +23,7 @@ HIT_KEYS = {
     "published",
     "article_id",
     "passage_id",
+    "speaker",
 }
 
 
@@ -215,3 +216,15 @@ def test_article_text_never_drives_the_terminal(tmp_path: Path) -> None:
     hit = json.loads(search_json.stdout)["hits"][0]
     assert HOSTILE in hit["title"] + hit["text"]  # the data itself is whole
     assert HOSTILE in json.loads(latest_json.stdout.splitlines()[0])["title"]
+
+
+def test_a_quote_of_someone_the_passage_does_not_name_says_who_speaks(seeds_dir: Path) -> None:
+    """The seed article's 他说：“…” is 长尾贤's: the first hit for a question about Ishiba
+    must not read as Ishiba's words."""
+    [result] = search_json(seeds_dir, seeds_dir.parent / "index", "石破茂說了什麼關於防衛費\n", k=3)
+    first = result["hits"][0]
+    assert first["text"].startswith("他说：") and "长尾贤" in first["speaker"]
+    assert all(h["speaker"] is None for h in result["hits"] if not h["text"].startswith("他"))
+    plain = run("search", "--seeds", str(seeds_dir), "--index-dir", str(seeds_dir.parent / "i"),
+                "-k", "1", "石破茂說了什麼關於防衛費")  # fmt: skip
+    assert "🗣 华盛顿哈德逊研究所" in plain.stdout

@@ -39,6 +39,19 @@ def test_everything_is_escaped_and_spans_are_bold():
     assert telegram_html_problems(html) == []
 
 
+def test_a_quote_of_an_unnamed_speaker_shows_who_speaks_escaped_above_it():
+    passage = Passage(id="a1:3", ordinal=3, text="他说：“会谈很成功。”")
+    named = "研究员<长尾贤>认为" + "很长" * 300
+    hit = Hit(1.0, passage, _article(), (), speaker=named)
+    html = render.render_answer([hit] * 5, question="q", lang="zh-Hans")
+    assert "🗣 研究员&lt;长尾贤&gt;认为" in html
+    assert html.index("🗣") < html.index("他说：“会谈很成功。”")
+    assert telegram_html_problems(html) == [] and render.visible_len(html) <= 4096
+    assert "🗣" not in render.render_answer(
+        [_hit("他说：“会谈很成功。”")], question="q", lang="zh-Hans"
+    )
+
+
 def test_numbering_continues_across_pages():
     html = render.render_answer([_hit("x"), _hit("y")], question="q", lang="en", page=2, per_page=2)
     assert "<b>5. " in html and "<b>6. " in html and "(page 3)" in html
