@@ -52,13 +52,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
-    """The last feed fetch (of any feed), for the health report."""
+    """One feed's latest fetch, for the health report. No URL and no error text: anyone who
+    reaches /healthz may read the report, and a feed's URL can hold credentials or a token
+    (the log has the error, redacted)."""
 
     at: datetime
-    feed: str
-    error: str | None  # None: the feed was read
-    new: int = 0
-    updated: int = 0
+    ok: bool  # the feed was read
+    last_success: datetime | None  # when it last was, this run; None: not yet
 
 
 class NewsService:
@@ -80,7 +80,7 @@ class NewsService:
         self.feed_urls = tuple(feed_urls)
         self.feed_proxy = feed_proxy
         self._fetching: set[str] = set()  # feeds whose fetch is under way
-        self.last_ingest: IngestOutcome | None = None
+        self.ingests: dict[str, IngestOutcome] = {}  # feed URL → its latest fetch
         self._merging: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[int] | None = None
 
@@ -133,9 +133,10 @@ class NewsService:
             self._fetching.discard(url)
         if report is None:
             return
-        self.last_ingest = IngestOutcome(
-            started, url, report.error, new=report.new, updated=report.updated
-        )
+        ok = report.error is None
+        earlier = self.ingests.get(url)
+        last_success = started if ok else (earlier.last_success if earlier else None)
+        self.ingests[url] = IngestOutcome(started, ok, last_success)
         for note in report.notes:
             logger.debug("feed %s: %s", report.url, note)
         level = logging.WARNING if report.error else logging.INFO

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from retrieval.seedfile import is_web_url
 
 DEFAULT_API_ROOT = "https://api.telegram.org"
+# Behind a TLS proxy on the same host; the Docker image and compose set 0.0.0.0 themselves.
+DEFAULT_WEBHOOK_LISTEN = "127.0.0.1"
 
 # A bot token looks like 123456789:AAE...; checking the shape catches copy-paste accidents
 # (quotes, spaces, a missing half) before Telegram answers with a puzzling 401/404. The log
@@ -50,7 +52,7 @@ class Settings:
     log_level: str = "INFO"
     reload_seconds: float = 30.0
     webhook_url: str | None = None
-    webhook_listen: str = "0.0.0.0"
+    webhook_listen: str = DEFAULT_WEBHOOK_LISTEN
     webhook_port: int = 8443
     webhook_secret: str | None = None
     feed_urls: tuple[str, ...] = ()
@@ -68,10 +70,13 @@ class Settings:
 
     @property
     def secrets(self) -> list[str]:
-        """What the log filter must redact: the token, the webhook secret, proxy credentials."""
+        """What the log filter must redact: the token, the webhook secret, proxy credentials,
+        and the credentials and query strings of feed URLs."""
         found = [self.token or "", self.webhook_secret or ""]
         for proxy in (self.telegram_proxy, self.feed_proxy):
             found += proxy_credentials(proxy)
+        for url in self.feed_urls:
+            found += feed_url_secrets(url)
         return [s for s in found if s]
 
     @property
@@ -189,7 +194,7 @@ def _listen_address(value: str | None) -> str:
     """An IP address (v4 or v6) or a host name that resolves; checked before any Bot API call,
     so a typo never leaves a webhook registered that nothing serves."""
     if value is None:
-        return "0.0.0.0"
+        return DEFAULT_WEBHOOK_LISTEN
     try:
         ipaddress.ip_address(value)
         return value
@@ -214,6 +219,13 @@ def proxy_credentials(url: str | None) -> list[str]:
     parts = urlsplit(url if "://" in url else f"http://{url}")
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
     return [s for s in (userinfo, parts.password or "") if s]
+
+
+def feed_url_secrets(url: str) -> list[str]:
+    """What a feed URL may hold that no log line may show: its user:password part and its
+    query string (feeds that want a key mostly take it there, ?token=…)."""
+    query = urlsplit(url).query
+    return proxy_credentials(url) + ([query] if query else [])
 
 
 # The standard variables httpx honours when TELEGRAM_PROXY / FEED_PROXY are unset.

@@ -59,7 +59,8 @@ def test_dockerfile_slim_non_root_volumes_and_a_health_check_with_check():
     [volume] = [args for op, args in steps if op == "VOLUME"]
     assert set(re.findall(r'"([^"]+)"', volume)) == VOLUMES
     env = " ".join(args for op, args in steps if op == "ENV")
-    for setting in ("SEEDS_DIR=/data/seeds", "INDEX_DIR=/data/index"):
+    # The bot's default is loopback; inside a container the published port is the boundary.
+    for setting in ("SEEDS_DIR=/data/seeds", "INDEX_DIR=/data/index", "WEBHOOK_LISTEN=0.0.0.0"):
         assert setting in env
     assert "SUBSCRIPTIONS_DB=/data/db/" in env
     [health] = [args for op, args in steps if op == "HEALTHCHECK"]
@@ -88,6 +89,7 @@ def test_compose_builds_the_image_with_volumes_and_the_container_paths():
     assert bot["environment"]["SEEDS_DIR"] == "/data/seeds"
     assert bot["environment"]["INDEX_DIR"] == "/data/index"
     assert bot["environment"]["SUBSCRIPTIONS_DB"].startswith("/data/db/")
+    assert bot["environment"]["WEBHOOK_LISTEN"] == "0.0.0.0"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")

@@ -102,32 +102,48 @@ async def test_requests_without_the_secret_are_refused_before_their_body_is_read
 
 
 def serve_feed(request) -> None:
-    reply(request, 200, (FEEDS / "bot_news.xml").read_bytes(), "application/rss+xml")
+    if request.path.startswith("/bot_news.xml"):
+        reply(request, 200, (FEEDS / "bot_news.xml").read_bytes(), "application/rss+xml")
+    else:
+        reply(request, 404, b"no such feed", "text/plain")
 
 
-async def test_healthz_reports_the_library_and_the_last_feed_fetch(fake_api, tmp_path, port):
+async def test_healthz_reports_the_library_and_each_feed_by_number_and_host_only(
+    fake_api, tmp_path, port
+):
+    """Issue 23: /healthz gave a failing feed's URL whole (user:password@, ?token=) and the
+    raw error text to anyone who could reach the port."""
     library = Library.from_dir(write_seeds(tmp_path / "seeds", TYPHOON), tmp_path / "index")
     with LoopbackServer(serve_feed) as feeds:
-        env = webhook_env(port) | {"FEED_URLS": feeds.url("/bot_news.xml")}
+        good = feeds.url("/bot_news.xml")
+        secret = feeds.url("/private.xml?token=s3cret-Token-99").replace(
+            "http://", "http://feeduser:pa55-Word@"
+        )
+        env = webhook_env(port) | {"FEED_URLS": f"{good} {secret}"}
         async with (
             running_bot(fake_api, library, webhook=True, **env),
             httpx.AsyncClient() as client,
         ):
             deadline = time.monotonic() + 15
-            while True:  # the first fetch runs right after start; then the refresh
+            while True:  # the first fetches run right after start; then the refresh
                 answer = await client.get(f"http://127.0.0.1:{port}/healthz")
                 assert answer.status_code == 200
                 assert answer.headers["content-type"] == "application/json"
                 report = answer.json()
-                if report["last_feed_fetch"] and report["articles"] > 1:
+                fetched = all(feed["last_fetch"] for feed in report["feeds"])
+                if fetched and report["articles"] > 1:
                     break
                 assert time.monotonic() < deadline, report
                 await asyncio.sleep(0.05)
-    fetch = report["last_feed_fetch"]
-    assert fetch["ok"] is True and fetch["error"] is None
-    assert fetch["feed"] == feeds.url("/bot_news.xml")
-    assert fetch["new"] >= 1
-    datetime.fromisoformat(fetch["at"])
+    for leak in ("feeduser", "pa55-Word", "s3cret-Token-99", "token", "private.xml", "404"):
+        assert leak not in answer.text
+    read, failed = report["feeds"]
+    assert read["feed"] == 1 and failed["feed"] == 2
+    assert read["host"] == failed["host"] == "127.0.0.1"
+    assert read["ok"] is True and failed["ok"] is False
+    assert read["last_success"] == read["last_fetch"] and failed["last_success"] is None
+    assert set(read) == {"feed", "host", "ok", "last_fetch", "last_success"}
+    datetime.fromisoformat(read["last_success"])
     assert report["status"] == "ok"
     assert report["articles"] >= 2 and report["passages"] > report["articles"]
     assert report["newest_article"].startswith("20")
