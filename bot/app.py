@@ -34,7 +34,8 @@ from telegram.ext import (
 from retrieval import Library
 
 from . import commands
-from .fairness import ChatLanes
+from .arrival import ArrivalGate
+from .fairness import ChatLanes, UserRate
 from .handlers import BotHandlers
 from .i18n import Lang
 from .news import NewsService
@@ -97,6 +98,8 @@ def build_application(
     )
     news = NewsService(library, store, settings.feed_urls, settings.feed_proxy)
     h = BotHandlers(library, settings, news, store)
+    # The per-user rate, counted as updates arrive (not as their chat's turn comes).
+    gate = ArrivalGate(UserRate(settings.questions_per_minute), store.autoanswers)
 
     async def post_init(application: Application) -> None:
         await set_command_menu(application)
@@ -129,7 +132,7 @@ def build_application(
         .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
         # Many chats at once, each chat's updates in order; retrieval runs in threads so the
         # loop stays free.
-        .concurrent_updates(ChatLanes())
+        .concurrent_updates(ChatLanes(gate=gate))
         .post_init(post_init)
         .post_stop(lambda _: news.close())
         .build()
@@ -144,14 +147,13 @@ def build_application(
                 CommandHandler(c.names, h.for_command(c), filters=new_message)
                 for c in commands.COMMANDS
             ),
-            MessageHandler(private & filters.COMMAND, h.limited(h.unknown_command)),
-            MessageHandler(private & filters.TEXT, h.limited(h.private_text)),
-            # Limits itself, once it knows the message is addressed to the bot.
+            MessageHandler(private & filters.COMMAND, h.unknown_command),
+            MessageHandler(private & filters.TEXT, h.private_text),
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
             MessageHandler(filters.StatusUpdate.MIGRATE, h.group_migrated),
             # Stickers, photos, voice… in private chats; service messages are left alone.
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text),
-            CallbackQueryHandler(h.limited(h.page_button)),
+            CallbackQueryHandler(h.page_button),
             InlineQueryHandler(h.inline),
         ]
     )
