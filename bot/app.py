@@ -96,7 +96,9 @@ def build_application(
     store = (
         subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
     )
-    news = NewsService(library, store, settings.feed_urls, settings.feed_proxy)
+    news = NewsService(
+        library, store, settings.feed_urls, settings.feed_proxy, settings.feed_allow_private
+    )
     h = BotHandlers(library, settings, news, store)
     # The per-user rate, counted as updates arrive (not as their chat's turn comes).
     gate = ArrivalGate(UserRate(settings.questions_per_minute), store.autoanswers)

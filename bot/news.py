@@ -74,11 +74,13 @@ class NewsService:
         subscriptions: SubscriptionStore,
         feed_urls: Sequence[str] = (),
         feed_proxy: str | None = None,
+        feed_allow_private: bool = False,
     ) -> None:
         self.library = library
         self.subscriptions = subscriptions
         self.feed_urls = tuple(feed_urls)
         self.feed_proxy = feed_proxy
+        self.feed_allow_private = feed_allow_private  # FEED_ALLOW_PRIVATE
         self._fetching: set[str] = set()  # feeds whose fetch is under way
         self.ingests: dict[str, IngestOutcome] = {}  # feed URL → its latest fetch
         self._merging: asyncio.Task[None] | None = None
@@ -148,7 +150,12 @@ class NewsService:
         """Ingest one feed (blocking) into the library's own directory, the one the answers
         come from. Whatever goes wrong is that feed's failure alone."""
         try:
-            [report] = ingest_feeds([url], self.library.seeds_dir, proxy=self.feed_proxy)
+            [report] = ingest_feeds(
+                [url],
+                self.library.seeds_dir,
+                proxy=self.feed_proxy,
+                allow_private=self.feed_allow_private,
+            )
         except Exception as exc:
             logger.exception("feed %s: ingest failed", url)
             return FeedReport(url, error=" ".join(f"{type(exc).__name__}: {exc}".split())[:200])

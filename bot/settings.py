@@ -61,6 +61,7 @@ class Settings:
     questions_per_minute: int = 20
     telegram_proxy: str | None = None
     feed_proxy: str | None = None
+    feed_allow_private: bool = False
     start_retry_seconds: float = 30.0
     autoanswer_interval_seconds: float = 120.0
 
@@ -160,6 +161,7 @@ class Settings:
             questions_per_minute=_int(get, "QUESTIONS_PER_MINUTE", 20, low=0, high=10000),
             telegram_proxy=_proxy("TELEGRAM_PROXY", get("TELEGRAM_PROXY")),
             feed_proxy=_proxy("FEED_PROXY", get("FEED_PROXY")),
+            feed_allow_private=_flag(get, "FEED_ALLOW_PRIVATE"),
             start_retry_seconds=_number(get, "START_RETRY_SECONDS", 30.0, low=0.0, high=3600.0),
             autoanswer_interval_seconds=_number(
                 get, "AUTOANSWER_INTERVAL_SECONDS", 120.0, low=0.0, high=86400.0
@@ -292,6 +294,13 @@ def _number(
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
     return value
+
+
+def _flag(get, name: str) -> bool:
+    raw = (get(name) or "0").lower()
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise SettingsError(f"{name} must be 1 or 0 (or true/false), got {get(name)!r}")
+    return raw in ("1", "true", "yes", "on")
 
 
 def _interval_minutes(get) -> float:

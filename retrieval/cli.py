@@ -96,8 +96,27 @@ def _parser() -> argparse.ArgumentParser:
         help="proxy for the fetches: http://, https://, socks5:// or socks5h://host:port "
         "(default: $FEED_PROXY, else the standard proxy variables)",
     )
+    ingest.add_argument(
+        "--allow-private",
+        action="store_true",
+        default=None,
+        help="let fetches and their redirects reach private addresses (127.0.0.1, 10.x, "
+        "169.254.x …), not only public ones (default: $FEED_ALLOW_PRIVATE, else no)",
+    )
     ingest.add_argument("urls", nargs="+", metavar="URL", help="feed URLs")
     return parser
+
+
+# FEED_ALLOW_PRIVATE as the bot's settings read it.
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _allow_private(flag: bool | None) -> bool | None:
+    """--allow-private, else $FEED_ALLOW_PRIVATE; None when the variable is neither yes nor no."""
+    if flag:
+        return True
+    raw = os.environ.get("FEED_ALLOW_PRIVATE", "").strip().lower()
+    return True if raw in _YES else False if raw in _NO else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # warnings name files: their names are text too
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     if args.command == "ingest":
-        return _ingest(args.urls, Path(args.seeds), args.proxy)
+        allow_private = _allow_private(args.allow_private)
+        if allow_private is None:
+            print("ingest: FEED_ALLOW_PRIVATE must be 1 or 0 (or true/false)", file=sys.stderr)
+            return 2
+        return _ingest(args.urls, Path(args.seeds), args.proxy, allow_private)
     if args.command == "merge":
         return _merge(Path(args.seeds), args.index_dir)
     if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
@@ -163,7 +186,7 @@ def _merge(seeds_dir: Path, index_dir: str | None) -> int:
     return 0
 
 
-def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None) -> int:
+def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None, allow_private: bool) -> int:
     """Print one line per feed (failures and item notes to stderr); the exit code."""
     # the network stack, only here
     from retrieval.feeds import format_report, ingest_feeds
@@ -183,7 +206,9 @@ def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None) -> int:
         return 2
     try:
         with client:
-            reports = ingest_feeds(urls, seeds_dir, client=client)
+            reports = ingest_feeds(
+                urls, seeds_dir, client=client, proxy=proxy, allow_private=allow_private
+            )
     except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
         print(f"ingest: cannot read seeds directory: {_line(str(exc))}", file=sys.stderr)
         return 2

@@ -86,6 +86,7 @@ def test_values_are_read():
         ("TELEGRAM_PROXY", "socks5://proxy.example"),
         ("FEED_PROXY", "proxy.example:3128"),
         ("START_RETRY_SECONDS", "soon"),
+        ("FEED_ALLOW_PRIVATE", "maybe"),
     ],
 )
 def test_an_invalid_value_is_reported_on_one_line_naming_the_setting(name, value):

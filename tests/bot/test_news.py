@@ -244,7 +244,8 @@ async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pus
     store.subscribe(reader["id"])
     store.subscribe(group["id"])
     feed, missing = feed_server.url("/feeds/bot_news.xml"), feed_server.url("/feeds/gone.xml")
-    env = {"FEED_URLS": f"{feed} {missing}", "FEED_INTERVAL_MINUTES": "0.005"}  # 0.3 s
+    env = {"FEED_URLS": f"{feed} {missing}", "FEED_ALLOW_PRIVATE": "1"}
+    env["FEED_INTERVAL_MINUTES"] = "0.005"  # 0.3 s
 
     def fetches() -> int:
         return [r.path for r in feed_server.requests].count("/feeds/bot_news.xml")
@@ -378,6 +379,7 @@ async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
     fake_api.fail("setMyCommands", status=502, times=4)
     with LoopbackServer(serve_feeds) as feeds:
         env = {"SUBSCRIPTIONS_DB": str(db), "FEED_URLS": feeds.url("/bot_news.xml")}
+        env["FEED_ALLOW_PRIVATE"] = "1"  # the loopback feed server
         async with running_bot(fake_api, library, **env):
             await fake_api.wait_for(lambda: len(_pushes(fake_api, 8501)) == 3, timeout=20)
     assert len(fake_api.calls_to("getMe", ok_only=False)) == 3

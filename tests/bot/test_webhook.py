@@ -119,7 +119,7 @@ async def test_healthz_reports_the_library_and_each_feed_by_number_and_host_only
         secret = feeds.url("/private.xml?token=s3cret-Token-99").replace(
             "http://", "http://feeduser:pa55-Word@"
         )
-        env = webhook_env(port) | {"FEED_URLS": f"{good} {secret}"}
+        env = webhook_env(port) | {"FEED_URLS": f"{good} {secret}", "FEED_ALLOW_PRIVATE": "1"}
         async with (
             running_bot(fake_api, library, webhook=True, **env),
             httpx.AsyncClient() as client,
