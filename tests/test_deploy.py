@@ -112,3 +112,14 @@ def test_the_systemd_unit_verifies(tmp_path):
     assert done.returncode == 0 and problems == [], done.stderr
     for directive in ("User=news-qa-bot", "StateDirectory=", "CacheDirectory=", "XDG_CACHE_HOME"):
         assert directive in unit
+
+
+def test_the_systemd_unit_allows_the_open_files_the_bot_may_need():
+    """Webhook connections (capped), concurrent updates' Bot API connections, feeds, the index:
+    systemd's default soft limit of 1024 is too close (issue 23)."""
+    from bot.fairness import MAX_CONCURRENT_UPDATES
+    from bot.webhook import MAX_CONNECTIONS
+
+    unit = (DEPLOY / "news-qa-bot.service").read_text(encoding="utf-8")
+    [limit] = re.findall(r"^LimitNOFILE=(\d+)$", unit, re.M)
+    assert int(limit) >= 4 * (MAX_CONNECTIONS + MAX_CONCURRENT_UPDATES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from datetime import datetime
@@ -12,6 +13,7 @@ from datetime import datetime
 import httpx
 import pytest
 
+from bot.webhook import MAX_CONNECTIONS
 from retrieval import Library
 from tests.support import FEEDS
 from tests.support.harness import running_bot
@@ -99,6 +101,69 @@ async def test_requests_without_the_secret_are_refused_before_their_body_is_read
             )
         assert ok.status_code == 200
         assert TYPHOON.title in (await fake_api.wait_for_reply(message)).params["text"]
+
+
+# ---- issue 23: a connection cap, and 400 (one log line) for what cannot be read -------------
+
+
+def status_line(port: int, request: bytes) -> str:
+    """Send raw bytes; the status line answered ("" if the server closed without one)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(request)
+        answer = b""
+        while b"\r\n" not in answer and (chunk := conn.recv(4096)):
+            answer += chunk
+    return answer.decode("latin-1").split("\r\n", 1)[0]
+
+
+async def test_connections_past_the_cap_are_answered_503_and_closed_at_once(
+    fake_api, bot_library, port
+):
+    """200 slow connections used to be held open (10 s each for their headers) and could
+    exhaust the file descriptors; past MAX_CONNECTIONS a new one is closed right away."""
+    async with running_bot(fake_api, bot_library, webhook=True, **webhook_env(port)):
+        idle = [
+            await asyncio.to_thread(socket.create_connection, ("127.0.0.1", port), 10)
+            for _ in range(MAX_CONNECTIONS)
+        ]
+        try:
+            extra = await asyncio.to_thread(status_line, port, b"")
+        finally:
+            for conn in idle:
+                conn.close()
+        assert extra == "HTTP/1.1 503 Service Unavailable"
+        async with httpx.AsyncClient() as client:  # the slots come back once they close
+            deadline = time.monotonic() + 10
+            while (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code != 200:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("length", "body"),
+    [
+        ("\xb2".encode("latin-1"), b"{}"),  # "²": str.isdigit() says yes, int() says no
+        (b"\xd9\xa1", b"{}"),  # an Arabic-Indic digit, as UTF-8
+        (b"", b""),
+        (b"200000", b"[" * 100_000 + b"]" * 100_000),  # nested past Python's recursion limit
+    ],
+    ids=["superscript-two", "arabic-indic-one", "empty", "nested-100000-deep"],
+)
+async def test_an_unreadable_request_with_the_secret_gets_400_and_one_log_line(
+    fake_api, bot_library, port, caplog, length, body
+):
+    head = (
+        f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"X-Telegram-Bot-Api-Secret-Token: {SECRET}\r\n"
+    ).encode()
+    request = head + b"Content-Length: " + length + b"\r\n\r\n" + body
+    async with running_bot(fake_api, bot_library, webhook=True, **webhook_env(port)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bot.webhook"):
+            assert await asyncio.to_thread(status_line, port, request) == "HTTP/1.1 400 Bad Request"
+        records = [r for r in caplog.records if r.name == "bot.webhook"]
+    assert [(r.levelno, r.exc_info) for r in records] == [(logging.WARNING, None)]
+    assert "\n" not in records[0].getMessage()
 
 
 def serve_feed(request) -> None:
