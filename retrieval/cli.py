@@ -8,14 +8,14 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval import merging, store
 from retrieval.library import LOCK_WAIT_SECONDS, AliasesFileError, Library, default_index_dir
 from retrieval.meaning import Meaning
-from retrieval.models import Article, Hit, SearchResult
+from retrieval.models import MAX_QUERY_CHARS, Article, Hit, SearchResult
 from retrieval.version import VERSION
 
 # Control characters (C0 but tab and newline, DEL, C1) would let an article drive the terminal
@@ -153,11 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "search":
-            asked = [Asked(" ".join(args.query))] if args.query else map(read_line, sys.stdin)
-            for question in asked:
+            refused = 0
+            for number, question in _questions(args.query, sys.stdin):
+                if isinstance(question, BadLine):  # that line alone; the run goes on
+                    where = f"line {number}" if number else "the query"
+                    print(f"error: {where}: {question}", file=sys.stderr, flush=True)
+                    refused += 1
+                    continue
                 result = library.search(question.query, args.k, context=question.context)
                 _print_result(question, result, as_json=args.json)
             library.save_meaning()
+            if refused:
+                return 2 if args.query else 1  # a bad argument is a usage error
         elif args.command == "latest":
             for article in library.latest(args.n):
                 _print_article(article, as_json=args.json)
@@ -227,21 +234,65 @@ class Asked:
     context: tuple[str, ...] = ()
 
 
+class BadLine(ValueError):
+    """A line of `search` input that cannot be searched; str() says why, in a few words."""
+
+
+# Of a line's "context", the newest questions kept (the bot passes 3; each further back
+# counts half as much, retrieval.ranking).
+MAX_CONTEXT = 10
+
+
 def read_line(line: str) -> Asked:
     """A JSON object {"query": "...", "context": ["earlier question", ...]} (oldest first),
     or else the line itself as a plain query: every line is one question, whatever it holds.
-    No state is kept between lines: context comes only from the line's own `context`."""
+    No state is kept between lines: context comes only from the line's own `context`.
+    Each text is cut to MAX_QUERY_CHARS, as the bot cuts questions. Raises BadLine for JSON
+    nested too deep to read or text that is not Unicode (a lone surrogate, "\\ud800")."""
     line = line.strip()
     if line.startswith("{"):
         try:
             data = json.loads(line)
         except json.JSONDecodeError:
             data = None
+        except RecursionError:
+            raise BadLine("JSON nested too deeply") from None
         if isinstance(data, dict) and isinstance(data.get("query"), str):
             context = data.get("context")
             earlier = context if isinstance(context, list) else []
-            return Asked(data["query"], tuple(c for c in earlier if isinstance(c, str)))
-    return Asked(line)
+            texts = [c for c in earlier if isinstance(c, str)][-MAX_CONTEXT:]
+            return _asked(data["query"], texts)
+    return _asked(line, [])
+
+
+def _asked(query: str, context: list[str]) -> Asked:
+    asked = Asked(query[:MAX_QUERY_CHARS], tuple(c[:MAX_QUERY_CHARS] for c in context))
+    for text in (asked.query, *asked.context):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # OpenCC (analysis) cannot take it either
+            raise BadLine("not valid Unicode text (a lone surrogate such as \\ud800)") from None
+    return asked
+
+
+def _questions(words: Sequence[str], stdin: Iterable[str]) -> Iterator[tuple[int, Asked | BadLine]]:
+    """The query from the command line (line number 0), else one per line of stdin, read as
+    bytes where it can be so that a line that is not UTF-8 is that line's error alone."""
+    if words:
+        try:
+            yield 0, _asked(" ".join(words).strip(), [])
+        except BadLine as exc:
+            yield 0, exc
+        return
+    lines: Iterable[str | bytes] = getattr(stdin, "buffer", stdin)
+    for number, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8") if isinstance(line, bytes) else line
+            yield number, read_line(text)
+        except UnicodeDecodeError:
+            yield number, BadLine("not UTF-8")
+        except BadLine as exc:
+            yield number, exc
 
 
 def hit_json(rank: int, hit: Hit) -> dict[str, object]:
