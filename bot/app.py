@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -103,9 +104,21 @@ def build_application(
     # The per-user rate, counted as updates arrive (not as their chat's turn comes).
     gate = ArrivalGate(UserRate(settings.questions_per_minute), store.autoanswers)
 
+    async def prune_copies(_: object = None) -> None:
+        """The copy of the subscriptions database kept before an upgrade, once it is old
+        enough: it still lists the chats that unsubscribed since."""
+        try:
+            deleted = await asyncio.to_thread(store.prune_copies)
+        except sqlite3.Error as exc:  # busy or unreadable now: the next day's run tries again
+            logger.warning("could not look for old copies of the subscriptions database: %s", exc)
+            return
+        for path in deleted:
+            logger.info("deleted %s, the copy kept before the database's upgrade", path.name)
+
     async def post_init(application: Application) -> None:
         await set_command_menu(application)
         await news.start()
+        await prune_copies()  # after news.start, which may have just upgraded the database
         stats = await asyncio.to_thread(library.stats)
         logger.info(
             "@%s ready: %d articles, %d passages",
@@ -169,6 +182,7 @@ def build_application(
     jobs.run_once(
         news.catch_up, when=0, name="push-new-articles", job_kwargs={"misfire_grace_time": None}
     )
+    jobs.run_repeating(prune_copies, interval=86400, first=86400, name="prune-upgrade-copies")
     if settings.reload_seconds > 0:
         jobs.run_repeating(
             news.rescan,

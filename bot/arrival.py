@@ -29,6 +29,7 @@ from .autoanswer import question_like
 from .fairness import Admission, UserRate
 from .handlers import strip_bot_mentions, user_lang
 from .i18n import t
+from .logs import pseudonym
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ class ArrivalGate:
             return Admission.ANSWER
         admission = self.rate.check(who, quiet=price is Cost.UNASKED)
         if admission is Admission.NOTICE:
-            logger.info("sender %s is over %d a minute; dropping", who, self.rate.per_minute)
+            logger.info(
+                "sender %s is over %d a minute; dropping", pseudonym(who), self.rate.per_minute
+            )
         return admission
 
     async def notify(self, update: object) -> None:

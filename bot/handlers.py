@@ -31,6 +31,7 @@ from .autoanswer import GroupPace, question_like
 from .commands import Command, Scope
 from .conversation import Asked, Conversations
 from .i18n import Lang, pick_language, t
+from .logs import pseudonym
 from .news import NewsService
 from .settings import Settings
 from .subscriptions import SubscriptionStore
@@ -308,7 +309,7 @@ class BotHandlers:
             await message.reply_text(t(lang, "autoanswer_usage", state="on" if on else "off"))
             return
         await asyncio.to_thread(self.store.set_autoanswer, chat_id, choice == "on")
-        logger.info("chat %s: autoanswer %s", chat_id, choice)
+        logger.info("chat %s: autoanswer %s", pseudonym(chat_id), choice)
         if choice == "off":
             await message.reply_text(t(lang, "autoanswer_off"))
         elif await self._reads_group(context.bot, chat_id):
@@ -337,7 +338,7 @@ class BotHandlers:
         else:
             done = await self.news.unsubscribe(message.chat_id)
             key = "unsubscribed" if done else "not_subscribed"
-        logger.info("chat %s %s", message.chat_id, key.replace("_", " "))
+        logger.info("chat %s %s", pseudonym(message.chat_id), key.replace("_", " "))
         await message.reply_text(t(lang, key))
 
     async def _may_manage_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -369,7 +370,11 @@ class BotHandlers:
         else:
             old, new = message.migrate_from_chat_id, message.chat_id
         await asyncio.to_thread(self.store.move, old, new)
-        logger.info("chat %s is now %s; its subscription and /autoanswer moved", old, new)
+        logger.info(
+            "chat %s is now %s; its subscription and /autoanswer moved",
+            pseudonym(old),
+            pseudonym(new),
+        )
 
     async def non_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: stickers, photos, voice…: one gentle hint now and then, never a flood."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.logs import pseudonym
 from bot.render import render_new_article
 from bot.settings import Settings, SettingsError
 from bot.subscriptions import SubscriptionStore
@@ -386,3 +387,37 @@ async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
     pushes = "".join(_pushes(fake_api, 8501))
     # What arrived while the bot was down, and the feed's two new articles.
     assert QUAKE.title in pushes and ICEBERG_TITLE in pushes and "冰岛" in pushes
+
+
+# ---- privacy (issue 23) -------------------------------------------------------------------
+
+
+async def test_info_logs_name_no_chat_or_user_id(fake_api, bot_library, db, caplog):
+    """Subscriptions, /autoanswer, migrations and rate-limit drops were logged at INFO with
+    the chat's or the user's id; a salted hash stands in for it now (the same within a run)."""
+    caplog.set_level(logging.INFO)
+    user = fake_api.user(81234567, "en")
+    private = fake_api.private_chat(user)
+    group, supergroup = fake_api.group_chat(-987654321), fake_api.group_chat(-100876543210)
+    fake_api.set_member_status(group, user, "administrator")
+    async with running_bot(
+        fake_api, bot_library, SUBSCRIPTIONS_DB=str(db), QUESTIONS_PER_MINUTE="6"
+    ):
+        await fake_api.say(private, user, "/subscribe")
+        await fake_api.say(group, user, "/subscribe@ThisBot")
+        await fake_api.say(group, user, "/autoanswer@ThisBot on")
+        fake_api.push_update(
+            {"message": fake_api.make_message(group, user, migrate_to_chat_id=supergroup["id"])}
+        )
+        await fake_api.settle()
+        for _ in range(4):  # past the rate
+            fake_api.send_text(private, user, "台风海葵")
+        await fake_api.settle()
+    assert set(SubscriptionStore(db).chats()) == {user["id"], supergroup["id"]}
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    said = "\n".join(lines)
+    for number in ("81234567", "987654321", "876543210"):
+        assert number not in said
+    assert pseudonym(user["id"]) in said  # subscribed, and later over the rate
+    assert f"{pseudonym(group['id'])} is now {pseudonym(supergroup['id'])}" in said
+    assert pseudonym(("user", user["id"])) in said
