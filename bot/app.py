@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -34,7 +35,8 @@ from telegram.ext import (
 from retrieval import IndexKeeper
 
 from . import commands
-from .fairness import ChatLanes
+from .arrival import ArrivalGate
+from .fairness import ChatLanes, UserRate
 from .handlers import BotHandlers
 from .i18n import Lang
 from .news import NewsService
@@ -96,12 +98,28 @@ def build_application(
         subscriptions if subscriptions is not None else SubscriptionStore(settings.subscriptions_db)
     )
     library = keeper.library
-    news = NewsService(keeper, store, settings.feed_urls, settings.feed_proxy)
+    news = NewsService(
+        keeper, store, settings.feed_urls, settings.feed_proxy, settings.feed_allow_private
+    )
     h = BotHandlers(library, settings, news, store)
+    # The per-user rate, counted as updates arrive (not as their chat's turn comes).
+    gate = ArrivalGate(UserRate(settings.questions_per_minute), store.autoanswers)
+
+    async def prune_copies(_: object = None) -> None:
+        """The copy of the subscriptions database kept before an upgrade, once it is old
+        enough: it still lists the chats that unsubscribed since."""
+        try:
+            deleted = await asyncio.to_thread(store.prune_copies)
+        except sqlite3.Error as exc:  # busy or unreadable now: the next day's run tries again
+            logger.warning("could not look for old copies of the subscriptions database: %s", exc)
+            return
+        for path in deleted:
+            logger.info("deleted %s, the copy kept before the database's upgrade", path.name)
 
     async def post_init(application: Application) -> None:
         await set_command_menu(application)
         await news.start()
+        await prune_copies()  # after news.start, which may have just upgraded the database
         stats = await asyncio.to_thread(library.stats)
         logger.info(
             "@%s ready: %d articles, %d passages",
@@ -130,7 +148,7 @@ def build_application(
         .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
         # Many chats at once, each chat's updates in order; retrieval runs in threads so the
         # loop stays free.
-        .concurrent_updates(ChatLanes())
+        .concurrent_updates(ChatLanes(gate=gate))
         .post_init(post_init)
         .post_stop(lambda _: news.close())
         .build()
@@ -145,14 +163,13 @@ def build_application(
                 CommandHandler(c.names, h.for_command(c), filters=new_message)
                 for c in commands.COMMANDS
             ),
-            MessageHandler(private & filters.COMMAND, h.limited(h.unknown_command)),
-            MessageHandler(private & filters.TEXT, h.limited(h.private_text)),
-            # Limits itself, once it knows the message is addressed to the bot.
+            MessageHandler(private & filters.COMMAND, h.unknown_command),
+            MessageHandler(private & filters.TEXT, h.private_text),
             MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.group_text),
             MessageHandler(filters.StatusUpdate.MIGRATE, h.group_migrated),
             # Stickers, photos, voice… in private chats; service messages are left alone.
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text),
-            CallbackQueryHandler(h.limited(h.page_button)),
+            CallbackQueryHandler(h.page_button),
             InlineQueryHandler(h.inline),
         ]
     )
@@ -166,6 +183,7 @@ def build_application(
     jobs.run_once(
         news.catch_up, when=0, name="push-new-articles", job_kwargs={"misfire_grace_time": None}
     )
+    jobs.run_repeating(prune_copies, interval=86400, first=86400, name="prune-upgrade-copies")
     if settings.reload_seconds > 0:
         jobs.run_repeating(
             news.rescan,

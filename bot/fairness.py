@@ -5,23 +5,28 @@ Two mechanisms, each knowing nothing of Telegram's content:
   after another in arrival order (a user's questions are answered in the order asked),
   different chats side by side. At most `max_concurrent` updates run at once, and a chat with
   a backlog waits for a slot like everyone else: only its next update, never its whole
-  backlog, stands in the queue, so chats take turns.
+  backlog, stands in the queue, so chats take turns. Its `Gate`, if any, sees each update as
+  it arrives, before it waits in its lane, and may drop it or put a notice in its place.
 - `UserRate`: a token bucket per user. Past the rate a user gets a notice (`NOTICE`, at most
-  one a minute) and the updates past it are dropped (`DROP`); the handlers act on that.
+  one a minute) and the updates past it are dropped (`DROP`); the gate (bot.arrival) acts on
+  that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+logger = logging.getLogger(__name__)
 
 MAX_CONCURRENT_UPDATES = 256  # what PTB's concurrent_updates(True) allows
 # PTB's own semaphore is taken before do_process_update, so it would also count the updates
@@ -47,15 +52,42 @@ class _Lane:
     waiting: int = 0  # updates in this lane, running or waiting; the lane goes at 0
 
 
-class ChatLanes(BaseUpdateProcessor):
-    """Each chat's updates in order, different chats concurrently, taking turns for slots."""
+class Admission(Enum):
+    ANSWER = "answer"
+    NOTICE = "notice"  # past the rate, and not told in the last minute: tell the user
+    DROP = "drop"  # past the rate, already told: no reply, no work
 
-    def __init__(self, max_concurrent: int = MAX_CONCURRENT_UPDATES) -> None:
+
+class Gate(Protocol):
+    """What ChatLanes asks about each update as it arrives."""
+
+    async def admit(self, update: object) -> Admission:
+        """ANSWER: handle it; NOTICE: run `notify` instead; DROP: forget it."""
+
+    async def notify(self, update: object) -> None:
+        """Tell the sender why this update and the next few go unanswered."""
+
+
+class ChatLanes(BaseUpdateProcessor):
+    """Each chat's updates in order, different chats concurrently, taking turns for slots;
+    `gate` decides on arrival which updates get that far."""
+
+    def __init__(
+        self, max_concurrent: int = MAX_CONCURRENT_UPDATES, gate: Gate | None = None
+    ) -> None:
         super().__init__(_UNBOUNDED)
         self._slots = asyncio.Semaphore(max_concurrent)  # FIFO: chats take turns
         self._lanes: dict[Hashable, _Lane] = {}
+        self._gate = gate
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        # Here the update has just left PTB's queue: what is dropped now never waits.
+        admission = Admission.ANSWER if self._gate is None else await self._admit(update)
+        if admission is not Admission.ANSWER:
+            _discard(coroutine)
+            if admission is Admission.DROP:
+                return
+            coroutine = self._gate.notify(update)  # type: ignore[union-attr]
         key = lane(update)
         current = self._lanes.get(key)
         if current is None:
@@ -70,6 +102,13 @@ class ChatLanes(BaseUpdateProcessor):
             if not current.waiting:
                 del self._lanes[key]
 
+    async def _admit(self, update: object) -> Admission:
+        try:
+            return await self._gate.admit(update)  # type: ignore[union-attr]
+        except Exception:  # a gate that fails must not lose the update
+            logger.exception("admission check failed; handling the update anyway")
+            return Admission.ANSWER
+
     async def initialize(self) -> None:
         """Nothing to set up."""
 
@@ -77,10 +116,12 @@ class ChatLanes(BaseUpdateProcessor):
         """Nothing to release."""
 
 
-class Admission(Enum):
-    ANSWER = "answer"
-    NOTICE = "notice"  # past the rate, and not told in the last minute: tell the user
-    DROP = "drop"  # past the rate, already told: no reply, no work
+def _discard(coroutine: Awaitable[Any]) -> None:
+    """Close the handlers' coroutine PTB made for an update that will not run (else Python
+    warns that it was never awaited)."""
+    close = getattr(coroutine, "close", None)
+    if close is not None:
+        close()
 
 
 class UserRate:
@@ -99,8 +140,10 @@ class UserRate:
         # user → (tokens, when counted, when last told); least recently seen first
         self._buckets: OrderedDict[Hashable, tuple[float, float, float | None]] = OrderedDict()
 
-    def check(self, user: Hashable) -> Admission:
-        """Count one update from `user` and say what to do with it."""
+    def check(self, user: Hashable, *, quiet: bool = False) -> Admission:
+        """Count one update from `user` and say what to do with it. `quiet`: the user did not
+        ask the bot (an /autoanswer candidate), so past the rate it is dropped untold, and the
+        notice is kept for when they do ask."""
         if self.per_minute <= 0:
             return Admission.ANSWER
         now = self._clock()
@@ -108,7 +151,7 @@ class UserRate:
         tokens = min(self.per_minute, tokens + (now - then) * self.per_minute / 60)
         if tokens >= 1:
             tokens, admission = tokens - 1, Admission.ANSWER
-        elif told is not None and now - told < 60:
+        elif quiet or (told is not None and now - told < 60):
             admission = Admission.DROP
         else:
             told, admission = now, Admission.NOTICE

@@ -30,8 +30,8 @@ from . import render, replies
 from .autoanswer import GroupPace, question_like
 from .commands import Command, Scope
 from .conversation import Asked, Conversations
-from .fairness import Admission, UserRate
 from .i18n import Lang, pick_language, t
+from .logs import pseudonym
 from .news import NewsService
 from .settings import Settings
 from .subscriptions import SubscriptionStore
@@ -92,41 +92,7 @@ class BotHandlers:
         self.news = news
         self.store = store
         self.conversations = Conversations()
-        self.rate = UserRate(settings.questions_per_minute)
         self.pace = GroupPace(settings.autoanswer_interval_seconds)
-
-    # ---- the per-user rate ----------------------------------------------------------------
-
-    def limited(self, callback: CommandCallback) -> CommandCallback:
-        """`callback` for users within QUESTIONS_PER_MINUTE only."""
-
-        async def within_rate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-            if await self._within_rate(update):
-                await callback(update, context)
-
-        return within_rate
-
-    async def _within_rate(self, update: Update) -> bool:
-        """Count this update against its sender's rate. Past the rate the first update gets a
-        polite notice; it and the rest are dropped (no reply, no retrieval) until the sender
-        slows down. Called only for updates addressed to the bot, so group chatter never
-        counts."""
-        message, user = update.effective_message, update.effective_user
-        if user is None:
-            return True
-        # Anonymous administrators all post as one bot user: count each group on its own.
-        sender = message.sender_chat.id if message and message.sender_chat else user.id
-        admission = self.rate.check(sender)
-        if admission is Admission.ANSWER:
-            return True
-        if admission is Admission.NOTICE:
-            logger.info("sender %s is over %d a minute; dropping", sender, self.rate.per_minute)
-            notice = t(user_lang(update), "rate_limited", rate=self.rate.per_minute)
-            if update.callback_query is not None:
-                await update.callback_query.answer(notice)
-            elif message is not None:
-                await message.reply_text(notice)
-        return False
 
     # ---- questions ----------------------------------------------------------------------
 
@@ -199,8 +165,6 @@ class BotHandlers:
         if not (mentioned or to_bot):
             await self._auto_answer(update)
             return
-        if not await self._within_rate(update):
-            return
         if not replies.clean_question(text):
             lang = user_lang(update)
             await message.reply_text(render.render_mention_usage(bot.username, lang))
@@ -210,8 +174,8 @@ class BotHandlers:
     async def _auto_answer(self, update: Update) -> None:
         """Answer a group message nobody addressed to the bot, if /autoanswer is on, it reads
         like a question, the engine is confident, and the group had no automatic answer in
-        the last AUTOANSWER_INTERVAL_SECONDS. Not counted against the sender's rate: they
-        did not ask the bot."""
+        the last AUTOANSWER_INTERVAL_SECONDS. Counted against the sender's rate on arrival
+        (bot.arrival), but never answered with a notice: they did not ask the bot."""
         message = update.effective_message
         sender = message.from_user
         if (
@@ -268,11 +232,11 @@ class BotHandlers:
     # ---- commands (commands.py lists them; each is answered by the method of its name) ----
 
     def for_command(self, command: Command) -> CommandCallback:
-        """The handler to register for `command`: its method, behind the per-user rate and its
-        scope's check."""
+        """The handler to register for `command`: its method, behind its scope's check (the
+        per-user rate was counted on arrival, bot.arrival)."""
         answer = getattr(self, command.name)
         if command.scope is Scope.EVERYONE:
-            return self.limited(answer)
+            return answer
 
         async def scoped(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if await self._in_scope(command.scope, update, context):
@@ -281,7 +245,7 @@ class BotHandlers:
                 refusal = t(user_lang(update), _REFUSALS[command.scope])
                 await update.effective_message.reply_text(refusal)
 
-        return self.limited(scoped)
+        return scoped
 
     async def _in_scope(
         self, scope: Scope, update: Update, context: ContextTypes.DEFAULT_TYPE
@@ -345,7 +309,7 @@ class BotHandlers:
             await message.reply_text(t(lang, "autoanswer_usage", state="on" if on else "off"))
             return
         await asyncio.to_thread(self.store.set_autoanswer, chat_id, choice == "on")
-        logger.info("chat %s: autoanswer %s", chat_id, choice)
+        logger.info("chat %s: autoanswer %s", pseudonym(chat_id), choice)
         if choice == "off":
             await message.reply_text(t(lang, "autoanswer_off"))
         elif await self._reads_group(context.bot, chat_id):
@@ -374,7 +338,7 @@ class BotHandlers:
         else:
             done = await self.news.unsubscribe(message.chat_id)
             key = "unsubscribed" if done else "not_subscribed"
-        logger.info("chat %s %s", message.chat_id, key.replace("_", " "))
+        logger.info("chat %s %s", pseudonym(message.chat_id), key.replace("_", " "))
         await message.reply_text(t(lang, key))
 
     async def _may_manage_chat(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -406,7 +370,11 @@ class BotHandlers:
         else:
             old, new = message.migrate_from_chat_id, message.chat_id
         await asyncio.to_thread(self.store.move, old, new)
-        logger.info("chat %s is now %s; its subscription and /autoanswer moved", old, new)
+        logger.info(
+            "chat %s is now %s; its subscription and /autoanswer moved",
+            pseudonym(old),
+            pseudonym(new),
+        )
 
     async def non_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chat: stickers, photos, voice…: one gentle hint now and then, never a flood."""

@@ -221,6 +221,11 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "沒有找到相關內容 · 開啟機器人",
         "en": "Nothing found · open the bot",
     },
+    "inline_rate_limited": {
+        "zh-Hans": "🐢 问得太快了，请稍等一分钟 · 打开机器人",
+        "zh-Hant": "🐢 問得太快了，請稍等一分鐘 · 開啟機器人",
+        "en": "🐢 Too many questions: wait a minute · open the bot",
+    },
     "reload_done": {
         "zh-Hans": "已重新扫描文章目录：{result}。",
         "zh-Hant": "已重新掃描文章目錄：{result}。",

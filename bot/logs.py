@@ -1,9 +1,12 @@
 """Logging setup: configured first thing, with the bot token, the webhook secret and proxy
-credentials redacted from every record."""
+credentials redacted from every record; and `pseudonym`, what INFO lines say instead of a
+user's or a chat's id."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -22,6 +25,19 @@ REDACTED = "<redacted>"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that are chatty at INFO: httpx logs every request URL (token included).
 QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "apscheduler": logging.WARNING}
+
+
+# A new key each run: within a run one chat reads the same in every line (enough to follow a
+# flood or a migration), but no line can be turned back into the id, nor matched with another
+# run's lines or another bot's logs.
+_PSEUDONYM_KEY = os.urandom(16)
+
+
+def pseudonym(chat_or_user_id: object) -> str:
+    """A short salted hash of a Telegram id, for INFO logs ("#3fa91c0b"): ids are personal
+    data, and the operator rarely needs them (LOG_LEVEL=DEBUG lines do carry them)."""
+    digest = hashlib.blake2b(str(chat_or_user_id).encode(), key=_PSEUDONYM_KEY, digest_size=4)
+    return f"#{digest.hexdigest()}"
 
 
 # Shorter secrets are left to the patterns above: replacing every "p" would garble each line.

@@ -47,13 +47,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class IngestOutcome:
-    """The last feed fetch (of any feed), for the health report."""
+    """One feed's latest fetch, for the health report. No URL and no error text: anyone who
+    reaches /healthz may read the report, and a feed's URL can hold credentials or a token
+    (the log has the error, redacted)."""
 
     at: datetime
-    feed: str
-    error: str | None  # None: the feed was read
-    new: int = 0
-    updated: int = 0
+    ok: bool  # the feed was read
+    last_success: datetime | None  # when it last was, this run; None: not yet
 
 
 class NewsService:
@@ -70,18 +70,20 @@ class NewsService:
         subscriptions: SubscriptionStore,
         feed_urls: Sequence[str] = (),
         feed_proxy: str | None = None,
+        feed_allow_private: bool = False,
     ) -> None:
         self.keeper = keeper
         self.library = keeper.library
         self.subscriptions = subscriptions
         self.feed_urls = tuple(feed_urls)
         self.feed_proxy = feed_proxy
+        self.feed_allow_private = feed_allow_private  # FEED_ALLOW_PRIVATE
         self._fetching: set[str] = set()  # feeds whose fetch is under way
         # canonical URL → seed file: the index's articles and what feeds wrote since the last
         # refresh (ingest adds to it), so that no feed writes an article twice; None: ask the
         # keeper again (after a refresh)
         self._known: dict[str, Path] | None = None
-        self.last_ingest: IngestOutcome | None = None
+        self.ingests: dict[str, IngestOutcome] = {}  # feed URL → its latest fetch
         self._merging: asyncio.Task[bool] | None = None
         # the keeper embedding every passage ahead of questions (IndexKeeper.embed_ahead): a
         # daemon thread, as it may run for hours on a new archive and must not hold up a stop
@@ -141,9 +143,10 @@ class NewsService:
             self._fetching.discard(url)
         if report is None:
             return
-        self.last_ingest = IngestOutcome(
-            started, url, report.error, new=report.new, updated=report.updated
-        )
+        ok = report.error is None
+        earlier = self.ingests.get(url)
+        last_success = started if ok else (earlier.last_success if earlier else None)
+        self.ingests[url] = IngestOutcome(started, ok, last_success)
         for note in report.notes:
             logger.debug("feed %s: %s", report.url, note)
         level = logging.WARNING if report.error else logging.INFO
@@ -158,7 +161,11 @@ class NewsService:
             if self._known is None:
                 self._known = self.keeper.known_articles()
             [report] = ingest_feeds(
-                [url], self.keeper.seeds_dir, proxy=self.feed_proxy, known=self._known
+                [url],
+                self.keeper.seeds_dir,
+                proxy=self.feed_proxy,
+                allow_private=self.feed_allow_private,
+                known=self._known,
             )
         except Exception as exc:
             logger.exception("feed %s: ingest failed", url)

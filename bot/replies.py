@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval import Library
+from retrieval.models import MAX_QUERY_CHARS
 
 from . import render
 from .i18n import Lang, t
@@ -18,8 +19,6 @@ LATEST_DEFAULT = 5
 LATEST_MAX = 20
 MAX_PAGES = 10
 INLINE_MAX_RESULTS = 10
-# Retrieval cost grows with query length; 1,000 characters is far more than any real question.
-MAX_QUERY_CHARS = 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from retrieval.seedfile import is_web_url
 
 DEFAULT_API_ROOT = "https://api.telegram.org"
+# Behind a TLS proxy on the same host; the Docker image and compose set 0.0.0.0 themselves.
+DEFAULT_WEBHOOK_LISTEN = "127.0.0.1"
 
 # A bot token looks like 123456789:AAE...; checking the shape catches copy-paste accidents
 # (quotes, spaces, a missing half) before Telegram answers with a puzzling 401/404. The log
@@ -50,7 +52,7 @@ class Settings:
     log_level: str = "INFO"
     reload_seconds: float = 30.0
     webhook_url: str | None = None
-    webhook_listen: str = "0.0.0.0"
+    webhook_listen: str = DEFAULT_WEBHOOK_LISTEN
     webhook_port: int = 8443
     webhook_secret: str | None = None
     feed_urls: tuple[str, ...] = ()
@@ -59,6 +61,7 @@ class Settings:
     questions_per_minute: int = 20
     telegram_proxy: str | None = None
     feed_proxy: str | None = None
+    feed_allow_private: bool = False
     start_retry_seconds: float = 30.0
     autoanswer_interval_seconds: float = 120.0
 
@@ -68,10 +71,13 @@ class Settings:
 
     @property
     def secrets(self) -> list[str]:
-        """What the log filter must redact: the token, the webhook secret, proxy credentials."""
+        """What the log filter must redact: the token, the webhook secret, proxy credentials,
+        and the credentials and query strings of feed URLs."""
         found = [self.token or "", self.webhook_secret or ""]
         for proxy in (self.telegram_proxy, self.feed_proxy):
             found += proxy_credentials(proxy)
+        for url in self.feed_urls:
+            found += feed_url_secrets(url)
         return [s for s in found if s]
 
     @property
@@ -155,6 +161,7 @@ class Settings:
             questions_per_minute=_int(get, "QUESTIONS_PER_MINUTE", 20, low=0, high=10000),
             telegram_proxy=_proxy("TELEGRAM_PROXY", get("TELEGRAM_PROXY")),
             feed_proxy=_proxy("FEED_PROXY", get("FEED_PROXY")),
+            feed_allow_private=_flag(get, "FEED_ALLOW_PRIVATE"),
             start_retry_seconds=_number(get, "START_RETRY_SECONDS", 30.0, low=0.0, high=3600.0),
             autoanswer_interval_seconds=_number(
                 get, "AUTOANSWER_INTERVAL_SECONDS", 120.0, low=0.0, high=86400.0
@@ -189,7 +196,7 @@ def _listen_address(value: str | None) -> str:
     """An IP address (v4 or v6) or a host name that resolves; checked before any Bot API call,
     so a typo never leaves a webhook registered that nothing serves."""
     if value is None:
-        return "0.0.0.0"
+        return DEFAULT_WEBHOOK_LISTEN
     try:
         ipaddress.ip_address(value)
         return value
@@ -214,6 +221,13 @@ def proxy_credentials(url: str | None) -> list[str]:
     parts = urlsplit(url if "://" in url else f"http://{url}")
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
     return [s for s in (userinfo, parts.password or "") if s]
+
+
+def feed_url_secrets(url: str) -> list[str]:
+    """What a feed URL may hold that no log line may show: its user:password part and its
+    query string (feeds that want a key mostly take it there, ?token=…)."""
+    query = urlsplit(url).query
+    return proxy_credentials(url) + ([query] if query else [])
 
 
 # The standard variables httpx honours when TELEGRAM_PROXY / FEED_PROXY are unset.
@@ -280,6 +294,13 @@ def _number(
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
     return value
+
+
+def _flag(get, name: str) -> bool:
+    raw = (get(name) or "0").lower()
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise SettingsError(f"{name} must be 1 or 0 (or true/false), got {get(name)!r}")
+    return raw in ("1", "true", "yes", "on")
 
 
 def _interval_minutes(get) -> float:

@@ -14,13 +14,15 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
 from .app import ALLOWED_UPDATES, NEWS
-from .news import NewsService
+from .news import IngestOutcome, NewsService
 from .settings import Settings, masked
 from .webhook import WebhookServer
 
@@ -191,24 +193,32 @@ def _unreachable(settings: Settings, exc: NetworkError, attempts: int) -> str:
 
 
 async def health_report(application: Application) -> dict[str, Any]:
-    """What GET /healthz answers: the library's size and newest date, the last feed fetch."""
+    """What GET /healthz answers: running or not, the library's size and newest date, and each
+    feed's latest fetch. Anyone who reaches the port may read it, so a feed is named by its
+    number in FEED_URLS and its host alone: never its credentials, path or query, and never
+    an error's text (that goes to the log)."""
     news: NewsService = application.bot_data[NEWS]
     stats = await asyncio.to_thread(news.library.stats)
-    last = news.last_ingest
     return {
         "status": "ok" if application.running else "starting",
         "articles": stats.articles,
         "passages": stats.passages,
         "newest_article": stats.newest.isoformat() if stats.newest else None,
-        "feeds": len(news.feed_urls),
-        "last_feed_fetch": None
-        if last is None
-        else {
-            "at": last.at.isoformat(timespec="seconds"),
-            "feed": last.feed,
-            "ok": last.error is None,
-            "error": last.error,
-            "new": last.new,
-            "updated": last.updated,
-        },
+        "feeds": [
+            _feed_health(number, url, news.ingests.get(url))
+            for number, url in enumerate(news.feed_urls, 1)
+        ],
+    }
+
+
+def _feed_health(number: int, url: str, last: IngestOutcome | None) -> dict[str, Any]:
+    def when(at: datetime | None) -> str | None:
+        return at.isoformat(timespec="seconds") if at else None
+
+    return {
+        "feed": number,
+        "host": urlsplit(url).hostname,
+        "ok": None if last is None else last.ok,  # None: not fetched yet
+        "last_fetch": when(last.at if last else None),
+        "last_success": when(last.last_success if last else None),
     }

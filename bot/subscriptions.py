@@ -17,13 +17,16 @@ Opening checks the file before anything is written to it: a damaged file (zeroed
 flipped bytes), another program's database or a wrong schema raises `UnusableDatabase`, one
 line, and the file is left as it is. A file about to be upgraded is first copied, byte for
 byte, to `<name>.v<version>.bak` (an existing copy is kept: it is the older one), so the bot
-never changes a file it did not write in today's format without a copy kept.
+never changes a file it did not write in today's format without a copy kept. The copy holds
+the chats subscribed at the time, those that left since included, so `prune_copies` deletes
+it `KEEP_COPY_DAYS` after it was made, once the upgrade is done.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -34,6 +37,9 @@ from pathlib import Path
 from retrieval import ArticleRef
 
 TIMEOUT = 10.0  # seconds to wait for another writer's lock
+# Time to notice an upgrade gone wrong and restore its copy; after that the copy only keeps
+# former subscribers' chat ids.
+KEEP_COPY_DAYS = 7
 SCHEMA_VERSION = 2
 _COLUMNS = {
     "subscriptions": ("chat_id", "since"),
@@ -97,6 +103,24 @@ class SubscriptionStore:
             with suppress(OSError):
                 partial.unlink()
             raise UnusableDatabase(f"cannot keep a copy of it before upgrading it ({exc})") from exc
+
+    def prune_copies(self, keep_days: float = KEEP_COPY_DAYS) -> list[Path]:
+        """Delete the copies made before upgrades that are more than `keep_days` old, once the
+        file is at today's schema (a copy is what an unfinished upgrade would be redone or
+        undone from); the paths deleted. One that cannot be deleted waits for the next call."""
+        with self._transaction(write=False) as db:
+            if _version(db) < SCHEMA_VERSION:
+                return []
+        copy_name = re.compile(rf"{re.escape(self.path.name)}\.v\d+\.bak")
+        oldest = time.time() - keep_days * 86400
+        deleted = []
+        for copy in self.path.parent.iterdir():
+            if copy_name.fullmatch(copy.name):
+                with suppress(OSError):
+                    if copy.stat().st_mtime <= oldest:  # made then: copyfile sets the time
+                        copy.unlink()
+                        deleted.append(copy)
+        return deleted
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:

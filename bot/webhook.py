@@ -5,14 +5,21 @@ body before checking the secret, and serves no other route. This one is bound fi
 "address in use" stops the start before `setWebhook`), checks the secret from the headers
 and refuses before reading a byte of the body, caps the body size, and closes each connection
 after one answer (a TLS proxy sits in front; Telegram never talks to it directly).
+
+It also caps the connections it keeps open: past `MAX_CONNECTIONS` a new one is answered 503
+at once and closed, so slow clients cannot use up the process's file descriptors. A request
+it cannot read (a Content-Length that is no number, a body nested too deep to parse) gets 400
+and one log line, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -32,6 +39,10 @@ BODY_SECONDS = 30.0
 # the answer. Bounded in bytes and time, and nothing is kept.
 LINGER_BYTES = 256 * 1024
 LINGER_SECONDS = 1.0
+# Telegram opens at most 100 connections to a webhook (setWebhook max_connections, default
+# 40); health checks need a few more.
+MAX_CONNECTIONS = 128
+_LENGTH = re.compile(r"[0-9]{1,20}")  # ASCII digits: str.isdigit also takes "²", int() not
 
 Health = Callable[[], Awaitable[Mapping[str, Any]]]
 
@@ -47,12 +58,15 @@ class WebhookServer:
         health: Health,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.application = application
         self.path = "/" + path.lstrip("/")
         self.secret = secret.encode()
         self.health = health
         self.max_body_bytes = max_body_bytes
+        self.max_connections = max_connections
+        self._open = 0  # connections being served
         self._server: asyncio.Server | None = None
 
     async def listen(self, host: str, port: int) -> None:
@@ -66,6 +80,20 @@ class WebhookServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= self.max_connections:
+            # Nothing read, nothing waited for: the descriptor is free again at once.
+            logger.debug("webhook connection over %d open ones refused", self.max_connections)
+            with contextlib.suppress(ConnectionError):
+                _respond(writer, HTTPStatus.SERVICE_UNAVAILABLE, b"")
+            writer.close()
+            return
+        self._open += 1
+        try:
+            await self._serve_one(reader, writer)
+        finally:
+            self._open -= 1
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             status, body = await self._answer(reader, writer)
             _respond(writer, status, body)
@@ -103,9 +131,12 @@ class WebhookServer:
         if not hmac.compare_digest(headers.get(SECRET_HEADER, "").encode(), self.secret):
             logger.debug("webhook request without the right secret refused")
             return HTTPStatus.FORBIDDEN, b""
-        length = headers.get("content-length", "")
-        if not length.isdigit():
+        length = headers.get("content-length")
+        if length is None:
             return HTTPStatus.LENGTH_REQUIRED, b""
+        if not _LENGTH.fullmatch(length):
+            logger.warning("webhook request with a Content-Length that is no number refused")
+            return HTTPStatus.BAD_REQUEST, b""
         if int(length) > self.max_body_bytes:
             return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b""
         if headers.get("expect", "").lower() == "100-continue":
@@ -114,7 +145,8 @@ class WebhookServer:
             body = await reader.readexactly(int(length))
         try:
             update = Update.de_json(json.loads(body), self.application.bot)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        # RecursionError: JSON nested deeper than Python's stack (a 200 KB body suffices).
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             logger.warning("webhook request with a body that is not an update refused")
             return HTTPStatus.BAD_REQUEST, b""
         await self.application.update_queue.put(update)

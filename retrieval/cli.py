@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from retrieval.index.keeper import (
     default_index_dir,
 )
 from retrieval.library import Library
-from retrieval.models import Article, Hit, SearchResult
+from retrieval.models import MAX_QUERY_CHARS, Article, Hit, SearchResult
 from retrieval.question.meaning import Meaning
 from retrieval.question.ranking import SHIPPED, RankingSettings
 from retrieval.text import UNSAFE, printable
@@ -103,8 +103,27 @@ def _parser() -> argparse.ArgumentParser:
         help="proxy for the fetches: http://, https://, socks5:// or socks5h://host:port "
         "(default: $FEED_PROXY, else the standard proxy variables)",
     )
+    ingest.add_argument(
+        "--allow-private",
+        action="store_true",
+        default=None,
+        help="let fetches and their redirects reach private addresses (127.0.0.1, 10.x, "
+        "169.254.x …), not only public ones (default: $FEED_ALLOW_PRIVATE, else no)",
+    )
     ingest.add_argument("urls", nargs="+", metavar="URL", help="feed URLs")
     return parser
+
+
+# FEED_ALLOW_PRIVATE as the bot's settings read it.
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _allow_private(flag: bool | None) -> bool | None:
+    """--allow-private, else $FEED_ALLOW_PRIVATE; None when the variable is neither yes nor no."""
+    if flag:
+        return True
+    raw = os.environ.get("FEED_ALLOW_PRIVATE", "").strip().lower()
+    return True if raw in _YES else False if raw in _NO else None
 
 
 def main(
@@ -120,7 +139,11 @@ def main(
     for handler in logging.getLogger().handlers:  # warnings name files: their names are text too
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     if args.command == "ingest":
-        return _ingest(args.urls, Path(args.seeds), args.proxy)
+        allow_private = _allow_private(args.allow_private)
+        if allow_private is None:
+            print("ingest: FEED_ALLOW_PRIVATE must be 1 or 0 (or true/false)", file=sys.stderr)
+            return 2
+        return _ingest(args.urls, Path(args.seeds), args.proxy, allow_private)
     if args.command == "merge":
         return _merge(Path(args.seeds), args.index_dir)
     if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
@@ -146,10 +169,17 @@ def main(
     library = keeper.library
     try:
         if args.command == "search":
-            asked = [Asked(" ".join(args.query))] if args.query else map(read_line, sys.stdin)
-            for question in asked:
+            refused = 0
+            for number, question in _questions(args.query, sys.stdin):
+                if isinstance(question, BadLine):  # that line alone; the run goes on
+                    where = f"line {number}" if number else "the query"
+                    print(f"error: {where}: {question}", file=sys.stderr, flush=True)
+                    refused += 1
+                    continue
                 result = library.search(question.query, args.k, context=question.context)
                 _print_result(question, result, as_json=args.json)
+            if refused:
+                return 2 if args.query else 1  # a bad argument is a usage error
         elif args.command == "embed":
             return _embed(keeper)
         elif args.command == "latest":
@@ -207,7 +237,7 @@ def _merge(seeds_dir: Path, index_dir: str | None) -> int:
     return 0
 
 
-def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None) -> int:
+def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None, allow_private: bool) -> int:
     """Print one line per feed (failures and item notes to stderr); the exit code."""
     # the network stack, only here
     from retrieval.feeds import format_report, ingest_feeds
@@ -227,7 +257,9 @@ def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None) -> int:
         return 2
     try:
         with client:
-            reports = ingest_feeds(urls, seeds_dir, client=client)
+            reports = ingest_feeds(
+                urls, seeds_dir, client=client, proxy=proxy, allow_private=allow_private
+            )
     except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
         print(f"ingest: cannot read seeds directory: {_line(str(exc))}", file=sys.stderr)
         return 2
@@ -246,21 +278,65 @@ class Asked:
     context: tuple[str, ...] = ()
 
 
+class BadLine(ValueError):
+    """A line of `search` input that cannot be searched; str() says why, in a few words."""
+
+
+# Of a line's "context", the newest questions kept (the bot passes 3; each further back
+# counts half as much, retrieval.ranking).
+MAX_CONTEXT = 10
+
+
 def read_line(line: str) -> Asked:
     """A JSON object {"query": "...", "context": ["earlier question", ...]} (oldest first),
     or else the line itself as a plain query: every line is one question, whatever it holds.
-    No state is kept between lines: context comes only from the line's own `context`."""
+    No state is kept between lines: context comes only from the line's own `context`.
+    Each text is cut to MAX_QUERY_CHARS, as the bot cuts questions. Raises BadLine for JSON
+    nested too deep to read or text that is not Unicode (a lone surrogate, "\\ud800")."""
     line = line.strip()
     if line.startswith("{"):
         try:
             data = json.loads(line)
         except json.JSONDecodeError:
             data = None
+        except RecursionError:
+            raise BadLine("JSON nested too deeply") from None
         if isinstance(data, dict) and isinstance(data.get("query"), str):
             context = data.get("context")
             earlier = context if isinstance(context, list) else []
-            return Asked(data["query"], tuple(c for c in earlier if isinstance(c, str)))
-    return Asked(line)
+            texts = [c for c in earlier if isinstance(c, str)][-MAX_CONTEXT:]
+            return _asked(data["query"], texts)
+    return _asked(line, [])
+
+
+def _asked(query: str, context: list[str]) -> Asked:
+    asked = Asked(query[:MAX_QUERY_CHARS], tuple(c[:MAX_QUERY_CHARS] for c in context))
+    for text in (asked.query, *asked.context):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # OpenCC (analysis) cannot take it either
+            raise BadLine("not valid Unicode text (a lone surrogate such as \\ud800)") from None
+    return asked
+
+
+def _questions(words: Sequence[str], stdin: Iterable[str]) -> Iterator[tuple[int, Asked | BadLine]]:
+    """The query from the command line (line number 0), else one per line of stdin, read as
+    bytes where it can be so that a line that is not UTF-8 is that line's error alone."""
+    if words:
+        try:
+            yield 0, _asked(" ".join(words).strip(), [])
+        except BadLine as exc:
+            yield 0, exc
+        return
+    lines: Iterable[str | bytes] = getattr(stdin, "buffer", stdin)
+    for number, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8") if isinstance(line, bytes) else line
+            yield number, read_line(text)
+        except UnicodeDecodeError:
+            yield number, BadLine("not UTF-8")
+        except BadLine as exc:
+            yield number, exc
 
 
 def hit_json(rank: int, hit: Hit) -> dict[str, object]:

@@ -121,6 +121,56 @@ def test_search_reads_json_lines_with_context_beside_plain_lines(
         assert isinstance(line["confident"], bool) and isinstance(line["missing"], list)
 
 
+def test_search_skips_a_bad_line_with_one_error_line_and_goes_on(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Issue 23: a line nested 100,000 deep (RecursionError) or a lone surrogate (OpenCC's
+    UnicodeEncodeError) ended the run with nothing printed; so did a line not in UTF-8."""
+    lines = [
+        "天问一号着陆".encode(),
+        b'{"query": ' * 100_000 + b'"x"' + b"}" * 100_000,
+        b'{"query": "\\ud800 \xe5\xa4\xa9\xe9\x97\xae"}',
+        b'{"query": "\xe5\xa4\xa9", "context": ["\\udfff"]}',
+        b"\xff\xfe not UTF-8",
+        b'{"query": "\xe7\x81\xab\xe6\x98\x9f\xe6\x8e\xa2\xe6\xb5\x8b"}',
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "retrieval", "search", "--seeds", str(corpus), "--json",
+         "--index-dir", str(tmp_path / "i"), "-k", "1"],
+        input=b"\n".join(lines) + b"\n", capture_output=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: line 2: JSON nested too deeply",
+        "error: line 3: not valid Unicode text (a lone surrogate such as \\ud800)",
+        "error: line 4: not valid Unicode text (a lone surrogate such as \\ud800)",
+        "error: line 5: not UTF-8",
+    ]
+    answered = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [a["query"] for a in answered] == ["天问一号着陆", "火星探测"]
+    assert all(a["hits"] for a in answered)
+
+
+def test_search_cuts_a_query_to_the_bots_bound_before_analysing_it(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """A 1 MB query took 56 s to analyse; it is cut to MAX_QUERY_CHARS first, as the bot cuts
+    questions (and so is each earlier question of its context)."""
+    from bot.replies import MAX_QUERY_CHARS as BOT_BOUND
+    from retrieval.models import MAX_QUERY_CHARS
+
+    assert MAX_QUERY_CHARS == BOT_BOUND == 1000
+    huge = "天问一号着陆" + "火星" * 500_000
+    line = json.dumps({"query": huge, "context": ["着陆" * 500_000] * 3}, ensure_ascii=False)
+    [answer] = search_json(corpus, tmp_path / "i", line + "\n", k=1)
+    assert answer["query"] == huge[:1000]
+    assert answer["hits"][0]["url"] == "https://x.test/mars"
+    assert [len(c) for c in answer["context"]] == [1000] * 3
+
+
 def test_search_says_when_the_archive_does_not_answer(corpus: Path, tmp_path: Path) -> None:
     stdin = "2024年美国大选谁赢了\n石破茂和特朗普会谈了什么\n"
     unanswered, answered = search_json(corpus, tmp_path / "i", stdin)

@@ -62,7 +62,8 @@ def test_dockerfile_slim_non_root_volumes_and_a_health_check_with_check():
     [volume] = [args for op, args in steps if op == "VOLUME"]
     assert set(re.findall(r'"([^"]+)"', volume)) == VOLUMES
     env = " ".join(args for op, args in steps if op == "ENV")
-    for setting in ("SEEDS_DIR=/data/seeds", "INDEX_DIR=/data/index"):
+    # The bot's default is loopback; inside a container the published port is the boundary.
+    for setting in ("SEEDS_DIR=/data/seeds", "INDEX_DIR=/data/index", "WEBHOOK_LISTEN=0.0.0.0"):
         assert setting in env
     assert "SUBSCRIPTIONS_DB=/data/db/" in env
     [health] = [args for op, args in steps if op == "HEALTHCHECK"]
@@ -91,6 +92,7 @@ def test_compose_builds_the_image_with_volumes_and_the_container_paths():
     assert bot["environment"]["SEEDS_DIR"] == "/data/seeds"
     assert bot["environment"]["INDEX_DIR"] == "/data/index"
     assert bot["environment"]["SUBSCRIPTIONS_DB"].startswith("/data/db/")
+    assert bot["environment"]["WEBHOOK_LISTEN"] == "0.0.0.0"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
@@ -139,3 +141,14 @@ def test_the_deployment_installs_pinned_versions_that_satisfy_pyproject():
         assert declared.specifier.contains(pins[name]), f"{name}=={pins[name]} vs {declared}"
     header = (DEPLOY / "constraints.txt").read_text(encoding="utf-8").splitlines()[1]
     assert "uv pip compile" in header and "pyproject.toml -o deploy/constraints.txt" in header
+
+
+def test_the_systemd_unit_allows_the_open_files_the_bot_may_need():
+    """Webhook connections (capped), concurrent updates' Bot API connections, feeds, the index:
+    systemd's default soft limit of 1024 is too close (issue 23)."""
+    from bot.fairness import MAX_CONCURRENT_UPDATES
+    from bot.webhook import MAX_CONNECTIONS
+
+    unit = (DEPLOY / "news-qa-bot.service").read_text(encoding="utf-8")
+    [limit] = re.findall(r"^LimitNOFILE=(\d+)$", unit, re.M)
+    assert int(limit) >= 4 * (MAX_CONNECTIONS + MAX_CONCURRENT_UPDATES)

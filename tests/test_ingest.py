@@ -150,7 +150,7 @@ def test_rss20_items_become_seed_files_and_the_seed_article_is_not_written_again
     before = snapshot(seeds)
     url = server.url("/feeds/voa_rss20.xml")
 
-    [report] = ingest_feeds([url], seeds)
+    [report] = ingest_feeds([url], seeds, allow_private=True)
 
     assert report == FeedReport(url, new=2, updated=0, skipped=1)
     assert format_report(report) == f"{url}: 2 new, 0 updated, 1 skipped"
@@ -179,17 +179,17 @@ def test_a_seed_in_a_subdirectory_is_not_written_again(server: LoopbackServer, s
     # the index reads seeds recursively, so deduplication must see the same files
     (seeds / "archive").mkdir()
     (seeds / SEED.name).rename(seeds / "archive" / SEED.name)
-    [report] = ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
+    [report] = ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds, allow_private=True)
     assert (report.new, report.skipped) == (2, 1)
     assert SEED_URL not in {read_seed(p)[2] for p in own_files(seeds)}
 
 
 def test_a_second_run_writes_nothing(server: LoopbackServer, seeds: Path) -> None:
     url = server.url("/feeds/voa_rss20.xml")
-    ingest_feeds([url], seeds)
+    ingest_feeds([url], seeds, allow_private=True)
     before = snapshot(seeds)
 
-    [report] = ingest_feeds([url], seeds)
+    [report] = ingest_feeds([url], seeds, allow_private=True)
 
     assert (report.new, report.updated, report.skipped, report.error) == (0, 0, 3, None)
     assert snapshot(seeds) == before
@@ -218,13 +218,13 @@ def test_a_changed_item_replaces_its_file_under_the_same_name(
     feed = (FEEDS / "voa_rss20.xml").read_bytes()
     DYNAMIC["/dynamic/changing.xml"] = feed
     url = server.url("/dynamic/changing.xml")
-    ingest_feeds([url], seeds)
+    ingest_feeds([url], seeds, allow_private=True)
     names = [p.name for p in own_files(seeds)]
     DYNAMIC["/dynamic/changing.xml"] = feed.replace(
         "需要为前沿模型建立测试标准".encode(), "需要为前沿模型建立新的测试标准".encode()
     )
 
-    [report] = ingest_feeds([url], seeds)
+    [report] = ingest_feeds([url], seeds, allow_private=True)
 
     assert (report.new, report.updated, report.skipped) == (0, 1, 2)
     assert [p.name for p in own_files(seeds)] == names
@@ -238,8 +238,8 @@ def test_the_seed_article_is_never_rewritten_even_when_the_feed_differs(
     server: LoopbackServer, seeds: Path
 ) -> None:
     # The fixture's item for the seed link has a shorter body than the seed file.
-    ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
-    ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
+    ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds, allow_private=True)
+    ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds, allow_private=True)
     assert (seeds / SEED.name).read_bytes() == SEED.read_bytes()
     assert list(known_articles(seeds).values()).count(seeds / SEED.name) == 1
     assert sum(SEED_URL in p.read_text(encoding="utf-8") for p in seeds.glob("*.txt")) == 1
@@ -288,7 +288,7 @@ def test_the_seed_article_is_never_rewritten_even_when_the_feed_differs(
 def test_rss10_atom_and_mislabelled_encodings_are_read(
     server: LoopbackServer, seeds: Path, fixture: str, expected: dict[str, tuple[str, str, str]]
 ) -> None:
-    [report] = ingest_feeds([server.url(f"/feeds/{fixture}")], seeds)
+    [report] = ingest_feeds([server.url(f"/feeds/{fixture}")], seeds, allow_private=True)
 
     assert (report.error, report.new, report.skipped) == (None, len(expected), 0)
     got = {}
@@ -300,7 +300,7 @@ def test_rss10_atom_and_mislabelled_encodings_are_read(
 
 def test_html_named_entities_do_not_break_a_feed(server: LoopbackServer, seeds: Path) -> None:
     # &nbsp; &eacute; &mdash; are HTML's, not XML's: a strict parse would refuse the feed
-    reports = ingest_feeds([server.url("/feeds/html_entities.xml")], seeds)
+    reports = ingest_feeds([server.url("/feeds/html_entities.xml")], seeds, allow_private=True)
     assert reports[0].error is None and reports[0].new == 1
     [path] = own_files(seeds)
     _, title, _, body = read_seed(path)
@@ -309,7 +309,7 @@ def test_html_named_entities_do_not_break_a_feed(server: LoopbackServer, seeds: 
 
 
 def test_a_feed_served_as_text_html_is_still_a_feed(server: LoopbackServer, seeds: Path) -> None:
-    [report] = ingest_feeds([server.url("/as-html/voa_rss20.xml")], seeds)
+    [report] = ingest_feeds([server.url("/as-html/voa_rss20.xml")], seeds, allow_private=True)
     assert (report.error, report.new) == (None, 2)
 
 
@@ -318,13 +318,13 @@ def test_undated_items_take_the_feed_date_once_and_are_reported(
 ) -> None:
     url = server.url("/feeds/rss091_undated.xml")
 
-    [report] = ingest_feeds([url], seeds)
+    [report] = ingest_feeds([url], seeds, allow_private=True)
 
     assert (report.new, report.undated) == (1, 1)
     assert "(1 undated, given the feed's date or the fetch time)" in format_report(report)
     [path] = own_files(seeds)
     assert read_seed(path)[0] == rfc822_ms("Fri, 07 Feb 2025 06:00:00 GMT")
-    [again] = ingest_feeds([url], seeds)
+    [again] = ingest_feeds([url], seeds, allow_private=True)
     assert (again.new, again.updated, again.skipped, again.undated) == (0, 0, 1, 0)
 
 
@@ -336,14 +336,16 @@ def test_undated_items_in_an_undated_feed_take_the_fetch_time() -> None:
 
 
 def test_redirects_are_followed_up_to_five(server: LoopbackServer, seeds: Path) -> None:
-    ok, too_many = ingest_feeds([server.url("/chain/5"), server.url("/chain/6")], seeds)
+    ok, too_many = ingest_feeds(
+        [server.url("/chain/5"), server.url("/chain/6")], seeds, allow_private=True
+    )
     assert (ok.error, ok.new) == (None, 2)
     assert too_many.error == "more than 5 redirects"
 
 
 def test_requests_carry_the_user_agent(server: LoopbackServer, seeds: Path) -> None:
     server.requests.clear()
-    ingest_feeds([server.url("/feeds/atom.xml")], seeds)
+    ingest_feeds([server.url("/feeds/atom.xml")], seeds, allow_private=True)
     assert [r.headers["User-Agent"] for r in server.requests] == [
         f"news-qa-bot/{VERSION} (+feed ingest)"
     ]
@@ -373,7 +375,7 @@ def test_a_broken_feed_fails_with_one_line_and_writes_nothing(
     url = closed_port_url() if path is None else server.url(path)
     before = snapshot(seeds)
 
-    [report] = ingest_feeds([url], seeds)
+    [report] = ingest_feeds([url], seeds, allow_private=True)
 
     assert report.error is not None and report.error.startswith(reason)
     assert (report.new, report.updated, report.skipped) == (0, 0, 0)
@@ -384,14 +386,16 @@ def test_a_broken_feed_fails_with_one_line_and_writes_nothing(
 
 def test_a_slow_server_times_out(server: LoopbackServer, seeds: Path) -> None:
     with make_client(timeout=0.2) as client:
-        [report] = ingest_feeds([server.url("/slow")], seeds, client=client)
+        [report] = ingest_feeds([server.url("/slow")], seeds, client=client, allow_private=True)
     assert report.error == "timed out waiting for the server"
     assert not own_files(seeds)
 
 
 def test_one_broken_feed_does_not_stop_the_others(server: LoopbackServer, seeds: Path) -> None:
     bad, good = ingest_feeds(
-        [server.url("/feeds/truncated.xml"), server.url("/feeds/atom.xml")], seeds
+        [server.url("/feeds/truncated.xml"), server.url("/feeds/atom.xml")],
+        seeds,
+        allow_private=True,
     )
     assert bad.error and not good.error
     assert len(own_files(seeds)) == 2
@@ -400,7 +404,7 @@ def test_one_broken_feed_does_not_stop_the_others(server: LoopbackServer, seeds:
 def test_items_without_link_title_or_content_are_skipped_with_reasons(
     server: LoopbackServer, seeds: Path
 ) -> None:
-    [report] = ingest_feeds([server.url("/feeds/missing_fields.xml")], seeds)
+    [report] = ingest_feeds([server.url("/feeds/missing_fields.xml")], seeds, allow_private=True)
 
     assert (report.error, report.new, report.skipped) == (None, 1, 5)
     assert [note.split(": ", 1)[1].split(" (")[0].split(":")[0] for note in report.notes] == [
@@ -420,7 +424,7 @@ def test_items_without_link_title_or_content_are_skipped_with_reasons(
 def test_scripts_styles_and_event_handlers_are_stripped(
     server: LoopbackServer, seeds: Path
 ) -> None:
-    [report] = ingest_feeds([server.url("/feeds/unsafe.xml")], seeds)
+    [report] = ingest_feeds([server.url("/feeds/unsafe.xml")], seeds, allow_private=True)
 
     assert report.new == 1
     [path] = own_files(seeds)
@@ -433,7 +437,7 @@ def test_scripts_styles_and_event_handlers_are_stripped(
 
 
 def test_relative_links_are_made_absolute(server: LoopbackServer, seeds: Path) -> None:
-    [report] = ingest_feeds([server.url("/feeds/relative.xml")], seeds)
+    [report] = ingest_feeds([server.url("/feeds/relative.xml")], seeds, allow_private=True)
 
     assert report.new == 2
     files = {read_seed(p)[2]: read_seed(p)[3] for p in own_files(seeds)}
@@ -462,7 +466,7 @@ def test_dedup_recognises_variant_seed_files(server: LoopbackServer, seeds: Path
     (seeds / "0001_variant.txt").write_text(variant, encoding="utf-8", newline="")
     before = snapshot(seeds)
 
-    [report] = ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds)
+    [report] = ingest_feeds([server.url("/feeds/voa_rss20.xml")], seeds, allow_private=True)
 
     assert (report.new, report.skipped) == (1, 2)
     assert snapshot(seeds)["0001_variant.txt"] == before["0001_variant.txt"]
@@ -542,7 +546,7 @@ def test_a_failed_write_leaves_no_temp_file_and_the_old_file_intact(
 
 
 def run_ingest(urls: list[str], seeds: Path) -> int:
-    return cli_main(["ingest", "--seeds", str(seeds), *urls])
+    return cli_main(["ingest", "--seeds", str(seeds), "--allow-private", *urls])
 
 
 def test_ingest_prints_one_line_per_feed_and_exits_1_on_any_failure(
@@ -582,6 +586,7 @@ def test_cli_ingest_reports_and_exit_codes(server: LoopbackServer, seeds: Path) 
     good, bad = server.url("/feeds/voa_rss20.xml"), server.url("/feeds/page.html")
     env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost"}
     cmd = [sys.executable, "-m", "retrieval", "ingest", "--seeds", str(seeds), good, bad]
+    env["FEED_ALLOW_PRIVATE"] = "1"  # the loopback server
 
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
@@ -595,7 +600,7 @@ def test_cli_ingest_reports_and_exit_codes(server: LoopbackServer, seeds: Path) 
 
 def test_httpx_client_given_by_the_caller_is_left_open(server: LoopbackServer, seeds: Path) -> None:
     with make_client() as client:
-        ingest_feeds([server.url("/feeds/atom.xml")], seeds, client=client)
+        ingest_feeds([server.url("/feeds/atom.xml")], seeds, client=client, allow_private=True)
         assert not client.is_closed
         assert client.get(server.url("/feeds/atom.xml")).status_code == 200
 
@@ -604,5 +609,5 @@ def test_a_caller_client_that_does_not_follow_redirects_gets_a_clear_reason(
     server: LoopbackServer, seeds: Path
 ) -> None:
     with httpx.Client(follow_redirects=False) as client:
-        [report] = ingest_feeds([server.url("/chain/1")], seeds, client=client)
+        [report] = ingest_feeds([server.url("/chain/1")], seeds, client=client, allow_private=True)
     assert report.error == "HTTP 302 Found (redirect not followed)"

@@ -1,14 +1,27 @@
-"""Fetching a feed over HTTP with limits: one deadline, a size cap, bounded redirects."""
+"""Fetching a feed over HTTP with limits: one deadline, a size cap, bounded redirects, and
+public addresses only.
+
+A feed's URL, or any redirect it answers with, could point the fetch at the machine's own
+services or its network's (127.0.0.1/admin, 169.254.169.254, 10.x.x.x): the fetch would read
+them into SEEDS_DIR, where questions find them. So each connection is checked as made, the
+peer's address itself, not the name's resolution a moment earlier (a name can resolve to a
+public address for a check and a private one for the connection: DNS rebinding), unless the
+operator allows private addresses (`Reach.allow_private`). Through a proxy the proxy resolves
+names and connects; then only addresses written in the URLs themselves can be checked.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
 import threading
+import urllib.request
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -32,6 +45,117 @@ ACCEPT_ENCODING = "gzip, deflate"
 _WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 MAX_CODINGS = 2
 _PIECE = 64 * 1024
+
+
+ALLOW_PRIVATE_HINT = "FEED_ALLOW_PRIVATE=1 or ingest --allow-private allows private addresses"
+_PROXY_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 addresses reached through IPv6
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address is on the public internet: not loopback, private, link-local,
+    shared (CGNAT), multicast or reserved, nor such an IPv4 address wrapped in IPv6."""
+    ip = ipaddress.ip_address(address.partition("%")[0])  # no IPv6 zone
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.is_global and not ip.is_multicast
+
+
+def _ip(host: str) -> str | None:
+    """`host` if it is an IP address (brackets off), else None: a name."""
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return None
+    return host
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Where feed fetches may connect: public addresses, and the proxies' own (a proxy on
+    the machine or the network is the operator's choice); private ones too if
+    `allow_private`."""
+
+    allow_private: bool = False
+    proxies: frozenset[tuple[str, int]] = frozenset()  # (host, port), host lower-case
+
+    @classmethod
+    def of(cls, proxy: str | None, allow_private: bool = False) -> Reach:
+        """The reach of fetches through `proxy`, else through the standard proxy variables
+        (which httpx honours, and reads the same way)."""
+        if proxy:
+            urls = [proxy]
+        else:
+            found = urllib.request.getproxies()
+            urls = [u if "://" in u else f"http://{u}" for k, u in found.items() if k != "no"]
+        proxies = set()
+        for url in urls:
+            with contextlib.suppress(ValueError):  # httpx refuses it, so no fetch uses it
+                parts = urlsplit(url)
+                port = parts.port or _PROXY_PORTS.get(parts.scheme.lower())
+                if parts.hostname and port:
+                    proxies.add((parts.hostname.lower(), port))
+        return cls(allow_private, frozenset(proxies))
+
+    def check(self, address: str, name: str | None = None) -> None:
+        """Raise FeedError unless `address` (an IP) may be fetched from; `name` is the host
+        name that led there, for the message."""
+        if self.allow_private or is_public(address):
+            return
+        shown = f"{name} is at {address}," if name and name != address else f"{address} is"
+        raise FeedError(f"refused: {shown} not a public address ({ALLOW_PRIVATE_HINT})")
+
+
+class _Guard:
+    """One fetch's address checks, as httpcore's trace extension calls them: a direct
+    connection's peer once connected (before a byte is sent), and the host of each request
+    (a redirect's too) when written as an address, which through a proxy is all there is
+    to check."""
+
+    def __init__(self, reach: Reach) -> None:
+        self.reach = reach
+        self._connecting: tuple[str, int] | None = None
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            self._connecting = (str(info["host"]).lower(), int(info["port"]))
+            literal = _ip(self._connecting[0])
+            if literal is not None and self._connecting not in self.reach.proxies:
+                self.reach.check(literal)  # no connection at all
+        elif event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            if stream is None or self._connecting in self.reach.proxies:
+                return  # a proxy's own address; the proxy connects onwards
+            peer = stream.get_extra_info("server_addr")
+            try:
+                self.reach.check(peer[0], self._connecting and self._connecting[0])
+            except FeedError:
+                stream.close()
+                raise
+        elif event == "socks.setup_socks5_connection.started":
+            self._check_host(str(info.get("host", "")))
+        elif event.endswith(".send_request_headers.started"):
+            self._check_host(_destination(info["request"]))
+
+    def _check_host(self, host: str) -> None:
+        literal = _ip(host)
+        if literal is not None:
+            self.reach.check(literal)
+
+
+def _destination(request: Any) -> str:
+    """The host an httpcore request is for: its URL's, or through an HTTP proxy the one in
+    its target (CONNECT host:port, or an absolute URL)."""
+    target = request.url.target.decode("ascii", "replace")
+    if request.method == b"CONNECT":
+        return target.rpartition(":")[0]
+    if "://" in target:
+        return urlsplit(target).hostname or ""
+    return request.url.host.decode("ascii", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +185,21 @@ def fetch_feed(
     *,
     max_bytes: int = MAX_BYTES,
     deadline: float = DEADLINE_SECONDS,
+    reach: Reach | None = None,
 ) -> Fetched:
     """GET `url`, streaming, within `deadline` seconds in all, refusing bodies over
-    `max_bytes` (compressed or decoded); raises FeedError."""
+    `max_bytes` (compressed or decoded), connecting only where `reach` allows (default:
+    public addresses, and the standard proxy variables' proxies); raises FeedError."""
     if not is_web_url(url):
         raise FeedError("not an http(s) URL")
     too_big = f"response larger than {max_bytes:,} bytes"
     timer = _Deadline(deadline)
+    guard = _Guard(reach if reach is not None else Reach.of(None))
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        timer.trace(event, info)
+        guard.trace(event, info)
+
     try:
         with (
             timer,
@@ -77,7 +209,7 @@ def fetch_feed(
                 # One request per connection: the deadline can then always reach the socket
                 # a request waits on (a pooled connection would not announce it).
                 headers={"Accept-Encoding": ACCEPT_ENCODING, "Connection": "close"},
-                extensions={"trace": timer.trace},
+                extensions={"trace": trace},
             ) as response,
         ):
             if response.status_code >= 300:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from retrieval.feeds.fetch import DEADLINE_SECONDS, MAX_BYTES, fetch_feed, make_client
+from retrieval.feeds.fetch import DEADLINE_SECONDS, MAX_BYTES, Reach, fetch_feed, make_client
 from retrieval.feeds.parse import FeedError, parse_feed
 from retrieval.feeds.write import known_articles, store_items
 
@@ -37,21 +37,27 @@ def ingest_feeds(
     max_bytes: int = MAX_BYTES,
     deadline: float = DEADLINE_SECONDS,
     proxy: str | None = None,
+    allow_private: bool = False,
     known: dict[str, Path] | None = None,
 ) -> list[FeedReport]:
     """Fetch each feed and write its new or changed items into `seeds_dir`; one report each.
 
     Each feed gets `deadline` seconds to arrive; whatever one feed does, the next is fetched.
-    `proxy` (http(s)://, socks5://, socks5h://) carries the fetches; without it, the standard
-    proxy variables do. `known` (canonical URL → seed file; updated with what is written):
-    the articles already there, as the index knows them (IndexKeeper.known_articles); None:
-    read from the seed files' headers."""
+    `proxy` (http(s)://, socks5://, socks5h://) carries the fetches (or the standard proxy
+    variables do); a `client` given brings its own, and `proxy` should then name it. Fetches
+    and their redirects connect to public addresses and the proxy only, unless
+    `allow_private` (fetch.Reach). `known` (canonical URL → seed file; updated with what is
+    written): the articles already there, as the index knows them
+    (IndexKeeper.known_articles); None: read from the seed files' headers."""
     seeds_dir = Path(seeds_dir)
     if known is None:
         known = known_articles(seeds_dir)
     http = client if client is not None else make_client(proxy=proxy)
+    reach = Reach.of(proxy, allow_private)
     try:
-        return [_ingest_one(http, url, seeds_dir, known, max_bytes, deadline) for url in urls]
+        return [
+            _ingest_one(http, url, seeds_dir, known, max_bytes, deadline, reach) for url in urls
+        ]
     finally:
         if client is None:
             http.close()
@@ -64,13 +70,15 @@ def _ingest_one(
     known: dict[str, Path],
     max_bytes: int,
     deadline: float,
+    reach: Reach,
 ) -> FeedReport:
     try:
-        fetched = fetch_feed(client, url, max_bytes=max_bytes, deadline=deadline)
+        fetched = fetch_feed(client, url, max_bytes=max_bytes, deadline=deadline, reach=reach)
         parsed = parse_feed(fetched.body, fetched.url, content_type=fetched.content_type)
         stored = store_items(parsed.items, seeds_dir, known, feed=url)
     except FeedError as exc:
-        logger.info("%s failed: %s", url, exc)
+        # The report is the caller's to show (the CLI prints it, the bot logs it): one line.
+        logger.debug("%s failed: %s", url, exc)
         return FeedReport(url, error=str(exc))
     except Exception as exc:  # a bug or a case nobody foresaw: this feed fails, not the rest
         logger.exception("%s failed", url)

@@ -5,8 +5,12 @@ before whom), never against the clock; the figures are benchmarks/bot_load.py's.
 
 from __future__ import annotations
 
+from telegram import Update
+
 from bot.app import RetryingRateLimiter
+from bot.arrival import Cost, cost
 from bot.fairness import Admission, UserRate
+from tests.support.fake_bot_api import BOT_ID, BOT_USERNAME
 from tests.support.harness import running_bot
 from tests.support.seeds import TYPHOON
 
@@ -85,3 +89,93 @@ def test_forgotten_users_start_afresh():
     for i in range(10):
         rate.check(i)
     assert rate.check("first") is Admission.ANSWER  # its bucket was the least recent
+
+
+# ---- counted on arrival (issue 23) ------------------------------------------------------
+
+
+async def test_a_flood_is_counted_as_it_arrives_per_user_across_chats(fake_api, bot_library):
+    """One member's `/help@bot` flood waited in the group's lane (here: behind a 429) while
+    the bucket went uncounted, and their private question was answered meanwhile; counted
+    on arrival, the flood spends the rate at once and the question is past it."""
+    user, private = fake_api.user_in_private_chat(5201, "en")
+    group = fake_api.group_chat(-1005201)
+    async with running_bot(
+        fake_api, bot_library, rate_limiter=_unlimited(), QUESTIONS_PER_MINUTE="5"
+    ):
+        fake_api.fail("sendMessage", status=429, retry_after=2)
+        first = fake_api.send_text(group, user, "/help@ThisBot")
+        await fake_api.wait_for(lambda: fake_api.calls_to("sendMessage", ok_only=False))
+        # The group's lane is held up by the 429 now: everything below waits behind it.
+        flood = [first] + [fake_api.send_text(group, user, "/help@ThisBot") for _ in range(11)]
+        question = fake_api.send_text(private, user, "台风海葵")
+        notice = "at most 5 a minute"
+        await fake_api.wait_for(
+            lambda: any(notice in m["html"] for m in fake_api.sent_to(group["id"])),
+            timeout=20,
+        )
+        await fake_api.settle()
+    answered = [m for m in flood if fake_api.replies_to(m)]
+    assert fake_api.replies_to(question) == []  # past the rate: dropped, told once
+    assert answered == flood[:6]  # five answers and the notice, in the order asked
+    assert notice in fake_api.replies_to(flood[5])[0].params["text"]
+
+
+async def test_autoanswer_candidates_count_against_the_senders_rate(fake_api, bot_keeper):
+    """Each question-like message in an /autoanswer group is looked up; they were never
+    counted. Past the rate they are dropped untold, and the notice waits for a real ask."""
+    fake_api.privacy_mode = False  # the bot sees every group message
+    group = fake_api.group_chat(-1005301)
+    admin, member = fake_api.user(5301, "en", "Admin"), fake_api.user(5302, "en", "Member")
+    fake_api.set_member_status(group, admin, "administrator")
+    async with running_bot(fake_api, bot_keeper, QUESTIONS_PER_MINUTE="4"):
+        assert "on" in await fake_api.say(group, admin, "/autoanswer@ThisBot on")
+        candidates = [fake_api.send_text(group, member, f"第{i}列高铁几点到？") for i in range(5)]
+        await fake_api.settle()
+        reply = await fake_api.say(group, member, "/ask@ThisBot 台风海葵")
+    assert sum(bool(fake_api.replies_to(m)) for m in candidates) <= 1  # the group's pace
+    assert "at most 4 a minute" in reply and TYPHOON.title not in reply
+
+
+async def test_inline_queries_count_and_past_the_rate_get_a_cheap_answer_once(fake_api, bot_keeper):
+    user = fake_api.user(5401, "en")
+    async with running_bot(fake_api, bot_keeper, QUESTIONS_PER_MINUTE="3"):
+        for _ in range(6):
+            fake_api.inline_query(user, "台风海葵")
+        await fake_api.wait_for(lambda: len(fake_api.calls_to("answerInlineQuery")) >= 4)
+        await fake_api.settle()
+    answers = fake_api.calls_to("answerInlineQuery")
+    assert len(answers) == 4  # three answered, one told, two dropped
+    assert all(TYPHOON.title in a.params["results"][0]["title"] for a in answers[:3])
+    told = answers[3].params
+    assert told["results"] == [] and told["button"]["text"].startswith("🐢 Too many")
+    assert told["is_personal"] in (True, "true", "True")
+
+
+def _update(message: dict) -> Update:
+    return Update.de_json({"update_id": 1, "message": message}, None)
+
+
+def test_what_an_update_costs(fake_api):
+    """Counted: what makes the bot work for someone. Free: what the handlers ignore."""
+    user, private = fake_api.user_in_private_chat(5501)
+    group = fake_api.group_chat(-1005501)
+    bot_user = {"id": BOT_ID, "is_bot": True, "first_name": "News Q&A", "username": BOT_USERNAME}
+    answer = fake_api.make_message(group, bot_user, "答案")
+
+    def priced(chat: dict, text: str | None, **extra) -> Cost:
+        return cost(_update(fake_api.make_message(chat, user, text, **extra)), "ThisBot", BOT_ID)
+
+    assert priced(private, "台风海葵") is Cost.ASKED
+    assert priced(private, "/nosuchcommand") is Cost.ASKED  # answered: "unknown command"
+    assert priced(private, None, location={"latitude": 1.0, "longitude": 2.0}) is Cost.FREE
+    assert priced(group, "/help@ThisBot") is Cost.ASKED
+    assert priced(group, "/HELP@thisbot") is Cost.ASKED
+    assert priced(group, "/help") is Cost.ASKED
+    assert priced(group, "/help@OtherBot") is Cost.FREE
+    assert priced(group, "/nosuchcommand@ThisBot") is Cost.FREE
+    assert priced(group, "@ThisBot 台风海葵") is Cost.ASKED
+    assert priced(group, "还有呢", reply_to_message=answer) is Cost.ASKED
+    assert priced(group, "台风海葵在哪里登陆？") is Cost.UNASKED
+    assert priced(group, "今天台风好大，大家注意安全") is Cost.FREE
+    assert priced(group, None, new_chat_members=[user]) is Cost.FREE

@@ -1,10 +1,12 @@
 """The bot's feed jobs against hostile feed servers (issue 12, items 9 and 10, the bot's side):
 each feed is fetched on its own, so a feed that drips its headers a byte at a time, or one
 whose items break the ingest, never keeps the next feed in FEED_URLS from arriving; and
-SIGTERM stops the bot within seconds even while a fetch hangs, with nothing half-written."""
+SIGTERM stops the bot within seconds even while a fetch hangs, with nothing half-written.
+A feed at a private address is refused in one line (issue 23)."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -13,6 +15,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from bot.app import NEWS
 from bot.subscriptions import SubscriptionStore
 from retrieval import IndexKeeper
 from tests.support import FEEDS
@@ -82,7 +85,7 @@ async def test_a_dripping_or_failing_feed_never_keeps_the_next_feed_from_arrivin
     db = tmp_path / "subscriptions.sqlite3"
     SubscriptionStore(db).subscribe(8601)
     urls = [feeds.url(f"/f/{name}") for name in ("drip.xml", "year10000.xml", "bot_news.xml")]
-    env = {"FEED_URLS": " ".join(urls), "SUBSCRIPTIONS_DB": str(db)}
+    env = {"FEED_URLS": " ".join(urls), "FEED_ALLOW_PRIVATE": "1", "SUBSCRIPTIONS_DB": str(db)}
     async with running_bot(fake_api, keeper, **env):
         await fake_api.wait_for(
             lambda: (
@@ -107,6 +110,7 @@ def test_sigterm_stops_the_bot_within_seconds_mid_fetch_with_nothing_half_writte
             INDEX_DIR=str(tmp_path / "index"),
             SUBSCRIPTIONS_DB=str(db),
             FEED_URLS=f"{feeds.url('/drip.xml')} {feeds.url('/bot_news.xml')}",
+            FEED_ALLOW_PRIVATE="1",
         )
         with bot_process(tmp_path, environ) as process:
             wait_while_running(
@@ -125,3 +129,26 @@ def test_sigterm_stops_the_bot_within_seconds_mid_fetch_with_nothing_half_writte
     stats = IndexKeeper.open(seeds, index_dir=tmp_path / "index-after").library.stats()
     assert stats.skipped == () and stats.articles == 4
     assert SubscriptionStore(db).chats() == [8701]
+
+
+async def test_the_bot_logs_a_refused_fetch_in_one_line(fake_api, tmp_path, caplog):
+    """Issue 23: a feed (or its redirect) at a private address is refused: one WARNING line,
+    no traceback, and the server never hears from the bot."""
+    caplog.set_level(logging.INFO)
+    feed = (FEEDS / "bot_news.xml").read_bytes()
+    feed_server = LoopbackServer(lambda r: reply(r, 200, feed, "application/rss+xml")).start()
+    keeper = IndexKeeper.open(write_seeds(tmp_path / "seeds", TYPHOON), tmp_path / "index")
+    url = feed_server.url("/feed.xml")
+    try:
+        async with running_bot(fake_api, keeper, FEED_URLS=url) as application:
+            news = application.bot_data[NEWS]
+            await fake_api.wait_for(lambda: url in news.ingests, message="the first fetch")
+    finally:
+        feed_server.stop()
+    assert news.ingests[url].ok is False and feed_server.requests == []
+    lines = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert [(r.levelno, r.exc_info) for r in lines] == [(logging.WARNING, None)]
+    assert lines[0].getMessage() == (
+        f"feed {url}: failed: refused: 127.0.0.1 is not a public address "
+        "(FEED_ALLOW_PRIVATE=1 or ingest --allow-private allows private addresses)"
+    )

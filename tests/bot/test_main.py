@@ -86,6 +86,7 @@ def test_values_are_read():
         ("TELEGRAM_PROXY", "socks5://proxy.example"),
         ("FEED_PROXY", "proxy.example:3128"),
         ("START_RETRY_SECONDS", "soon"),
+        ("FEED_ALLOW_PRIVATE", "maybe"),
     ],
 )
 def test_an_invalid_value_is_reported_on_one_line_naming_the_setting(name, value):
@@ -213,3 +214,12 @@ def test_python_m_bot_polls_registers_commands_and_stops_cleanly_on_sigterm(tmp_
     assert fake.calls_to("setMyCommands")
     assert TOKEN not in stderr and TOKEN.split(":")[1] not in stderr
     assert "stopped" in stderr
+
+
+def test_the_webhook_server_listens_on_loopback_unless_told_otherwise():
+    """Issue 23: it listened on every interface by default; a TLS proxy on the same host is
+    what the README describes (the Docker image and compose set 0.0.0.0 themselves)."""
+    assert Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN}).webhook_listen == "127.0.0.1"
+    assert Settings().webhook_listen == "127.0.0.1"
+    chosen = {"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_LISTEN": "0.0.0.0"}
+    assert Settings.from_env(chosen).webhook_listen == "0.0.0.0"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.logs import pseudonym
 from bot.render import render_new_article
 from bot.settings import Settings, SettingsError
 from bot.subscriptions import SubscriptionStore
@@ -244,7 +245,8 @@ async def test_the_scheduled_ingest_makes_new_articles_answerable_listed_and_pus
     store.subscribe(reader["id"])
     store.subscribe(group["id"])
     feed, missing = feed_server.url("/feeds/bot_news.xml"), feed_server.url("/feeds/gone.xml")
-    env = {"FEED_URLS": f"{feed} {missing}", "FEED_INTERVAL_MINUTES": "0.005"}  # 0.3 s
+    env = {"FEED_URLS": f"{feed} {missing}", "FEED_ALLOW_PRIVATE": "1"}
+    env["FEED_INTERVAL_MINUTES"] = "0.005"  # 0.3 s
 
     def fetches() -> int:
         return [r.path for r in feed_server.requests].count("/feeds/bot_news.xml")
@@ -380,9 +382,44 @@ async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
     fake_api.fail("setMyCommands", status=502, times=4)
     with LoopbackServer(serve_feeds) as feeds:
         env = {"SUBSCRIPTIONS_DB": str(db), "FEED_URLS": feeds.url("/bot_news.xml")}
+        env["FEED_ALLOW_PRIVATE"] = "1"  # the loopback feed server
         async with running_bot(fake_api, keeper, **env):
             await fake_api.wait_for(lambda: len(_pushes(fake_api, 8501)) == 3, timeout=20)
     assert len(fake_api.calls_to("getMe", ok_only=False)) == 3
     pushes = "".join(_pushes(fake_api, 8501))
     # What arrived while the bot was down, and the feed's two new articles.
     assert QUAKE.title in pushes and ICEBERG_TITLE in pushes and "冰岛" in pushes
+
+
+# ---- privacy (issue 23) -------------------------------------------------------------------
+
+
+async def test_info_logs_name_no_chat_or_user_id(fake_api, bot_library, db, caplog):
+    """Subscriptions, /autoanswer, migrations and rate-limit drops were logged at INFO with
+    the chat's or the user's id; a salted hash stands in for it now (the same within a run)."""
+    caplog.set_level(logging.INFO)
+    user = fake_api.user(81234567, "en")
+    private = fake_api.private_chat(user)
+    group, supergroup = fake_api.group_chat(-987654321), fake_api.group_chat(-100876543210)
+    fake_api.set_member_status(group, user, "administrator")
+    async with running_bot(
+        fake_api, bot_library, SUBSCRIPTIONS_DB=str(db), QUESTIONS_PER_MINUTE="6"
+    ):
+        await fake_api.say(private, user, "/subscribe")
+        await fake_api.say(group, user, "/subscribe@ThisBot")
+        await fake_api.say(group, user, "/autoanswer@ThisBot on")
+        fake_api.push_update(
+            {"message": fake_api.make_message(group, user, migrate_to_chat_id=supergroup["id"])}
+        )
+        await fake_api.settle()
+        for _ in range(4):  # past the rate
+            fake_api.send_text(private, user, "台风海葵")
+        await fake_api.settle()
+    assert set(SubscriptionStore(db).chats()) == {user["id"], supergroup["id"]}
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    said = "\n".join(lines)
+    for number in ("81234567", "987654321", "876543210"):
+        assert number not in said
+    assert pseudonym(user["id"]) in said  # subscribed, and later over the rate
+    assert f"{pseudonym(group['id'])} is now {pseudonym(supergroup['id'])}" in said
+    assert pseudonym(("user", user["id"])) in said

@@ -51,6 +51,7 @@ async def test_bot_api_traffic_and_feed_fetches_go_through_their_socks_proxies(
             TELEGRAM_PROXY=telegram.url("socks5"),
             FEED_PROXY=feeds.url("socks5h"),
             FEED_URLS=feed_server.url(FEED),
+            FEED_ALLOW_PRIVATE="1",
         ):
             user, chat = fake_api.user_in_private_chat()
             reply_call = await fake_api.wait_for_reply(fake_api.send_text(chat, user, "台风海葵"))
@@ -69,7 +70,7 @@ async def test_bot_api_traffic_and_feed_fetches_go_through_their_socks_proxies(
 
 
 def _ingest(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environ = bot_environ(**env)
+    environ = bot_environ(**{"FEED_ALLOW_PRIVATE": "1", **env})  # the loopback feed server
     return subprocess.run(
         [sys.executable, "-m", "retrieval", "ingest", *args],
         cwd=REPO,

@@ -10,8 +10,10 @@ import time
 import httpx
 
 from bot.logs import REDACTED, RedactTokenFilter
+from bot.settings import Settings
 from retrieval import IndexKeeper
-from tests.support.fake_bot_api import telegram_html_problems
+from retrieval.feeds import FeedReport, format_report
+from tests.support.fake_bot_api import TOKEN, telegram_html_problems
 from tests.support.harness import running_bot
 from tests.support.http import free_port
 from tests.support.seeds import TYPHOON, write_seeds
@@ -246,3 +248,27 @@ def test_the_log_filter_redacts_tokens_in_messages_arguments_and_tracebacks():
     output = stream.getvalue()
     assert token not in output and "AAE-secret" not in output
     assert output.count(REDACTED) >= 2 and "RuntimeError" in output
+
+
+def test_the_log_filter_redacts_feed_url_credentials_and_queries_but_keeps_the_error():
+    """Issue 23: a failing feed's line kept `?token=…` (and a password holding "@" partly)."""
+    url = "https://feeduser:pa55@Word@news.example.org/rss?token=s3cret-Token-99"
+    settings = Settings.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "FEED_URLS": url})
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactTokenFilter(settings.secrets))
+    log = logging.getLogger("test.redaction")
+    log.addHandler(handler)
+    try:
+        log.warning("feed %s", format_report(FeedReport(url, error="HTTP 404 Not Found")))
+        try:
+            raise ValueError(f"cannot fetch {url}")
+        except ValueError:
+            log.exception("feed %s: ingest failed", url)
+    finally:
+        log.removeHandler(handler)
+    output = stream.getvalue()
+    for secret in ("feeduser", "pa55", "Word", "s3cret-Token-99"):
+        assert secret not in output
+    assert "news.example.org/rss?" in output  # which feed it is stays readable
+    assert "HTTP 404 Not Found" in output and "ValueError" in output

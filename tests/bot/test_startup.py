@@ -222,6 +222,7 @@ async def test_the_first_feed_fetch_comes_right_after_start(fake_api, tmp_path):
     feed = (FEEDS / "bot_news.xml").read_bytes()
     with LoopbackServer(lambda r: reply(r, 200, feed, "application/rss+xml")) as feeds:
         env = {"FEED_URLS": feeds.url("/bot_news.xml"), "FEED_INTERVAL_MINUTES": "30"}
+        env["FEED_ALLOW_PRIVATE"] = "1"  # the loopback feed server
         async with running_bot(fake_api, keeper, **env):
             await fake_api.wait_for(lambda: feeds.requests, timeout=10, message="a fetch")
             await fake_api.wait_for(lambda: library.stats().articles > 1, message="its articles")

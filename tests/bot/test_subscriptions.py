@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime
@@ -10,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.subscriptions import SubscriptionStore, UnusableDatabase
+from bot.subscriptions import KEEP_COPY_DAYS, SubscriptionStore, UnusableDatabase
 from retrieval import ArticleRef
 from retrieval.seedfile import article_id
+from tests.support.harness import running_bot
 from tests.support.legacy import (
     DAMAGE,
     write_version_0_subscriptions,
@@ -178,3 +181,51 @@ def test_no_copy_no_upgrade(db):
         SubscriptionStore(db)
     assert db.read_bytes() == original
     assert not db.with_name(f"{db.name}.v0.bak").exists()
+
+
+# ---- the copy kept before an upgrade is not kept forever (issue 23) -----------------------
+
+
+def _age(path: Path, days: float) -> None:
+    then = time.time() - days * 86400
+    os.utime(path, (then, then))
+
+
+def test_the_copy_kept_before_an_upgrade_is_deleted_a_week_after_it(db):
+    """It lists the chats subscribed at the time, those that left since included."""
+    write_version_1_subscriptions(db, [42])
+    store = SubscriptionStore(db)  # upgraded to today's schema, the copy made
+    copy = db.with_name(f"{db.name}.v1.bak")
+    others = [db.with_name(f"{db.name}.v1.bak.mine"), db.with_name(f"other-{db.name}.v1.bak")]
+    for other in others:
+        other.write_bytes(b"not ours")
+        _age(other, 30)
+    assert store.prune_copies() == [] and copy.exists()  # a fresh copy stays
+    _age(copy, KEEP_COPY_DAYS - 0.1)
+    assert store.prune_copies() == [] and copy.exists()
+    _age(copy, KEEP_COPY_DAYS + 0.1)
+    assert store.prune_copies() == [copy]
+    assert not copy.exists() and all(other.exists() for other in others)
+    assert store.chats() == [42]
+
+
+def test_the_copy_stays_while_the_upgrade_is_unfinished(db):
+    pushed = _ref("https://Example.org/a.html#top")
+    write_version_0_subscriptions(db, [42], [pushed.url])
+    store = SubscriptionStore(db)  # copied, but re-keying waits for the library's articles
+    copy = db.with_name(f"{db.name}.v0.bak")
+    _age(copy, 30)
+    assert store.prune_copies() == [] and copy.exists()
+    assert store.migrate([pushed]) == 1
+    assert store.prune_copies() == [copy]
+
+
+async def test_the_bot_deletes_an_old_copy_when_it_starts(fake_api, bot_keeper, db):
+    write_version_1_subscriptions(db, [42])
+    SubscriptionStore(db)  # the upgrade, a week and a bit ago
+    copy = db.with_name(f"{db.name}.v1.bak")
+    _age(copy, KEEP_COPY_DAYS + 1)
+    async with running_bot(fake_api, bot_keeper, SUBSCRIPTIONS_DB=str(db)):
+        pass
+    assert not copy.exists()
+    assert SubscriptionStore(db).chats() == [42]
