@@ -33,6 +33,7 @@ from retrieval import Article, IndexKeeper
 from retrieval.feeds import FeedReport, format_report, ingest_feeds
 
 from . import render
+from .logs import pseudonym
 from .subscriptions import SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -273,21 +274,25 @@ class NewsService:
             return True
         except ChatMigrated as exc:  # the group became a supergroup, with a new id
             await asyncio.to_thread(self.subscriptions.move, chat_id, exc.new_chat_id)
-            logger.info("chat %s is now %s; subscription moved", chat_id, exc.new_chat_id)
+            logger.info(
+                "chat %s is now %s; subscription moved",
+                pseudonym(chat_id),
+                pseudonym(exc.new_chat_id),
+            )
             await self._send(bot, exc.new_chat_id, html)
             return False  # the old id is gone; the next article goes to the new one
         except Forbidden as exc:  # blocked by the user, kicked from the group, deactivated
             reason = exc.message
         except BadRequest as exc:
             if "chat not found" not in exc.message.lower():
-                logger.warning("push to chat %s failed: %s", chat_id, exc.message)
+                logger.warning("push to chat %s failed: %s", pseudonym(chat_id), exc.message)
                 return True
             reason = exc.message
         except TelegramError as exc:  # flood limits and retries are the rate limiter's job
-            logger.warning("push to chat %s failed: %s", chat_id, exc.message)
+            logger.warning("push to chat %s failed: %s", pseudonym(chat_id), exc.message)
             return True
         await asyncio.to_thread(self.subscriptions.unsubscribe, chat_id)
-        logger.info("chat %s unsubscribed: %s", chat_id, reason)
+        logger.info("chat %s unsubscribed: %s", pseudonym(chat_id), reason)
         return False
 
 

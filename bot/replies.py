@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval import Library
-from retrieval.models import MAX_QUERY_CHARS
+from retrieval import MAX_QUERY_CHARS, Library
 
 from . import render
 from .i18n import Lang, t

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from retrieval.index.store import IndexCorrupt, IndexDirUnusable
     from retrieval.library import Library
     from retrieval.models import (
+        MAX_QUERY_CHARS,
         Article,
         ArticleRef,
         Hit,
@@ -48,6 +49,7 @@ _HOMES = {
             "ArticleRef",
             "Hit",
             "LibraryStats",
+            "MAX_QUERY_CHARS",
             "Paragraph",
             "Passage",
             "SearchResult",
@@ -59,6 +61,7 @@ _HOMES = {
     **dict.fromkeys(("merge_spans", "printable"), "retrieval.text"),
 }
 __all__ = [
+    "MAX_QUERY_CHARS",
     "AliasesFileError",
     "Article",
     "ArticleRef",

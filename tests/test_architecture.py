@@ -109,3 +109,11 @@ def test_the_vectors_files_are_named_in_one_module_and_no_command_line_in_the_bo
             assert not re.search(r"vectors-|meaning\.npz", text), _name(path)
         if _name(path).startswith("bot/"):
             assert not re.search(r"""["']-m["'],\s*["']retrieval""", text), _name(path)
+
+
+def test_the_face_exports_what_it_names_and_each_name_loads():
+    import retrieval
+
+    assert set(retrieval.__all__) == set(retrieval._HOMES)
+    for name in retrieval.__all__:
+        assert getattr(retrieval, name) is not None
