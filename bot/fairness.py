@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from cachetools import LRUCache
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
@@ -68,6 +69,11 @@ class Gate(Protocol):
         """Tell the sender why this update and the next few go unanswered."""
 
 
+# When the update being handled arrived (time.monotonic()): set by ChatLanes as the update
+# leaves PTB's queue, before it waits in its chat's lane; read by the handlers' deadline.
+ARRIVED: ContextVar[float | None] = ContextVar("arrived", default=None)
+
+
 class ChatLanes(BaseUpdateProcessor):
     """Each chat's updates in order, different chats concurrently, taking turns for slots;
     `gate` decides on arrival which updates get that far."""
@@ -82,6 +88,7 @@ class ChatLanes(BaseUpdateProcessor):
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         # Here the update has just left PTB's queue: what is dropped now never waits.
+        ARRIVED.set(time.monotonic())  # this task's own context: the handlers see it
         admission = Admission.ANSWER if self._gate is None else await self._admit(update)
         if admission is not Admission.ANSWER:
             _discard(coroutine)
@@ -136,9 +143,9 @@ class UserRate:
     ) -> None:
         self.per_minute = per_minute
         self._clock = clock
-        self._max_users = max_users
-        # user → (tokens, when counted, when last told); least recently seen first
-        self._buckets: OrderedDict[Hashable, tuple[float, float, float | None]] = OrderedDict()
+        # user → (tokens, when counted, when last told); bounded: the least recently seen
+        # user's bucket is forgotten (refilled) first
+        self._buckets: LRUCache[Hashable, tuple[float, float, float | None]] = LRUCache(max_users)
 
     def check(self, user: Hashable, *, quiet: bool = False) -> Admission:
         """Count one update from `user` and say what to do with it. `quiet`: the user did not
@@ -156,6 +163,4 @@ class UserRate:
         else:
             told, admission = now, Admission.NOTICE
         self._buckets[user] = (tokens, now, told)
-        if len(self._buckets) > self._max_users:
-            self._buckets.popitem(last=False)
         return admission

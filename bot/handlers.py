@@ -30,6 +30,7 @@ from . import render, replies
 from .autoanswer import GroupPace, question_like
 from .commands import Command, Scope
 from .conversation import Asked, Conversations
+from .fairness import ARRIVED
 from .i18n import Lang, pick_language, t
 from .logs import pseudonym
 from .news import NewsService
@@ -116,6 +117,8 @@ class BotHandlers:
             private=private,
             reply_to=replied.message_id if replied else None,
         )
+        if self._late():  # waited its turn too long: say so now, not an answer much later
+            return await self._busy(message, lang, only_if_confident)
         result = await asyncio.to_thread(
             replies.answer,
             self.library,
@@ -126,12 +129,28 @@ class BotHandlers:
         )
         if only_if_confident and not result.confident:
             return False
+        if self._late():
+            return await self._busy(message, lang, only_if_confident)
         sent = await message.reply_text(
             result.html, reply_markup=self._keyboard(0, result.has_more, lang)
         )
         user = update.effective_user
         asked = Asked(question, result.context, user.id if user else None, at)
         self.conversations.remember(sent.chat_id, sent.message_id, asked, private=private)
+        return True
+
+    def _late(self) -> bool:
+        """Whether the update being handled arrived more than ANSWER_DEADLINE_SECONDS ago."""
+        arrived, deadline = ARRIVED.get(), self.settings.answer_deadline_seconds
+        return bool(deadline) and arrived is not None and time.monotonic() - arrived > deadline
+
+    @staticmethod
+    async def _busy(message: Message, lang: Lang, unasked: bool) -> bool:
+        """Tell the asker to ask again (an /autoanswer message nobody asked: say nothing)."""
+        if unasked:
+            return False
+        logger.info("a question waited past its deadline: told to ask again")
+        await message.reply_text(t(lang, "busy"))
         return True
 
     def _keyboard(self, page: int, has_more: bool, lang: Lang) -> InlineKeyboardMarkup | None:

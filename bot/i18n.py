@@ -189,6 +189,11 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "只有提問的人可以翻頁，你也可以自己問一次。",
         "en": "Only the person who asked can turn the pages. Feel free to ask yourself.",
     },
+    "busy": {
+        "zh-Hans": "⏳ 现在问的人太多，来不及回答你的问题。请过一会儿再问一次。",
+        "zh-Hant": "⏳ 現在問的人太多，來不及回答你的問題。請過一會兒再問一次。",
+        "en": "⏳ Too many questions at once: yours waited too long. Please ask again in a moment.",
+    },
     "text_only": {
         "zh-Hans": "我只能读懂文字问题。请用文字提问，或发送 /help 查看用法。",
         "zh-Hant": "我只能讀懂文字問題。請用文字提問，或傳送 /help 查看用法。",

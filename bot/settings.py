@@ -59,6 +59,7 @@ class Settings:
     feed_interval_minutes: float = 30.0
     subscriptions_db: Path = Path("subscriptions.sqlite3")
     questions_per_minute: int = 20
+    answer_deadline_seconds: float = 10.0
     telegram_proxy: str | None = None
     feed_proxy: str | None = None
     feed_allow_private: bool = False
@@ -159,6 +160,9 @@ class Settings:
             feed_interval_minutes=_interval_minutes(get),
             subscriptions_db=Path(get("SUBSCRIPTIONS_DB") or "subscriptions.sqlite3"),
             questions_per_minute=_int(get, "QUESTIONS_PER_MINUTE", 20, low=0, high=10000),
+            answer_deadline_seconds=_number(
+                get, "ANSWER_DEADLINE_SECONDS", 10.0, low=0.0, high=3600.0
+            ),
             telegram_proxy=_proxy("TELEGRAM_PROXY", get("TELEGRAM_PROXY")),
             feed_proxy=_proxy("FEED_PROXY", get("FEED_PROXY")),
             feed_allow_private=_flag(get, "FEED_ALLOW_PRIVATE"),

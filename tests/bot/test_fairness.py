@@ -94,14 +94,14 @@ def test_forgotten_users_start_afresh():
 # ---- counted on arrival (issue 23) ------------------------------------------------------
 
 
-async def test_a_flood_is_counted_as_it_arrives_per_user_across_chats(fake_api, bot_library):
+async def test_a_flood_is_counted_as_it_arrives_per_user_across_chats(fake_api, bot_keeper):
     """One member's `/help@bot` flood waited in the group's lane (here: behind a 429) while
     the bucket went uncounted, and their private question was answered meanwhile; counted
     on arrival, the flood spends the rate at once and the question is past it."""
     user, private = fake_api.user_in_private_chat(5201, "en")
     group = fake_api.group_chat(-1005201)
     async with running_bot(
-        fake_api, bot_library, rate_limiter=_unlimited(), QUESTIONS_PER_MINUTE="5"
+        fake_api, bot_keeper, rate_limiter=_unlimited(), QUESTIONS_PER_MINUTE="5"
     ):
         fake_api.fail("sendMessage", status=429, retry_after=2)
         first = fake_api.send_text(group, user, "/help@ThisBot")
@@ -179,3 +179,22 @@ def test_what_an_update_costs(fake_api):
     assert priced(group, "台风海葵在哪里登陆？") is Cost.UNASKED
     assert priced(group, "今天台风好大，大家注意安全") is Cost.FREE
     assert priced(group, None, new_chat_members=[user]) is Cost.FREE
+
+
+async def test_a_question_past_its_deadline_is_told_to_ask_again_not_answered_late(
+    fake_api, bot_keeper
+):
+    """A burst (here: a 429 holding up the chat's lane) must not end in answers minutes late:
+    past ANSWER_DEADLINE_SECONDS, counted from arrival, the asker hears to ask again."""
+    user, chat = fake_api.user_in_private_chat(5401, "en")
+    env = {"ANSWER_DEADLINE_SECONDS": "1", "QUESTIONS_PER_MINUTE": "0"}
+    async with running_bot(fake_api, bot_keeper, rate_limiter=_unlimited(), **env):
+        fake_api.fail("sendMessage", status=429, retry_after=3)
+        first = fake_api.send_text(chat, user, "台风海葵")
+        await fake_api.wait_for(lambda: fake_api.calls_to("sendMessage", ok_only=False))
+        second = fake_api.send_text(chat, user, "高铁新线什么时候通车？")  # waits behind it
+        late = await fake_api.wait_for_reply(second, timeout=20)
+        answered = fake_api.replies_to(first)
+    assert "ask again" in late.params["text"] and "<b>1." not in late.params["text"]
+    # the first, held up by the 429 after it was answered in time, is still delivered
+    assert answered and "<b>1." in answered[0].params["text"]

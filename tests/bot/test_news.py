@@ -394,7 +394,7 @@ async def test_a_slow_start_still_pushes_what_arrived_while_the_bot_was_down(
 # ---- privacy (issue 23) -------------------------------------------------------------------
 
 
-async def test_info_logs_name_no_chat_or_user_id(fake_api, bot_library, db, caplog):
+async def test_info_logs_name_no_chat_or_user_id(fake_api, bot_keeper, db, caplog):
     """Subscriptions, /autoanswer, migrations and rate-limit drops were logged at INFO with
     the chat's or the user's id; a salted hash stands in for it now (the same within a run)."""
     caplog.set_level(logging.INFO)
@@ -403,7 +403,7 @@ async def test_info_logs_name_no_chat_or_user_id(fake_api, bot_library, db, capl
     group, supergroup = fake_api.group_chat(-987654321), fake_api.group_chat(-100876543210)
     fake_api.set_member_status(group, user, "administrator")
     async with running_bot(
-        fake_api, bot_library, SUBSCRIPTIONS_DB=str(db), QUESTIONS_PER_MINUTE="6"
+        fake_api, bot_keeper, SUBSCRIPTIONS_DB=str(db), QUESTIONS_PER_MINUTE="6"
     ):
         await fake_api.say(private, user, "/subscribe")
         await fake_api.say(group, user, "/subscribe@ThisBot")
