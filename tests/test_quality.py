@@ -59,6 +59,7 @@ def pool(voa_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     return seeds, work / "q.jsonl"
 
 
+@pytest.mark.timeout(900)  # about a minute alone; a busy machine's embedding takes longer
 def test_trial_questions_find_their_paragraph(pool: tuple[Path, Path], tmp_path: Path) -> None:
     seeds, questions_file = pool
     questions = [json.loads(line) for line in questions_file.open(encoding="utf-8")][:QUESTIONS]
@@ -80,7 +81,7 @@ def test_trial_questions_find_their_paragraph(pool: tuple[Path, Path], tmp_path:
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=600,
+        timeout=840,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
