@@ -12,6 +12,7 @@ import httpx
 from retrieval.feeds.fetch import DEADLINE_SECONDS, MAX_BYTES, fetch_feed, make_client
 from retrieval.feeds.parse import FeedError, parse_feed
 from retrieval.feeds.write import known_articles, store_items
+from retrieval.progress import Reporter, task
 
 logger = logging.getLogger(__name__)
 
@@ -37,17 +38,23 @@ def ingest_feeds(
     max_bytes: int = MAX_BYTES,
     deadline: float = DEADLINE_SECONDS,
     proxy: str | None = None,
+    progress: Reporter | None = None,
 ) -> list[FeedReport]:
     """Fetch each feed and write its new or changed items into `seeds_dir`; one report each.
 
     Each feed gets `deadline` seconds to arrive; whatever one feed does, the next is fetched.
     `proxy` (http(s)://, socks5://, socks5h://) carries the fetches; without it, the standard
-    proxy variables do."""
+    proxy variables do. `progress` is told of each feed done."""
     seeds_dir = Path(seeds_dir)
     known = known_articles(seeds_dir)
     http = client if client is not None else make_client(proxy=proxy)
+    reports = []
     try:
-        return [_ingest_one(http, url, seeds_dir, known, max_bytes, deadline) for url in urls]
+        with task(progress, "fetching feeds", len(urls), "feeds") as advance:
+            for url in urls:
+                reports.append(_ingest_one(http, url, seeds_dir, known, max_bytes, deadline))
+                advance(1)
+        return reports
     finally:
         if client is None:
             http.close()
