@@ -6,40 +6,40 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-from retrieval import merging, store
+from retrieval import merging, progress, store
 from retrieval.library import LOCK_WAIT_SECONDS, AliasesFileError, Library, default_index_dir
 from retrieval.meaning import Meaning
 from retrieval.models import Article, Hit, SearchResult
+from retrieval.parsing import Workers
+from retrieval.usage import (
+    BAD_INPUT,
+    UNSAFE,
+    Mistake,
+    command,
+    directory_problem,
+    error_line,
+    one_line,
+    printable,
+)
 from retrieval.version import VERSION
 
-# Control characters (C0 but tab and newline, DEL, C1) would let an article drive the terminal
-# (ANSI escapes: colours, cursor moves, titles); bidi embeddings, overrides and isolates would
-# let it reorder the text around it. Neither belongs in text shown to anyone.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+__all__ = ["Asked", "hit_json", "main", "printable", "read_line"]
 
-
-def printable(text: str) -> str:
-    """`text` without control characters (tabs and newlines stay) and bidi overrides: safe to
-    print to a terminal or show in a message."""
-    return _UNSAFE.sub("", text)
-
-
-def _line(text: str) -> str:
-    """`text` as one printable line (its own line breaks and tabs become spaces)."""
-    return printable(" ".join(text.split()))
+SEEDS_FIX = "pass --seeds DIR or set SEEDS_DIR"
+INDEX_FIX = "(--index-dir, INDEX_DIR)"
 
 
 def _json_line(value: object) -> str:
     """One JSON line, readable (not ASCII-escaped) but with every unsafe character escaped as
     \\uXXXX: the data stays whole, the terminal stays safe (json escapes only C0 itself)."""
     text = json.dumps(value, ensure_ascii=False)
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class _PrintableFormatter(logging.Formatter):
@@ -49,11 +49,18 @@ class _PrintableFormatter(logging.Formatter):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m retrieval", description="Search Chinese news articles with BM25."
+        prog=command("retrieval"), description="Search Chinese news articles with BM25."
     )
     parser.add_argument("--version", action="version", version=f"news-qa-bot {VERSION}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar or progress lines (LOG_LEVEL=WARNING or above does the same)",
+    )
     # The same variables the bot's settings read, as defaults for the same flags.
-    seeds = argparse.ArgumentParser(add_help=False)
+    seeds = argparse.ArgumentParser(add_help=False, parents=[common])
     seeds.add_argument(
         "--seeds",
         default=os.environ.get("SEEDS_DIR") or "seeds",
@@ -77,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", parents=library, help="best passages for queries")
     search.add_argument("-k", type=int, default=5, help="hits per query (default 5)")
     search.add_argument("--json", action="store_true", help="one JSON line per query")
-    search.add_argument("query", nargs="*", help="the query; without one, one query per stdin line")
+    search.add_argument(
+        "query", nargs="*", help="the question; without one, one question per stdin line"
+    )
 
     latest = commands.add_parser("latest", parents=library, help="newest articles first")
     latest.add_argument("-n", type=int, default=10, help="how many (default 10)")
@@ -102,35 +111,48 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
+    try:
+        _configure_logging(args.quiet)
+        return _run(args)
+    except Mistake as mistake:  # what was typed or set: one line, exit 2
+        print(mistake.line(), file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C at the prompt or while building: no traceback
+        print(file=sys.stderr)
+        return 130
+
+
+def _configure_logging(quiet: bool) -> None:
+    named = os.environ.get("LOG_LEVEL", "").strip().upper()
+    level = logging.getLevelName(named) if named else logging.WARNING
+    if not isinstance(level, int):
+        raise Mistake(
+            f"LOG_LEVEL {named!r}, not a log level", "set DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    logging.basicConfig(level=level)
     for handler in logging.getLogger().handlers:  # warnings name files: their names are text too
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    # Progress shows at the default level; --quiet, or a LOG_LEVEL above INFO, silences it.
+    progress.show(not quiet and (not named or level <= logging.INFO))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "ingest":
         return _ingest(args.urls, Path(args.seeds), args.proxy)
     if args.command == "merge":
         return _merge(Path(args.seeds), args.index_dir)
-    if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
-        print("error: the count must be a positive number", file=sys.stderr)
-        return 2
-    try:
-        library = Library.from_dir(
-            args.seeds,
-            args.index_dir,
-            aliases_file=args.aliases,
-            meaning=Meaning.load() if args.command == "search" else None,
+    for flag, count in (("-k", getattr(args, "k", 1)), ("-n", getattr(args, "n", 1))):
+        if count < 1:
+            raise Mistake(f"{flag} {count}, the count must be a positive number", f"e.g. {flag} 5")
+    if args.command == "search" and args.query and not " ".join(args.query).strip():
+        raise Mistake(
+            "the question is empty, there is nothing to search for",
+            "put the question after search, or leave it out to type questions one a line",
         )
-    except OSError as exc:
-        print(f"error: {_line(str(exc))}", file=sys.stderr)
-        return 2
-    except AliasesFileError as exc:
-        print(f"error: aliases file (--aliases, ALIASES_FILE) {_line(str(exc))}", file=sys.stderr)
-        return 2
-    except store.IndexDirUnusable as exc:
-        print(f"error: {_line(str(exc))} (--index-dir)", file=sys.stderr)
-        return 2
+    library = _open(args)
     try:
         if args.command == "search":
-            asked = [Asked(" ".join(args.query))] if args.query else map(read_line, sys.stdin)
+            asked = [Asked(" ".join(args.query))] if args.query else _asked(sys.stdin)
             for question in asked:
                 result = library.search(question.query, args.k, context=question.context)
                 _print_result(question, result, as_json=args.json)
@@ -145,6 +167,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _open(args: argparse.Namespace) -> Library:
+    """The library of --seeds, its index brought up to date (with progress), or a Mistake."""
+    seeds = Path(args.seeds)
+    problem = directory_problem(seeds)
+    if problem:
+        raise Mistake(f"seeds directory {seeds}, {problem}", SEEDS_FIX)
+    workers = Workers(count=os.cpu_count() or 1, progress=progress.Reporter())
+    try:
+        return Library.from_dir(
+            seeds,
+            args.index_dir,
+            aliases_file=args.aliases,
+            workers=workers,
+            meaning=Meaning.load() if args.command == "search" else None,
+        )
+    except OSError as exc:
+        raise Mistake(f"seeds directory {seeds}, {exc}", SEEDS_FIX) from None
+    except AliasesFileError as exc:
+        raise Mistake(
+            f"aliases file {exc}", "fix it, or name another with --aliases or ALIASES_FILE"
+        ) from None
+    except store.IndexDirUnusable as exc:
+        raise Mistake(f"{exc} {INDEX_FIX}") from None
+
+
+def _asked(stdin: TextIO) -> Iterator[Asked]:
+    """The questions on stdin, one a line. At a terminal, a prompt says so (empty lines are
+    skipped there); otherwise every line is one question and gets one answer, as the
+    benchmark scorers expect."""
+    if not stdin.isatty():
+        yield from map(read_line, stdin)
+        return
+    print("Type a question and press Enter; Ctrl-D to finish.", file=sys.stderr)
+    while True:
+        print("> ", end="", file=sys.stderr, flush=True)
+        line = stdin.readline()
+        if not line:
+            print(file=sys.stderr)
+            return
+        if line.strip():
+            yield read_line(line)
+
+
 def _merge(seeds_dir: Path, index_dir: str | None) -> int:
     """Merge the saved index's segments as its policy asks. Works on the index alone (no
     seed file is read, nothing is analysed), so it may run beside the bot, which does."""
@@ -153,10 +218,9 @@ def _merge(seeds_dir: Path, index_dir: str | None) -> int:
         merges = merging.run(index, LOCK_WAIT_SECONDS)
         state = store.load(index)
     except store.IndexDirUnusable as exc:
-        print(f"error: {_line(str(exc))} (--index-dir)", file=sys.stderr)
-        return 2
-    except (OSError, store.IndexCorrupt, store.IndexBusy) as exc:
-        print(f"merge: {_line(str(exc))}", file=sys.stderr)
+        raise Mistake(f"{exc} {INDEX_FIX}") from None
+    except (OSError, store.IndexCorrupt, store.IndexBusy) as exc:  # not a mistake: exit 1
+        print(error_line(f"cannot merge the index in {index}, {exc}"), file=sys.stderr)
         return 1
     print(f"merges:   {merges}")
     print(f"segments: {len(state.segments) if state else 0}")
@@ -169,28 +233,26 @@ def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None) -> int:
     from retrieval.feeds import format_report, ingest_feeds
     from retrieval.feeds.fetch import make_client
 
-    if not seeds_dir.is_dir():
-        print(f"ingest: seeds directory not found: {_line(str(seeds_dir))}", file=sys.stderr)
-        return 2
+    problem = directory_problem(seeds_dir)
+    if problem:
+        raise Mistake(f"seeds directory {seeds_dir}, {problem}", SEEDS_FIX)
     try:
         client = make_client(proxy=proxy)
     except ValueError:  # httpx refusing the proxy URL; not echoed: it may hold a password
-        print(
-            "ingest: the proxy (--proxy, FEED_PROXY or a standard proxy variable) must be an "
-            "http://, https://, socks5:// or socks5h:// URL",
-            file=sys.stderr,
-        )
-        return 2
+        raise Mistake(
+            "the proxy is not an http://, https://, socks5:// or socks5h:// URL",
+            "check --proxy, FEED_PROXY and the standard proxy variables (HTTPS_PROXY, ALL_PROXY)",
+        ) from None
     try:
         with client:
-            reports = ingest_feeds(urls, seeds_dir, client=client)
+            reports = ingest_feeds(urls, seeds_dir, client=client, progress=progress.Reporter())
     except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
-        print(f"ingest: cannot read seeds directory: {_line(str(exc))}", file=sys.stderr)
-        return 2
+        problem = f"seeds directory {seeds_dir}, it cannot be read ({exc})"
+        raise Mistake(problem, SEEDS_FIX) from None
     for report in reports:
         for note in report.notes:
-            print(_line(f"{report.url}: {note}"), file=sys.stderr)
-        print(_line(format_report(report)), file=sys.stderr if report.error else sys.stdout)
+            print(one_line(f"{report.url}: {note}"), file=sys.stderr)
+        print(one_line(format_report(report)), file=sys.stderr if report.error else sys.stdout)
     return 1 if any(r.error for r in reports) else 0
 
 
@@ -244,19 +306,19 @@ def _print_result(question: Asked, result: SearchResult, as_json: bool) -> None:
         line["hits"] = [hit_json(rank, hit) for rank, hit in enumerate(result.hits, 1)]
         print(_json_line(line), flush=True)
         return
-    print(f"? {_line(question.query)}")
+    print(f"? {one_line(question.query)}")
     if result.read_with:
-        print(f"  (read as a follow-up of: {_line(result.read_with)})")
+        print(f"  (read as a follow-up of: {one_line(result.read_with)})")
     if not result.hits:
         print("  (no matching passage)")
     elif not result.confident:
         missing = f"; the articles lack: {', '.join(result.missing)}" if result.missing else ""
-        print(f"  (not confident these answer it{_line(missing)})")
+        print(f"  (not confident these answer it{one_line(missing)})")
     for rank, hit in enumerate(result.hits, 1):
         heading = f" · {hit.passage.section}" if hit.passage.section else ""
-        print(f"{rank}. [{hit.score:.2f}] {_line(hit.article.title + heading)}")
-        print(f"   {_line(hit.passage.text)}")
-        print(f"   {hit.article.published:%Y-%m-%d} {_line(hit.article.url)}")
+        print(f"{rank}. [{hit.score:.2f}] {one_line(hit.article.title + heading)}")
+        print(f"   {one_line(hit.passage.text)}")
+        print(f"   {hit.article.published:%Y-%m-%d} {one_line(hit.article.url)}")
     print(flush=True)
 
 
@@ -273,18 +335,19 @@ def _print_article(article: Article, as_json: bool) -> None:
             )
         )
     else:
-        print(f"{article.published:%Y-%m-%d %H:%M} {_line(article.title)}\n  {_line(article.url)}")
+        when = f"{article.published:%Y-%m-%d %H:%M}"
+        print(f"{when} {one_line(article.title)}\n  {one_line(article.url)}")
 
 
 def _print_stats(library: Library, args: argparse.Namespace) -> None:
     stats = library.stats()
     newest = stats.newest.isoformat() if stats.newest else "-"
-    print(f"seeds:    {_line(str(Path(args.seeds).resolve()))}")
-    print(f"index:    {_line(str(library.index_dir))}")
+    print(f"seeds:    {one_line(str(Path(args.seeds).resolve()))}")
+    print(f"index:    {one_line(str(library.index_dir))}")
     print(f"articles: {stats.articles}")
     print(f"passages: {stats.passages}")
     print(f"newest:   {newest}")
     print(f"segments: {library.n_segments}")
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:
-        print(f"  {_line(str(skipped.path))}: {_line(skipped.reason)}")
+        print(f"  {one_line(str(skipped.path))}: {one_line(skipped.reason)}")

@@ -28,6 +28,7 @@ from retrieval.models import (
     SearchResult,
     SkippedFile,
 )
+from retrieval.usage import counted
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,10 @@ class Library:
             return current is not None
         state = self._apply(old, change, save)
         self._snapshot = _Snapshot(state, self.analyzer.normalize)
-        log.info("index: %d articles, %d passages", self.n_articles, self._current.index.n_passages)
+        n_passages = self._current.index.n_passages
+        log.info(
+            "index: %s, %s", counted(self.n_articles, "article"), counted(n_passages, "passage")
+        )
         return True
 
     def _apply(self, old: store.State | None, change: build.Change, save: bool) -> store.State:
