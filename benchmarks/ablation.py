@@ -22,7 +22,8 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from benchmarks import ROOT, newsqa, quality
+from benchmarks import ROOT, newsqa, quality, reporter
+from retrieval.progress import task
 from retrieval.question.cues import CueGains
 from retrieval.question.ranking import SHIPPED, RankingSettings
 
@@ -126,7 +127,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--only", nargs="*", choices=list(ABLATIONS), help="these rows only")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress = reporter(args.quiet)
     shared = args.shared.resolve()
     work = Path(tempfile.mkdtemp(prefix="ablation-"))
     try:
@@ -134,8 +137,11 @@ def main() -> int:
         cmrc = quality.prepare(shared, work / "cmrc")
         print("| engine | " + " | ".join(COLUMNS) + " |")
         print("|---" * (len(COLUMNS) + 1) + "|")
-        for name in args.only or ABLATIONS:
-            print(measure(shared, work, name, voa, cmrc), flush=True)
+        names = args.only or list(ABLATIONS)
+        with task(progress, "ablation", len(names), "rows") as advance:
+            for name in names:
+                print(measure(shared, work, name, voa, cmrc), flush=True)
+                advance(1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import reporter, workers
 from bot.app import RetryingRateLimiter
 from bot.i18n import pick_language, t
 from bot.settings import Settings
@@ -86,7 +87,10 @@ async def noisy_neighbour(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for start in ("first start", "restart"):
             keeper = IndexKeeper.open(
-                args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load()
+                args.seeds,
+                index_dir=Path(tmp) / "index",
+                workers=workers(args.progress),
+                meaning=Meaning.load(),
             )
             failed |= await _flood(args, keeper, start)
     return failed
@@ -160,7 +164,12 @@ async def _flood(args: argparse.Namespace, keeper: IndexKeeper, start: str) -> i
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        keeper = IndexKeeper.open(args.seeds, index_dir=Path(tmp) / "index", meaning=Meaning.load())
+        keeper = IndexKeeper.open(
+            args.seeds,
+            index_dir=Path(tmp) / "index",
+            workers=workers(args.progress),
+            meaning=Meaning.load(),
+        )
         library = keeper.library
         stats = library.stats()
         print(
@@ -234,8 +243,10 @@ def main() -> int:
         default=Settings().questions_per_minute,
         help="the per-user rate (default: the setting's default; 0 = none)",
     )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    args.progress = reporter(args.quiet)
     return asyncio.run(noisy_neighbour(args) if args.noisy_neighbour else run(args))
 
 

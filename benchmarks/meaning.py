@@ -23,9 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks import ROOT, newsqa
+from benchmarks import ROOT, newsqa, reporter, workers
 from retrieval import IndexKeeper
 from retrieval.index import vectors
+from retrieval.progress import task
 from retrieval.question.meaning import Meaning
 from retrieval.question.ranking import SHIPPED
 
@@ -40,13 +41,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--work", type=Path, help="keep the corpus and index here (reused)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress = reporter(args.quiet)
     shared = args.shared.resolve()
     work = args.work or Path(tempfile.mkdtemp(prefix="meaning-"))
     seeds = newsqa.prepare(shared, work)
     with next(iter(newsqa.question_sets(shared).values())).open(encoding="utf-8") as dev:
         questions = [q["q"] for q in map(json.loads, dev) if q["kind"] == "standalone"]
-    by_terms = IndexKeeper.open(seeds, work / "index").library
+    by_terms = IndexKeeper.open(seeds, work / "index", workers=workers(progress)).library
     for path in (work / "index").glob("seg-*/*"):  # "the first time" is the first
         if vectors.FILE.match(path.name):
             path.unlink()
@@ -57,18 +60,20 @@ def main() -> int:
     print(f"{len(questions)} questions, k=3, meaning over the first {SHIPPED.meaning_depth}\n")
 
     timings: dict[str, list[float]] = {"terms": [], "first": [], "again": [], "question": []}
-    for question in questions:
-        for name, library in (
-            ("terms", by_terms),
-            ("first", with_meaning),
-            ("again", with_meaning),
-        ):
+    with task(progress, "asking", len(questions), "questions") as advance:
+        for question in questions:
+            for name, library in (
+                ("terms", by_terms),
+                ("first", with_meaning),
+                ("again", with_meaning),
+            ):
+                started = time.perf_counter()
+                library.search(question, k=3)
+                timings[name].append(time.perf_counter() - started)
             started = time.perf_counter()
-            library.search(question, k=3)
-            timings[name].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        meaning.question(question)
-        timings["question"].append(time.perf_counter() - started)
+            meaning.question(question)
+            timings["question"].append(time.perf_counter() - started)
+            advance(1)
     passages = [h.passage.text for h in by_terms.search(questions[0], k=20).hits]
     fresh = Meaning.load()
     passage_seconds = []

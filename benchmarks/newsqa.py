@@ -21,7 +21,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from benchmarks import ROOT, scorer_lines
+from benchmarks import ROOT, build_index, reporter, scorer_lines
+from retrieval.progress import task
 
 HELDOUT = ROOT / "benchmarks" / "data" / "newsqa-heldout.jsonl"
 COLUMNS = ("R@1", "R@3", "MRR@10", "fu_R@1", "xctx_R@1", "declined", "answered", "answered_right")
@@ -65,7 +66,9 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--work", type=Path, help="keep the corpus and index here (reused)")
     parser.add_argument("--show-misses", type=int, default=0, help="print N misses per set")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress = reporter(args.quiet)
     shared = args.shared.resolve()
     work = args.work or Path(tempfile.mkdtemp(prefix="newsqa-"))
     try:
@@ -74,10 +77,14 @@ def main() -> int:
             f"{sys.executable} -m retrieval search --seeds {library} "
             f"--index-dir {work / 'index'} -k 10 --json"
         )
+        build_index(library, work / "index")  # here, where its progress shows
         print("| set | " + " | ".join(COLUMNS) + " |")
         print("|---" * (len(COLUMNS) + 1) + "|")
-        for name, questions in question_sets(shared).items():
-            print(row(name, evaluate(shared, questions, cmd, args.show_misses)), flush=True)
+        sets = question_sets(shared)
+        with task(progress, "scoring", len(sets), "question sets") as advance:
+            for name, questions in sets.items():
+                print(row(name, evaluate(shared, questions, cmd, args.show_misses)), flush=True)
+                advance(1)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import opencc
 
-from benchmarks import ROOT, scorer_lines
+from benchmarks import ROOT, build_index, reporter, scorer_lines
+from retrieval.progress import task
 
 RETRIEVAL = [sys.executable, "-m", "retrieval"]
 
@@ -87,28 +88,16 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive pipeline")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
+    progress = reporter(args.quiet)
     shared = args.shared.resolve()
     work = Path(tempfile.mkdtemp(prefix="quality-"))
     try:
         pool, files = prepare(shared, work, args.limit)
         index = work / "index"
         started = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "retrieval",
-                "stats",
-                "--seeds",
-                str(pool),
-                "--index-dir",
-                str(index),
-            ],
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
+        build_index(pool, index)
         index_seconds = time.perf_counter() - started
         ours = (
             f"{sys.executable} -m retrieval search --seeds {pool} --index-dir {index} -k 10 --json"
@@ -124,11 +113,12 @@ def main() -> int:
         )
         print("| questions | R@1 | R@3 | R@10 | MRR@10 | n | seconds |")
         print("|---|---|---|---|---|---|---|")
-        for name, path in files.items():
-            print(row(f"this project, {name}", evaluate(shared, path, ours)), flush=True)
-        if not args.no_baseline:
-            for name, path in files.items():
-                print(row(f"naive pipeline, {name}", evaluate(shared, path, naive)), flush=True)
+        runs = [("this project", ours)] + ([] if args.no_baseline else [("naive pipeline", naive)])
+        with task(progress, "scoring", len(runs) * len(files), "runs") as advance:
+            for engine, cmd in runs:
+                for name, path in files.items():
+                    print(row(f"{engine}, {name}", evaluate(shared, path, cmd)), flush=True)
+                    advance(1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

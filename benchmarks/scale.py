@@ -37,7 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import ROOT
+from benchmarks import ROOT, reporter
+from retrieval.progress import Reporter, task
 
 # Runs the CLI in this process, then tells how many bytes the process wrote (all its write
 # calls: index files, and the few lines it prints), from the kernel's own count.
@@ -192,15 +193,19 @@ def query_child(seeds: Path, index: Path, queries_file: Path, mode: str) -> tupl
     return json.loads(out.strip().splitlines()[-1]), rss
 
 
-def measure(name: str, seeds: Path, work: Path, n_queries: int, reference: bool) -> list[str]:
+def measure(
+    name: str, seeds: Path, work: Path, n_queries: int, reference: bool, progress: Reporter
+) -> list[str]:
     """The rows of both tables for one corpus."""
     slug = re.sub(r"\W+", "-", name.lower())
     index = work / f"index-{slug}"
     library = ["--seeds", str(seeds), "--index-dir", str(index)]
     builds = []
-    for _ in range(3):  # the median of 3 cold builds, each into an empty directory
-        shutil.rmtree(index, ignore_errors=True)
-        builds.append(run_measured(cli("stats", *library)))
+    with task(progress, f"{name}: cold builds", 3, "builds") as advance:
+        for _ in range(3):  # the median of 3 cold builds, each into an empty directory
+            shutil.rmtree(index, ignore_errors=True)
+            builds.append(run_measured(cli("stats", *library)))
+            advance(1)
     build_s = statistics.median(b[0] for b in builds)
     build_rss = max(b[1] for b in builds)
     stats, build_written = builds[-1][2], builds[-1][3]
@@ -226,10 +231,12 @@ def measure(name: str, seeds: Path, work: Path, n_queries: int, reference: bool)
         deleted.append(run_measured(cli("stats", *library)))
     # a realistic history: 30 feed-sized updates, each followed by the bot's merge
     merges = []
-    for batch in range(100, 130):
-        new_articles(seeds, 20, batch=batch)
-        run_measured(cli("stats", *library))
-        merges.append(run_measured(cli("merge", *library)))
+    with task(progress, f"{name}: feed-sized updates", 30, "updates") as advance:
+        for batch in range(100, 130):
+            new_articles(seeds, 20, batch=batch)
+            run_measured(cli("stats", *library))
+            merges.append(run_measured(cli("merge", *library)))
+            advance(1)
     after, history_rss = query_child(seeds, index, queries_file, "latency")
     warm_after = [
         run_measured(cli("search", *library, "-k", "5", "美国 总统 选举"))[0] for _ in range(3)
@@ -275,10 +282,12 @@ def main() -> int:
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--big-dir", type=Path, help="an existing big corpus to reuse")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
     if args.child:
         child_queries(*args.child)
         return 0
+    progress = reporter(args.quiet)
     work = Path(tempfile.mkdtemp(prefix="scale-"))
     try:
         with tarfile.open(args.shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
@@ -301,7 +310,9 @@ def main() -> int:
                     capture_output=True,
                 )
             corpora.append(("synthetic (make_big_corpus.py)", big, False))
-        results = [measure(name, seeds, work, args.queries, ref) for name, seeds, ref in corpora]
+        results = [
+            measure(name, seeds, work, args.queries, ref, progress) for name, seeds, ref in corpora
+        ]
         print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}\n")
         print(
             "| corpus | passages | cold build | written | warm start | search p50 | search p99 "

@@ -33,6 +33,7 @@ from telegram.ext import (
 )
 
 from retrieval import IndexKeeper
+from retrieval.usage import counted
 
 from . import commands
 from .arrival import ArrivalGate
@@ -49,8 +50,9 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 NETWORK_RETRIES = 3
 NETWORK_RETRY_DELAY = 0.5  # seconds, doubled on each retry
-# Start-up calls retry in bot.startup, one WARNING per attempt; getUpdates in the Updater.
-OWN_RETRIES = frozenset({"getUpdates", "getMe", "setWebhook", "deleteWebhook"})
+# Start-up calls retry in bot.startup, one WARNING per attempt; getUpdates in the Updater;
+# setMyCommands in set_command_menu, one WARNING per attempt for all its menus.
+OWN_RETRIES = frozenset({"getUpdates", "getMe", "setWebhook", "deleteWebhook", "setMyCommands"})
 # Where the start-up code finds the NewsService: the health report reads it.
 NEWS = "news"
 
@@ -122,10 +124,10 @@ def build_application(
         await prune_copies()  # after news.start, which may have just upgraded the database
         stats = await asyncio.to_thread(library.stats)
         logger.info(
-            "@%s ready: %d articles, %d passages",
+            "@%s ready: %s, %s",
             application.bot.username,
-            stats.articles,
-            stats.passages,
+            counted(stats.articles, "article"),
+            counted(stats.passages, "passage"),
         )
 
     builder = ApplicationBuilder()
@@ -204,7 +206,9 @@ def build_application(
 
 
 async def set_command_menu(application: Application) -> None:
-    """Register the command menu; a failure there must not keep the bot from starting."""
+    """Register the command menu, one for each scope and language. A failure must not keep the
+    bot from starting; network errors are retried, and each attempt that fails is one log line
+    for all the menus (not one for each of them)."""
 
     async def register(scope: BotCommandScope, language_code: str | None, lang: Lang) -> None:
         group_member = isinstance(scope, BotCommandScopeAllGroupChats)
@@ -212,10 +216,7 @@ async def set_command_menu(application: Application) -> None:
             BotCommand(name, description)
             for name, description in commands.menu(lang, group_member=group_member)
         ]
-        try:
-            await application.bot.set_my_commands(menu, scope, language_code)
-        except TelegramError as exc:
-            logger.warning("setMyCommands failed (%s); the command menu may be outdated", exc)
+        await application.bot.set_my_commands(menu, scope, language_code)
 
     # Telegram shows a group's administrators their scope's menu before the one for all group
     # members; private chats get the default. All at once: with network retries, a flaky
@@ -225,10 +226,25 @@ async def set_command_menu(application: Application) -> None:
         BotCommandScopeAllGroupChats(),
         BotCommandScopeAllChatAdministrators(),
     )
-    await asyncio.gather(
-        *(
-            register(scope, code, lang)
-            for scope in scopes
-            for code, lang in commands.MENU_LANGUAGES.items()
-        )
-    )
+    menus = [
+        (scope, code, lang) for scope in scopes for code, lang in commands.MENU_LANGUAGES.items()
+    ]
+    delay = NETWORK_RETRY_DELAY
+    for attempt in range(NETWORK_RETRIES + 1):
+        results = await asyncio.gather(*(register(*m) for m in menus), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, TelegramError):
+                raise result  # a bug, not Telegram's answer
+        failed = [(m, r) for m, r in zip(menus, results, strict=True) if r is not None]
+        if not failed:
+            return
+        menus = [m for m, _ in failed]
+        error = failed[0][1]
+        what = f"setMyCommands failed for {counted(len(menus), 'menu')} ({error})"
+        transient = isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+        if not transient or attempt == NETWORK_RETRIES:
+            logger.warning("%s; the command menu may be outdated", what)
+            return
+        logger.warning("%s; retrying in %.1f s", what, delay)
+        await asyncio.sleep(delay)
+        delay *= 2

@@ -16,6 +16,8 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
+from retrieval.usage import counted
+
 from .logs import configure_logging, redact
 from .settings import Settings, SettingsError, standard_proxy_credentials
 from .startup import REJECTED_TOKEN, via
@@ -27,16 +29,21 @@ class Unhealthy(Exception):
     """str(error) is the one line to print."""
 
 
-def check(environ: Mapping[str, str]) -> int:
+def check(environ: Mapping[str, str], *, bot_command: str = "python -m bot") -> int:
+    """`bot_command`: how the bot was run, for the hint when the token is missing."""
     secrets: list[str] = standard_proxy_credentials(environ)
     try:
-        settings = Settings.from_env(environ)
+        settings = Settings.from_env(environ, bot_command=bot_command)
         secrets += settings.secrets
         # Only errors, and redacted: the one line below is the report.
         configure_logging("ERROR", secrets=secrets)
         index = _index_summary(settings)
         username = asyncio.run(_get_me(settings))
-    except (SettingsError, Unhealthy) as exc:
+    except SettingsError as exc:  # every bad setting, one line each
+        for problem in exc.problems:
+            print(f"unhealthy: {redact(problem, secrets)}", file=sys.stderr)
+        return 1
+    except Unhealthy as exc:
         print(f"unhealthy: {redact(str(exc), secrets)}", file=sys.stderr)
         return 1
     print(f"ok: @{username}, {index}")
@@ -61,12 +68,8 @@ def _index_summary(settings: Settings) -> str:
     if stats is None:
         return f"no index yet in {index_dir} (the bot builds it when it starts)"
     newest = stats.newest.date().isoformat() if stats.newest else "-"
-    articles, passages = _count(stats.articles, "article"), _count(stats.passages, "passage")
+    articles, passages = counted(stats.articles, "article"), counted(stats.passages, "passage")
     return f"index {index_dir}: {articles}, {passages}, newest {newest}"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 async def _get_me(settings: Settings) -> str:

@@ -4,7 +4,9 @@ Every place that lists or answers commands reads `COMMANDS`: handler registratio
 which puts each command's scope check in front of its handler), the command menu Telegram
 shows (`menu`), /help (`help_lines`) and the console (`find`). Each command is answered by
 the method of the same name on `handlers.BotHandlers`, and in the console by the one on
-`console.ConsoleSession` (tests check both exist).
+`console.ConsoleSession` (tests check both exist). The console's own commands, which stand
+in for the page buttons and the end of a chat, are in `CONSOLE_ONLY`: each surface's /help
+lists only what works there.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Command:
     help: Mapping[Lang, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     console: bool = True  # answered by `python -m bot --console` (which has no chat)
+    # The /help line in the console, where it differs (there are no groups there).
+    console_help: Mapping[Lang, str] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -53,6 +57,11 @@ COMMANDS: tuple[Command, ...] = (
             "zh-Hans": "问题 — 提问（群组里用 /ask@{bot}）",
             "zh-Hant": "問題 — 提問（群組裡用 /ask@{bot}）",
             "en": "question — ask (in groups: /ask@{bot})",
+        },
+        console_help={
+            "zh-Hans": "问题 — 提问（也可以直接输入问题）",
+            "zh-Hant": "問題 — 提問（也可以直接輸入問題）",
+            "en": "question — ask (or just type the question)",
         },
     ),
     Command(
@@ -123,6 +132,27 @@ COMMANDS: tuple[Command, ...] = (
     Command("reload", scope=Scope.BOT_ADMINS, console=False),
 )
 
+# The console's own: /next for the page buttons (and /more, the same), /quit (and /exit).
+NEXT = Command(
+    "next",
+    help={
+        "zh-Hans": "— 上一个问题的下一页结果",
+        "zh-Hant": "— 上一個問題的下一頁結果",
+        "en": "— the next page of the last question's results",
+    },
+    aliases=("more",),
+)
+QUIT = Command(
+    "quit",
+    help={
+        "zh-Hans": "— 退出（或按 Ctrl-D）",
+        "zh-Hant": "— 退出（或按 Ctrl-D）",
+        "en": "— leave (or Ctrl-D)",
+    },
+    aliases=("exit",),
+)
+CONSOLE_ONLY: tuple[Command, ...] = (NEXT, QUIT)
+
 # setMyCommands takes two-letter ISO 639-1 codes, which cannot tell simplified from
 # traditional Chinese: the default menu is in simplified Chinese, English users get English.
 MENU_LANGUAGES: Mapping[str | None, Lang] = {None: "zh-Hans", "en": "en"}
@@ -141,9 +171,13 @@ def menu(lang: Lang, *, group_member: bool = False) -> list[tuple[str, str]]:
     return [(c.name, c.menu[lang]) for c in shown]
 
 
-def help_lines(lang: Lang, bot: str) -> str:
-    """The command list in /help, one line a command; `bot` is the escaped bot username."""
-    return "\n".join(f"/{c.name} {c.help[lang].format(bot=bot)}" for c in listed())
+def help_lines(lang: Lang, bot: str, *, console: bool = False) -> str:
+    """The command list in /help, one line a command; `bot` is the escaped bot username. In
+    the console, only the commands it answers, and its own."""
+    if not console:
+        return "\n".join(f"/{c.name} {c.help[lang].format(bot=bot)}" for c in listed())
+    shown = [c for c in listed() if c.console] + list(CONSOLE_ONLY)
+    return "\n".join(f"/{c.name} {(c.console_help or c.help)[lang].format(bot=bot)}" for c in shown)
 
 
 def find(name: str) -> Command | None:

@@ -51,7 +51,7 @@ class ConsoleSession:
             command = commands.find(name)
             if command is not None and command.console:
                 html = getattr(self, command.name)(rest)
-            elif name in ("next", "more"):  # the console's stand-in for the page buttons
+            elif name in commands.NEXT.names:  # /next: the page buttons' stand-in
                 html = self._next_page()
             else:
                 html = t(self.lang, "unknown_command")
@@ -69,7 +69,7 @@ class ConsoleSession:
         return replies.about(self.library, self.lang, admin=True)
 
     def help(self, rest: str) -> str:
-        return replies.help_text(self.library, self.lang, CONSOLE_BOT_NAME)
+        return replies.help_text(self.library, self.lang, CONSOLE_BOT_NAME, console=True)
 
     def _next_page(self) -> str:
         """The next page of the last question, read as it was (a follow-up keeps its context)."""
@@ -108,11 +108,8 @@ def run_console(library: Library, lang: Lang, per_page: int, stdin: TextIO, stdo
     session = ConsoleSession(library, lang, per_page, bold)
     read = _line_reader(stdin, stdout, interactive)
     if interactive:
-        intro = render.render_help(
-            lang, examples=[], articles=library.stats().articles, bot_username=CONSOLE_BOT_NAME
-        )
-        print(render.to_plain(intro).split("\n\n")[0], file=stdout)
-        print("(/latest, /about, /next, /quit)", file=stdout)
+        print(render.to_plain(render.help_intro(lang, library.stats().articles)), file=stdout)
+        print("(/help, /latest, /about, /next, /quit)", file=stdout)
     while True:
         try:
             line = read()
@@ -120,7 +117,7 @@ def run_console(library: Library, lang: Lang, per_page: int, stdin: TextIO, stdo
             if interactive:
                 print(file=stdout)
             return 0
-        if line is None or line.strip() in ("/quit", "/exit"):
+        if line is None or line.strip() in {f"/{name}" for name in commands.QUIT.names}:
             return 0
         reply = session.handle(line)
         if reply is not None:

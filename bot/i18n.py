@@ -30,29 +30,43 @@ def pick_language(language_code: str | None) -> Lang:
 
 
 _STRINGS: dict[str, dict[Lang, str]] = {
-    "help": {
+    # /help: the intro, the example questions, the commands (commands.help_lines), and in
+    # Telegram (not the console) how groups and inline mode work. {articles}: counted().
+    "help_intro": {
         "zh-Hans": (
-            "👋 我是新闻问答机器人。直接向我提问，我会从 {articles} 篇新闻文章里找出最相关的段落，"
-            "并附上原文链接和日期。\n\n"
-            "<b>可以这样问：</b>\n{examples}\n\n"
-            "<b>命令</b>\n{commands}\n\n"
+            "👋 我是新闻问答机器人。直接向我提问，我会从 {articles}里找出最相关的段落，"
+            "并附上原文链接和日期。"
+        ),
+        "zh-Hant": (
+            "👋 我是新聞問答機器人。直接向我提問，我會從 {articles}裡找出最相關的段落，"
+            "並附上原文連結和日期。"
+        ),
+        "en": (
+            "👋 I answer questions about the news. Ask me anything and I will find the most "
+            "relevant passages in {articles} (mostly in Chinese), with a link to the source "
+            "and its date."
+        ),
+    },
+    "help_examples": {
+        "zh-Hans": "<b>可以这样问：</b>\n{examples}",
+        "zh-Hant": "<b>可以這樣問：</b>\n{examples}",
+        "en": "<b>Try asking:</b>\n{examples}",
+    },
+    "help_commands": {
+        "zh-Hans": "<b>命令</b>\n{commands}",
+        "zh-Hant": "<b>指令</b>\n{commands}",
+        "en": "<b>Commands</b>\n{commands}",
+    },
+    "help_groups": {
+        "zh-Hans": (
             "在群组里：用 /ask@{bot} 提问，或回复我的消息追问。"
             "在任何聊天里输入 @{bot} 加问题，可以直接分享答案。"
         ),
         "zh-Hant": (
-            "👋 我是新聞問答機器人。直接向我提問，我會從 {articles} 篇新聞文章裡找出最相關的段落，"
-            "並附上原文連結和日期。\n\n"
-            "<b>可以這樣問：</b>\n{examples}\n\n"
-            "<b>指令</b>\n{commands}\n\n"
             "在群組裡：用 /ask@{bot} 提問，或回覆我的訊息追問。"
             "在任何聊天裡輸入 @{bot} 加問題，可以直接分享答案。"
         ),
         "en": (
-            "👋 I answer questions about the news. Ask me anything and I will find the most "
-            "relevant passages in {articles} news articles (mostly in Chinese), with a link to "
-            "the source and its date.\n\n"
-            "<b>Try asking:</b>\n{examples}\n\n"
-            "<b>Commands</b>\n{commands}\n\n"
             "In groups, use /ask@{bot} or reply to one of my messages. "
             "In any chat, type @{bot} and a question to share an answer."
         ),
@@ -67,7 +81,7 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "（用 /latest 看看有哪些文章，再就其中的內容提問）",
         "en": "(see what the articles are about with /latest, then ask about them)",
     },
-    # Example questions are built from headings of the articles the bot holds.
+    # Example questions: what an article's headline says happened, asked about (render.py).
     "example_question": {
         "zh-Hans": "{topic}是怎么回事？",
         "zh-Hant": "{topic}是怎麼回事？",
@@ -81,18 +95,14 @@ _STRINGS: dict[str, dict[Lang, str]] = {
     # When the engine is not confident the archive answers: the close passages follow, never
     # presented as an answer. {missing} is "" or the "missing_words" clause.
     "not_an_answer_header": {
-        "zh-Hans": (
-            "🤔 没有找到「{question}」的确切答案{missing}。\n"
-            "以下段落可能相关，但不是答案（第 {page} 页）："
-        ),
-        "zh-Hant": (
-            "🤔 沒有找到「{question}」的確切答案{missing}。\n"
-            "以下段落可能相關，但不是答案（第 {page} 頁）："
-        ),
-        "en": (
-            "🤔 I found no exact answer to “{question}”{missing}.\nThese passages may be "
-            "related, but they are not an answer (page {page}):"
-        ),
+        "zh-Hans": "🤔 没有找到「{question}」的确切答案{missing}。",
+        "zh-Hant": "🤔 沒有找到「{question}」的確切答案{missing}。",
+        "en": "🤔 I found no exact answer to “{question}”{missing}.",
+    },
+    "not_an_answer_note": {
+        "zh-Hans": "以下段落可能相关，但不是答案（第 {page} 页）：",
+        "zh-Hant": "以下段落可能相關，但不是答案（第 {page} 頁）：",
+        "en": "These passages may be related, but they are not an answer (page {page}):",
     },
     "missing_words": {
         "zh-Hans": "：最接近的文章里没有提到{words}",
@@ -136,25 +146,21 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "用法：/latest [n]，n 是 1 到 {max} 之間的數字。",
         "en": "Usage: /latest [n], where n is a number from 1 to {max}.",
     },
-    "latest_header": {
-        "zh-Hans": "🗞 最新的 {n} 篇文章：",
-        "zh-Hant": "🗞 最新的 {n} 篇文章：",
-        "en": "🗞 The {n} newest articles:",
-    },
     "latest_empty": {
         "zh-Hans": "还没有收录任何文章。",
         "zh-Hant": "還沒有收錄任何文章。",
         "en": "There are no articles yet.",
     },
+    # {articles}, {passages}, {count}: counted() phrases.
     "about": {
-        "zh-Hans": "📚 收录了 {articles} 篇文章、{passages} 个段落，最新文章日期：{newest}。",
-        "zh-Hant": "📚 收錄了 {articles} 篇文章、{passages} 個段落，最新文章日期：{newest}。",
-        "en": "📚 {articles} articles, {passages} passages; newest article: {newest}.",
+        "zh-Hans": "📚 收录了 {articles}、{passages}，最新文章日期：{newest}。",
+        "zh-Hant": "📚 收錄了 {articles}、{passages}，最新文章日期：{newest}。",
+        "en": "📚 {articles}, {passages}; newest article: {newest}.",
     },
     "about_skipped": {
-        "zh-Hans": "⚠️ 无法读取的文件 {count} 个：",
-        "zh-Hant": "⚠️ 無法讀取的檔案 {count} 個：",
-        "en": "⚠️ {count} files could not be read:",
+        "zh-Hans": "⚠️ 有 {count}无法读取：",
+        "zh-Hant": "⚠️ 有 {count}無法讀取：",
+        "en": "⚠️ {count} could not be read:",
     },
     "none": {"zh-Hans": "无", "zh-Hant": "無", "en": "none"},
     "rate_limited": {
@@ -319,6 +325,51 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "/autoanswer is for groups; in a private chat I answer every message anyway.",
     },
 }
+
+
+# Phrases with a number in them, (one, other) by the number: English says "1 article" but
+# "2 articles"; Chinese has one form for both.
+_COUNTED: dict[str, dict[Lang, tuple[str, str]]] = {
+    "news_articles": {
+        "zh-Hans": ("{n} 篇新闻文章", "{n} 篇新闻文章"),
+        "zh-Hant": ("{n} 篇新聞文章", "{n} 篇新聞文章"),
+        "en": ("{n} news article", "{n} news articles"),
+    },
+    "articles": {
+        "zh-Hans": ("{n} 篇文章", "{n} 篇文章"),
+        "zh-Hant": ("{n} 篇文章", "{n} 篇文章"),
+        "en": ("{n} article", "{n} articles"),
+    },
+    "passages": {
+        "zh-Hans": ("{n} 个段落", "{n} 个段落"),
+        "zh-Hant": ("{n} 個段落", "{n} 個段落"),
+        "en": ("{n} passage", "{n} passages"),
+    },
+    "files": {
+        "zh-Hans": ("{n} 个文件", "{n} 个文件"),
+        "zh-Hant": ("{n} 個檔案", "{n} 個檔案"),
+        "en": ("{n} file", "{n} files"),
+    },
+    "latest_header": {
+        "zh-Hans": ("🗞 最新的 {n} 篇文章：", "🗞 最新的 {n} 篇文章："),
+        "zh-Hant": ("🗞 最新的 {n} 篇文章：", "🗞 最新的 {n} 篇文章："),
+        "en": ("🗞 The newest article:", "🗞 The {n} newest articles:"),
+    },
+}
+
+
+def counted(lang: Lang, key: str, n: int) -> str:
+    """The phrase `key` for the number `n`, in the form that number takes in `lang`."""
+    one, other = _COUNTED[key].get(lang) or _COUNTED[key][DEFAULT_LANG]
+    return (one if n == 1 else other).format(n=n)
+
+
+def counted_keys() -> list[str]:
+    return list(_COUNTED)
+
+
+def counted_translations(key: str) -> dict[Lang, tuple[str, str]]:
+    return dict(_COUNTED[key])
 
 
 def t(lang: Lang, key: str, **params: object) -> str:

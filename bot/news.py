@@ -31,6 +31,7 @@ from telegram.ext import Application, ContextTypes
 
 from retrieval import Article, IndexKeeper
 from retrieval.feeds import FeedReport, format_report, ingest_feeds
+from retrieval.progress import Reporter
 
 from . import render
 from .logs import pseudonym
@@ -39,6 +40,7 @@ from .subscriptions import SubscriptionStore
 logger = logging.getLogger(__name__)
 
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
+EMBEDDING_PROGRESS_SECONDS = 60.0
 STOP_POLL_SECONDS = 0.25  # how often a job waiting for a fetch looks whether the bot stops
 # When the bot stops, a fetch gets this long to finish (one that is writing finishes in
 # milliseconds); then it is abandoned.
@@ -112,7 +114,8 @@ class NewsService:
         if self._embedding is None or not self._embedding.is_alive():
             self._embedding = threading.Thread(
                 target=self.keeper.embed_ahead,
-                args=(self._stop_embedding,),
+                # hours on a new archive: a log line a minute, not one every few seconds
+                args=(self._stop_embedding, Reporter(every=EMBEDDING_PROGRESS_SECONDS)),
                 name="embed-ahead",
                 daemon=True,
             )

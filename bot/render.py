@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from retrieval import Article, Hit, LibraryStats, merge_spans, printable
 
 from . import commands
-from .i18n import Lang, t
+from .i18n import Lang, counted, t
 
 TELEGRAM_LIMIT = 4096
 INLINE_DESCRIPTION_CHARS = 120
@@ -263,21 +263,18 @@ def answer_header(
 ) -> str:
     """What a page of passages opens with: what they are about, or (not confident) that they
     are not an answer and which words the closest article lacks; and, for a follow-up, the
-    earlier question it was read with."""
+    earlier question it was read with, always right under the line that names the question."""
     if confident:
-        header = t(lang, "results_header", question=_echo(question), page=page + 1)
+        lines = [t(lang, "results_header", question=_echo(question), page=page + 1)]
     else:
         missing_words = _missing_clause(missing, lang)
-        header = t(
-            lang,
-            "not_an_answer_header",
-            question=_echo(question),
-            missing=missing_words,
-            page=page + 1,
-        )
+        lines = [
+            t(lang, "not_an_answer_header", question=_echo(question), missing=missing_words),
+            t(lang, "not_an_answer_note", page=page + 1),
+        ]
     if read_with:
-        header += "\n" + t(lang, "read_with", earlier=_echo(read_with))
-    return header
+        lines.insert(1, t(lang, "read_with", earlier=_echo(read_with)))
+    return "\n".join(lines)
 
 
 def render_answer(
@@ -350,7 +347,7 @@ def render_latest(articles: Sequence[Article], lang: Lang) -> str:
     """Newest first: date, linked title, first sentence."""
     if not articles:
         return t(lang, "latest_empty")
-    header = t(lang, "latest_header", n=len(articles))
+    header = counted(lang, "latest_header", len(articles))
     return _fit_blocks(
         lambda cap: [header, *(_article_block(a, cap) for a in articles)],
         [p for a in articles for p in _article_parts(a, a.first_sentence)],
@@ -387,9 +384,15 @@ def render_new_article(article: Article) -> str:
 
 def render_about(stats: LibraryStats, lang: Lang, *, show_skipped: bool = False) -> str:
     newest = fmt_date(stats.newest) if stats.newest else t(lang, "none")
-    text = t(lang, "about", articles=stats.articles, passages=stats.passages, newest=newest)
+    text = t(
+        lang,
+        "about",
+        articles=counted(lang, "articles", stats.articles),
+        passages=counted(lang, "passages", stats.passages),
+        newest=newest,
+    )
     if show_skipped and stats.skipped:
-        lines = [t(lang, "about_skipped", count=len(stats.skipped))]
+        lines = [t(lang, "about_skipped", count=counted(lang, "files", len(stats.skipped)))]
         lines += [
             f"• {esc(shorten(str(s.path), TITLE_CHARS))}: {esc(shorten(s.reason, TITLE_CHARS))}"
             for s in stats.skipped[:20]
@@ -406,30 +409,37 @@ def shorten_html_lines(text: str, limit: int = TELEGRAM_LIMIT) -> str:
     return "\n".join(lines)
 
 
-_TOPIC_SPLIT_RE = re.compile(r"[：:，,。！？!?；;“”\"「」『』、（）()《》\[\]\s|—–-]+")
+# Quotation marks a headline puts around names ("海葵"), which a question leaves out.
+_QUOTES_RE = re.compile(r"[“”\"「」『』]")
+# Where a headline's clauses meet: a colon, a dash, a comma, or (as Chinese headlines do) a
+# space. The first clause is what happened; a later one seldom stands alone.
+_CLAUSE_RE = re.compile(r"\s*(?:[：:，,；;|—–]|\s-\s|\s)\s*")
+_QUESTION_END = ("？", "?", "吗", "嗎")
+EVENT_CHARS = (6, 24)  # shorter is a teaser ("倒计时开始"), longer not what people type
+QUESTION_CHARS = 30  # a headline that asks a question, asked as it is
 
 
-def example_topics(articles: Iterable[Article], limit: int = 3) -> list[str]:
-    """Short topics (pieces of titles, section headings) for the example questions in /help,
-    taken round-robin over the newest articles so the examples cover different stories."""
-    per_article: list[list[str]] = []
+def example_question(title: str, lang: Lang) -> str | None:
+    """A whole question a person might ask about an article with this headline: the headline
+    itself when it asks one, else what its first clause says happened ("石破首访特朗普"),
+    asked about; None when the headline gives no such clause."""
+    headline = " ".join(_QUOTES_RE.sub("", printable(title)).split())
+    if headline.endswith(_QUESTION_END) and len(headline) <= QUESTION_CHARS:
+        return headline if headline.endswith(("？", "?")) else headline + "？"
+    low, high = EVENT_CHARS
+    clauses = _CLAUSE_RE.split(headline)
+    event = clauses[1] if len(clauses[0]) < low and len(clauses) > 1 else clauses[0]  # a teaser
+    return t(lang, "example_question", topic=event) if low <= len(event) <= high else None
+
+
+def example_candidates(articles: Iterable[Article], lang: Lang) -> list[str]:
+    """Example questions for /help, one per article, newest first (see example_question)."""
+    questions: list[str] = []
     for article in articles:
-        sources = [article.title, *(p.section for p in article.paragraphs if p.section)]
-        pieces = [
-            p
-            for src in sources
-            for p in _TOPIC_SPLIT_RE.split(printable(src or ""))
-            if 4 <= len(p) <= 14
-        ]
-        per_article.append(pieces)
-    topics: list[str] = []
-    for round_ in range(max((len(p) for p in per_article), default=0)):
-        for pieces in per_article:
-            if round_ < len(pieces) and pieces[round_] not in topics:
-                topics.append(pieces[round_])
-            if len(topics) >= limit * 3:
-                return topics
-    return topics
+        question = example_question(article.title, lang)
+        if question and question not in questions:
+            questions.append(question)
+    return questions
 
 
 def render_ask_usage(example: str | None, lang: Lang) -> str:
@@ -440,20 +450,34 @@ def render_mention_usage(bot_username: str, lang: Lang) -> str:
     return t(lang, "mention_usage", bot=esc(bot_username))
 
 
-def render_help(lang: Lang, *, examples: Sequence[str], articles: int, bot_username: str) -> str:
+def render_help(
+    lang: Lang,
+    *,
+    examples: Sequence[str],
+    articles: int,
+    bot_username: str,
+    console: bool = False,
+) -> str:
+    """/help: what the bot does, example questions, and the commands that work where it is
+    shown (Telegram, or with `console` the terminal, which has no groups or inline mode)."""
     if examples:
         lines = "\n".join(f"• <code>{esc(q)}</code>" for q in examples)
     else:
         lines = t(lang, "no_sure_examples" if articles else "no_examples")
     bot = esc(bot_username)
-    return t(
-        lang,
-        "help",
-        examples=lines,
-        articles=articles,
-        bot=bot,
-        commands=commands.help_lines(lang, bot),
-    )
+    pieces = [
+        help_intro(lang, articles),
+        t(lang, "help_examples", examples=lines),
+        t(lang, "help_commands", commands=commands.help_lines(lang, bot, console=console)),
+    ]
+    if not console:
+        pieces.append(t(lang, "help_groups", bot=bot))
+    return "\n\n".join(pieces)
+
+
+def help_intro(lang: Lang, articles: int) -> str:
+    """The first paragraph of /help: what the bot does, with how many articles."""
+    return t(lang, "help_intro", articles=counted(lang, "news_articles", articles))
 
 
 def to_plain(html_text: str, *, bold: tuple[str, str] = ("", "")) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 
 from retrieval import MAX_QUERY_CHARS, Library
 
@@ -18,6 +20,8 @@ LATEST_DEFAULT = 5
 LATEST_MAX = 20
 MAX_PAGES = 10
 INLINE_MAX_RESULTS = 10
+EXAMPLE_ARTICLES = 10  # the newest articles the examples in /help come from
+EXAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,31 +98,41 @@ def about(library: Library, lang: Lang, *, admin: bool = False) -> str:
     return render.render_about(library.stats(), lang, show_skipped=admin)
 
 
-def example_questions(library: Library, lang: Lang, limit: int = 3) -> list[str]:
-    """Example questions built from the articles the bot has, kept only if the engine is
-    confident the archive answers them."""
-    questions = []
-    for topic in render.example_topics(library.latest(10), limit=limit):
-        question = t(lang, "example_question", topic=topic)
+def example_questions(library: Library, lang: Lang) -> list[str]:
+    """Example questions made from the newest articles' headlines (render.example_question),
+    kept only if the engine is confident the archive answers them. Worked out once for each
+    set of newest articles: /help and /ask cost no searches until new articles arrive."""
+    newest = tuple((ref.id, ref.published) for ref in library.article_refs()[:EXAMPLE_ARTICLES])
+    return list(_confident_examples(library, lang, newest))
+
+
+@lru_cache(maxsize=16)
+def _confident_examples(
+    library: Library, lang: Lang, newest: tuple[tuple[str, datetime], ...]
+) -> tuple[str, ...]:
+    questions: list[str] = []
+    for question in render.example_candidates(library.latest(len(newest)), lang):
         if library.search(question, k=1).confident:
             questions.append(question)
-        if len(questions) >= limit:
+        if len(questions) >= EXAMPLES:
             break
-    return questions
+    return tuple(questions)
 
 
-def help_text(library: Library, lang: Lang, bot_username: str) -> str:
+def help_text(library: Library, lang: Lang, bot_username: str, *, console: bool = False) -> str:
+    """/help for Telegram, or with `console` for the terminal (only its commands)."""
     return render.render_help(
         lang,
         examples=example_questions(library, lang),
         articles=library.stats().articles,
         bot_username=bot_username,
+        console=console,
     )
 
 
 def ask_usage(library: Library, lang: Lang) -> str:
     """How to use /ask, with an example question from the articles."""
-    examples = example_questions(library, lang, limit=1)
+    examples = example_questions(library, lang)
     return render.render_ask_usage(examples[0] if examples else None, lang)
 
 

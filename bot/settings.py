@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from retrieval.seedfile import is_web_url
@@ -26,16 +27,26 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # What httpx (hence PTB and the feed fetcher) can talk to; socks5h resolves names at the proxy.
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
-NO_TOKEN_MESSAGE = (
-    "TELEGRAM_BOT_TOKEN is not set. Get a token from @BotFather in Telegram "
-    "(send /newbot, follow the prompts, copy the token it gives you), then put "
-    "TELEGRAM_BOT_TOKEN=<token> in a .env file in the current directory or export it "
-    "in the environment. To try the bot without a token: python -m bot --console"
-)
+T = TypeVar("T")
+
+
+def no_token_message(bot_command: str = "python -m bot") -> str:
+    """What to do without a token; `bot_command` is how the bot was run (retrieval.usage)."""
+    return (
+        "TELEGRAM_BOT_TOKEN is not set, the bot needs one to talk to Telegram; get a token from "
+        "@BotFather in Telegram (send /newbot, follow the prompts, copy the token it gives you), "
+        "then put TELEGRAM_BOT_TOKEN=<token> in a .env file in the current directory or export "
+        f"it in the environment, or try the bot without a token: {bot_command} --console"
+    )
 
 
 class SettingsError(ValueError):
-    """A setting is missing or invalid; str(error) is one line that names the setting."""
+    """Settings are missing or invalid: `problems` holds one line for each, naming its setting
+    (str(error) is those lines)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,81 +107,110 @@ class Settings:
         return urlsplit(self.webhook_url or "").path.lstrip("/")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], *, require_token: bool = True) -> Settings:
-        """Read the settings; raise SettingsError naming the first bad one."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        require_token: bool = True,
+        bot_command: str = "python -m bot",
+    ) -> Settings:
+        """Read the settings; raise SettingsError naming every bad one (a missing token must
+        not hide a typo in another setting). `bot_command` is how the bot was run, for the
+        hint when the token is missing."""
 
         def get(name: str) -> str | None:
             value = environ.get(name, "").strip()
             return value or None
 
+        problems: list[str] = []
+
+        def checked(read: Callable[[], T], default: T) -> T:
+            try:
+                return read()
+            except SettingsError as exc:
+                problems.extend(exc.problems)
+                return default
+
         token = get("TELEGRAM_BOT_TOKEN")
         if token is None and require_token:
-            raise SettingsError(NO_TOKEN_MESSAGE)
+            problems.append(no_token_message(bot_command))
         if token is not None and not TOKEN_RE.fullmatch(token):
             # Never echo the value: it may be a real token with a typo.
-            raise SettingsError(
+            problems.append(
                 "TELEGRAM_BOT_TOKEN does not look like a bot token "
                 "(expected digits, a colon, then the secret, as @BotFather shows it)"
             )
-
-        webhook_url = get("WEBHOOK_URL")
-        webhook_secret = get("WEBHOOK_SECRET")
-        if webhook_url is not None:
-            if urlsplit(webhook_url).scheme != "https" or not is_web_url(webhook_url):
-                raise SettingsError(f"WEBHOOK_URL must be an https:// URL got {webhook_url!r}")
-            if webhook_secret is None:
-                raise SettingsError(
-                    "WEBHOOK_SECRET is required when WEBHOOK_URL is set "
-                    "(1-256 characters: letters, digits, _ and -)"
-                )
-        elif webhook_secret is not None:
-            # Without WEBHOOK_URL the bot polls and the secret would do nothing: say so.
-            raise SettingsError(
-                "WEBHOOK_SECRET is set but WEBHOOK_URL is not: set WEBHOOK_URL for webhook mode, "
-                "or remove WEBHOOK_SECRET to poll"
-            )
-        if webhook_secret is not None and not _SECRET_RE.match(webhook_secret):
-            raise SettingsError(
-                "WEBHOOK_SECRET must be 1-256 characters of letters, digits, _ and -"
-            )
+        webhook_url, webhook_secret = _webhook(get, problems)
 
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in _LOG_LEVELS:
-            raise SettingsError(
-                f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}"
-            )
+            problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {log_level!r}")
 
-        index_dir = _index_dir(get("INDEX_DIR"))
         aliases_file = get("ALIASES_FILE")
-        return cls(
+        settings = cls(
             token=token,
             seeds_dir=Path(get("SEEDS_DIR") or "seeds"),
-            index_dir=index_dir,
+            index_dir=checked(lambda: _index_dir(get("INDEX_DIR")), None),
             aliases_file=Path(aliases_file) if aliases_file else None,
-            api_root=_api_root(get("TELEGRAM_API_BASE_URL")),
-            results_per_page=_int(get, "RESULTS_PER_PAGE", 3, low=1, high=10),
-            admin_user_ids=_id_list(get("ADMIN_USER_IDS")),
+            api_root=checked(lambda: _api_root(get("TELEGRAM_API_BASE_URL")), DEFAULT_API_ROOT),
+            results_per_page=checked(lambda: _int(get, "RESULTS_PER_PAGE", 3, low=1, high=10), 3),
+            admin_user_ids=checked(lambda: _id_list(get("ADMIN_USER_IDS")), frozenset()),
             log_level=log_level,
-            reload_seconds=_number(get, "RELOAD_SECONDS", 30.0, low=0.0, high=86400.0),
-            webhook_url=webhook_url,
-            webhook_listen=_listen_address(get("WEBHOOK_LISTEN")),
-            webhook_port=_int(get, "WEBHOOK_PORT", 8443, low=1, high=65535),
-            webhook_secret=webhook_secret,
-            feed_urls=_url_list(get("FEED_URLS")),
-            feed_interval_minutes=_interval_minutes(get),
-            subscriptions_db=Path(get("SUBSCRIPTIONS_DB") or "subscriptions.sqlite3"),
-            questions_per_minute=_int(get, "QUESTIONS_PER_MINUTE", 20, low=0, high=10000),
-            answer_deadline_seconds=_number(
-                get, "ANSWER_DEADLINE_SECONDS", 10.0, low=0.0, high=3600.0
+            reload_seconds=checked(
+                lambda: _number(get, "RELOAD_SECONDS", 30.0, low=0.0, high=86400.0), 30.0
             ),
-            telegram_proxy=_proxy("TELEGRAM_PROXY", get("TELEGRAM_PROXY")),
-            feed_proxy=_proxy("FEED_PROXY", get("FEED_PROXY")),
-            feed_allow_private=_flag(get, "FEED_ALLOW_PRIVATE"),
-            start_retry_seconds=_number(get, "START_RETRY_SECONDS", 30.0, low=0.0, high=3600.0),
-            autoanswer_interval_seconds=_number(
-                get, "AUTOANSWER_INTERVAL_SECONDS", 120.0, low=0.0, high=86400.0
+            webhook_url=webhook_url,
+            webhook_listen=checked(
+                lambda: _listen_address(get("WEBHOOK_LISTEN")), DEFAULT_WEBHOOK_LISTEN
+            ),
+            webhook_port=checked(lambda: _int(get, "WEBHOOK_PORT", 8443, low=1, high=65535), 8443),
+            webhook_secret=webhook_secret,
+            feed_urls=checked(lambda: _url_list(get("FEED_URLS")), ()),
+            feed_interval_minutes=checked(lambda: _interval_minutes(get), 30.0),
+            subscriptions_db=Path(get("SUBSCRIPTIONS_DB") or "subscriptions.sqlite3"),
+            questions_per_minute=checked(
+                lambda: _int(get, "QUESTIONS_PER_MINUTE", 20, low=0, high=10000), 20
+            ),
+            answer_deadline_seconds=checked(
+                lambda: _number(get, "ANSWER_DEADLINE_SECONDS", 10.0, low=0.0, high=3600.0), 10.0
+            ),
+            telegram_proxy=checked(lambda: _proxy("TELEGRAM_PROXY", get("TELEGRAM_PROXY")), None),
+            feed_proxy=checked(lambda: _proxy("FEED_PROXY", get("FEED_PROXY")), None),
+            feed_allow_private=checked(lambda: _flag(get, "FEED_ALLOW_PRIVATE"), False),
+            start_retry_seconds=checked(
+                lambda: _number(get, "START_RETRY_SECONDS", 30.0, low=0.0, high=3600.0), 30.0
+            ),
+            autoanswer_interval_seconds=checked(
+                lambda: _number(get, "AUTOANSWER_INTERVAL_SECONDS", 120.0, low=0.0, high=86400.0),
+                120.0,
             ),
         )
+        if problems:
+            raise SettingsError(*problems)
+        return settings
+
+
+def _webhook(get: Callable[[str], str | None], problems: list[str]) -> tuple[str | None, ...]:
+    """WEBHOOK_URL and WEBHOOK_SECRET, which go together; what is wrong goes to `problems`."""
+    webhook_url = get("WEBHOOK_URL")
+    webhook_secret = get("WEBHOOK_SECRET")
+    if webhook_url is not None:
+        if urlsplit(webhook_url).scheme != "https" or not is_web_url(webhook_url):
+            problems.append(f"WEBHOOK_URL must be an https:// URL, got {webhook_url!r}")
+        if webhook_secret is None:
+            problems.append(
+                "WEBHOOK_SECRET is required when WEBHOOK_URL is set "
+                "(1-256 characters: letters, digits, _ and -)"
+            )
+    elif webhook_secret is not None:
+        # Without WEBHOOK_URL the bot polls and the secret would do nothing: say so.
+        problems.append(
+            "WEBHOOK_SECRET is set but WEBHOOK_URL is not: set WEBHOOK_URL for webhook mode, "
+            "or remove WEBHOOK_SECRET to poll"
+        )
+    if webhook_secret is not None and not _SECRET_RE.match(webhook_secret):
+        problems.append("WEBHOOK_SECRET must be 1-256 characters of letters, digits, _ and -")
+    return webhook_url, webhook_secret
 
 
 def _api_root(value: str | None) -> str:

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
         AliasesFileError,
         IndexKeeper,
         default_index_dir,
+        saved_index_exists,
         saved_stats,
     )
+    from retrieval.index.parsing import Workers
     from retrieval.index.store import IndexCorrupt, IndexDirUnusable
     from retrieval.library import Library
     from retrieval.models import (
@@ -38,7 +40,13 @@ if TYPE_CHECKING:
 
 _HOMES = {
     **dict.fromkeys(
-        ("AliasesFileError", "IndexKeeper", "default_index_dir", "saved_stats"),
+        (
+            "AliasesFileError",
+            "IndexKeeper",
+            "default_index_dir",
+            "saved_index_exists",
+            "saved_stats",
+        ),
         "retrieval.index.keeper",
     ),
     **dict.fromkeys(("IndexCorrupt", "IndexDirUnusable"), "retrieval.index.store"),
@@ -58,6 +66,7 @@ _HOMES = {
         "retrieval.models",
     ),
     "Meaning": "retrieval.question.meaning",
+    "Workers": "retrieval.index.parsing",
     **dict.fromkeys(("merge_spans", "printable"), "retrieval.text"),
 }
 __all__ = [
@@ -76,9 +85,11 @@ __all__ = [
     "Passage",
     "SearchResult",
     "SkippedFile",
+    "Workers",
     "default_index_dir",
     "merge_spans",
     "printable",
+    "saved_index_exists",
     "saved_stats",
 ]
 

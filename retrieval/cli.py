@@ -1,4 +1,5 @@
-"""`python -m retrieval search|latest|stats|merge|ingest`: everything from the command line."""
+"""`python -m retrieval search|latest|stats|merge|embed|ingest`: everything from the command
+line."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
+from retrieval import progress
 from retrieval.index import merging, store, vectors
 from retrieval.index.keeper import (
     LOCK_WAIT_SECONDS,
@@ -20,20 +23,26 @@ from retrieval.index.keeper import (
     IndexKeeper,
     default_index_dir,
 )
+from retrieval.index.parsing import Workers
 from retrieval.library import Library
 from retrieval.models import MAX_QUERY_CHARS, Article, Hit, SearchResult
 from retrieval.question.meaning import Meaning
 from retrieval.question.ranking import SHIPPED, RankingSettings
 from retrieval.text import UNSAFE, printable
+from retrieval.usage import (
+    BAD_INPUT,
+    Mistake,
+    command,
+    directory_problem,
+    error_line,
+    one_line,
+)
 from retrieval.version import VERSION
 
+__all__ = ["Asked", "hit_json", "main", "printable", "read_line"]
 
-# Control characters (C0 but tab and newline, DEL, C1) would let an article drive the terminal
-# (ANSI escapes: colours, cursor moves, titles); bidi embeddings, overrides and isolates would
-# let it reorder the text around it. Neither belongs in text shown to anyone.
-def _line(text: str) -> str:
-    """`text` as one printable line (its own line breaks and tabs become spaces)."""
-    return printable(" ".join(text.split()))
+SEEDS_FIX = "pass --seeds DIR or set SEEDS_DIR"
+INDEX_FIX = "(--index-dir, INDEX_DIR)"
 
 
 def _json_line(value: object) -> str:
@@ -50,11 +59,18 @@ class _PrintableFormatter(logging.Formatter):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m retrieval", description="Search Chinese news articles with BM25."
+        prog=command("retrieval"), description="Search Chinese news articles with BM25."
     )
     parser.add_argument("--version", action="version", version=f"news-qa-bot {VERSION}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar or progress lines (LOG_LEVEL=WARNING or above does the same)",
+    )
     # The same variables the bot's settings read, as defaults for the same flags.
-    seeds = argparse.ArgumentParser(add_help=False)
+    seeds = argparse.ArgumentParser(add_help=False, parents=[common])
     seeds.add_argument(
         "--seeds",
         default=os.environ.get("SEEDS_DIR") or "seeds",
@@ -78,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", parents=library, help="best passages for queries")
     search.add_argument("-k", type=int, default=5, help="hits per query (default 5)")
     search.add_argument("--json", action="store_true", help="one JSON line per query")
-    search.add_argument("query", nargs="*", help="the query; without one, one query per stdin line")
+    search.add_argument(
+        "query", nargs="*", help="the question; without one, one question per stdin line"
+    )
 
     latest = commands.add_parser("latest", parents=library, help="newest articles first")
     latest.add_argument("-n", type=int, default=10, help="how many (default 10)")
@@ -118,12 +136,14 @@ def _parser() -> argparse.ArgumentParser:
 _YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
-def _allow_private(flag: bool | None) -> bool | None:
-    """--allow-private, else $FEED_ALLOW_PRIVATE; None when the variable is neither yes nor no."""
+def _allow_private(flag: bool | None) -> bool:
+    """--allow-private, else $FEED_ALLOW_PRIVATE (a Mistake when it is neither yes nor no)."""
     if flag:
         return True
     raw = os.environ.get("FEED_ALLOW_PRIVATE", "").strip().lower()
-    return True if raw in _YES else False if raw in _NO else None
+    if raw not in _YES + _NO:
+        raise Mistake(f"FEED_ALLOW_PRIVATE {raw!r}, not a yes or no", "set it to 1 or 0")
+    return raw in _YES
 
 
 def main(
@@ -135,37 +155,46 @@ def main(
     """The command line. `ranking` and `meaning` (whether `search` ranks with the model of
     meaning) let benchmarks.ablation measure other engines through the same commands."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
+    try:
+        _configure_logging(args.quiet)
+        return _run(args, ranking, meaning)
+    except Mistake as mistake:  # what was typed or set: one line, exit 2
+        print(mistake.line(), file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C at the prompt or while building: no traceback
+        print(file=sys.stderr)
+        return 130
+
+
+def _configure_logging(quiet: bool) -> None:
+    named = os.environ.get("LOG_LEVEL", "").strip().upper()
+    level = logging.getLevelName(named) if named else logging.WARNING
+    if not isinstance(level, int):
+        raise Mistake(
+            f"LOG_LEVEL {named!r}, not a log level", "set DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    logging.basicConfig(level=level)
     for handler in logging.getLogger().handlers:  # warnings name files: their names are text too
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    # Progress shows at the default level; --quiet, or a LOG_LEVEL above INFO, silences it.
+    progress.show(not quiet and (not named or level <= logging.INFO))
+
+
+def _run(args: argparse.Namespace, ranking: RankingSettings, meaning: bool) -> int:
     if args.command == "ingest":
         allow_private = _allow_private(args.allow_private)
-        if allow_private is None:
-            print("ingest: FEED_ALLOW_PRIVATE must be 1 or 0 (or true/false)", file=sys.stderr)
-            return 2
         return _ingest(args.urls, Path(args.seeds), args.proxy, allow_private)
     if args.command == "merge":
         return _merge(Path(args.seeds), args.index_dir)
-    if (args.command == "search" and args.k < 1) or (args.command == "latest" and args.n < 1):
-        print("error: the count must be a positive number", file=sys.stderr)
-        return 2
-    try:
-        keeper = IndexKeeper.open(
-            args.seeds,
-            args.index_dir,
-            aliases_file=args.aliases,
-            meaning=Meaning.load() if meaning and args.command in ("search", "embed") else None,
-            ranking=ranking,
+    for flag, count in (("-k", getattr(args, "k", 1)), ("-n", getattr(args, "n", 1))):
+        if count < 1:
+            raise Mistake(f"{flag} {count}, the count must be a positive number", f"e.g. {flag} 5")
+    if args.command == "search" and args.query and not " ".join(args.query).strip():
+        raise Mistake(
+            "the question is empty, there is nothing to search for",
+            "put the question after search, or leave it out to type questions one a line",
         )
-    except OSError as exc:
-        print(f"error: {_line(str(exc))}", file=sys.stderr)
-        return 2
-    except AliasesFileError as exc:
-        print(f"error: aliases file (--aliases, ALIASES_FILE) {_line(str(exc))}", file=sys.stderr)
-        return 2
-    except store.IndexDirUnusable as exc:
-        print(f"error: {_line(str(exc))} (--index-dir)", file=sys.stderr)
-        return 2
+    keeper = _open(args, ranking, meaning)
     library = keeper.library
     try:
         if args.command == "search":
@@ -173,13 +202,13 @@ def main(
             for number, question in _questions(args.query, sys.stdin):
                 if isinstance(question, BadLine):  # that line alone; the run goes on
                     where = f"line {number}" if number else "the query"
-                    print(f"error: {where}: {question}", file=sys.stderr, flush=True)
+                    print(error_line(f"{where}, {question}"), file=sys.stderr, flush=True)
                     refused += 1
                     continue
                 result = library.search(question.query, args.k, context=question.context)
                 _print_result(question, result, as_json=args.json)
             if refused:
-                return 2 if args.query else 1  # a bad argument is a usage error
+                return BAD_INPUT if args.query else 1  # a bad argument is a usage error
         elif args.command == "embed":
             return _embed(keeper)
         elif args.command == "latest":
@@ -190,18 +219,90 @@ def main(
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
     finally:
-        keeper.close()  # saves the vectors its questions embedded, for the next run
+        keeper.close()  # writes out the vectors its questions embedded, for the next run
     return 0
 
 
+def _open(args: argparse.Namespace, ranking: RankingSettings, meaning: bool) -> IndexKeeper:
+    """The index of --seeds, brought up to date (with progress), or a Mistake."""
+    seeds = Path(args.seeds)
+    problem = directory_problem(seeds)
+    if problem:
+        raise Mistake(f"seeds directory {seeds}, {problem}", SEEDS_FIX)
+    workers = Workers(count=os.cpu_count() or 1, progress=progress.Reporter())
+    try:
+        return IndexKeeper.open(
+            seeds,
+            args.index_dir,
+            aliases_file=args.aliases,
+            workers=workers,
+            meaning=Meaning.load() if meaning and args.command in ("search", "embed") else None,
+            ranking=ranking,
+        )
+    except OSError as exc:
+        raise Mistake(f"seeds directory {seeds}, {exc}", SEEDS_FIX) from None
+    except AliasesFileError as exc:
+        raise Mistake(
+            f"aliases file {exc}", "fix it, or name another with --aliases or ALIASES_FILE"
+        ) from None
+    except store.IndexDirUnusable as exc:
+        raise Mistake(f"{exc} {INDEX_FIX}") from None
+
+
+def _questions(words: Sequence[str], stdin: TextIO) -> Iterator[tuple[int, Asked | BadLine]]:
+    """The question on the command line (line number 0), else one per line of stdin. At a
+    terminal a prompt says so (empty lines are skipped there); otherwise every line is one
+    question and gets one answer, as the benchmark scorers expect, read as bytes where it can
+    be so that a line that is not UTF-8 is that line's error alone."""
+    if words:
+        yield 0, _parsed(lambda: _asked(" ".join(words).strip(), []))
+        return
+    if stdin.isatty():
+        print("Type a question and press Enter; Ctrl-D to finish.", file=sys.stderr)
+        number = 0
+        while True:
+            print("> ", end="", file=sys.stderr, flush=True)
+            line = stdin.readline()
+            if not line:
+                print(file=sys.stderr)
+                return
+            number += 1
+            if line.strip():
+                yield number, _parsed(lambda line=line: read_line(line))
+        return
+    lines: Iterable[str | bytes] = getattr(stdin, "buffer", stdin)
+    for number, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, BadLine("not UTF-8")
+                continue
+        yield number, _parsed(lambda line=line: read_line(line))
+
+
+def _parsed(read: Callable[[], Asked]) -> Asked | BadLine:
+    try:
+        return read()
+    except BadLine as exc:
+        return exc
+
+
 def _embed(keeper: IndexKeeper) -> int:
-    """Embed what is not embedded yet, telling how far it is on stderr; Ctrl-C stops it, and
+    """Embed what is not embedded yet, showing how far it is on stderr; Ctrl-C stops it, and
     what was embedded is kept."""
-    logging.getLogger("retrieval.index.keeper").setLevel(logging.INFO)
     started = time.monotonic()
     stop = threading.Event()
-    worker = threading.Thread(target=lambda: done.append(keeper.embed_ahead(stop)))
     done: list[int] = []
+    failed: list[BaseException] = []
+
+    def embed() -> None:  # in a thread, so that Ctrl-C reaches the main one at once
+        try:
+            done.append(keeper.embed_ahead(stop, progress.Reporter()))
+        except BaseException as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=embed, name="embed-ahead")
     worker.start()
     try:
         while worker.is_alive():
@@ -209,8 +310,10 @@ def _embed(keeper: IndexKeeper) -> int:
     except KeyboardInterrupt:
         stop.set()
         worker.join()
-        print(f"stopped: {sum(done)} passages embedded; run it again to go on", file=sys.stderr)
+        print("stopped: embedded passages are kept; run it again to go on", file=sys.stderr)
         return 130
+    if failed:
+        raise failed[0]
     stats = keeper.library.stats()
     size = vectors.disk_bytes(keeper.index_dir)
     print(f"embedded: {sum(done)} passages in {time.monotonic() - started:.0f} s")
@@ -227,10 +330,9 @@ def _merge(seeds_dir: Path, index_dir: str | None) -> int:
         merges = merging.run(index, LOCK_WAIT_SECONDS)
         state = store.load(index)
     except store.IndexDirUnusable as exc:
-        print(f"error: {_line(str(exc))} (--index-dir)", file=sys.stderr)
-        return 2
-    except (OSError, store.IndexCorrupt, store.IndexBusy) as exc:
-        print(f"merge: {_line(str(exc))}", file=sys.stderr)
+        raise Mistake(f"{exc} {INDEX_FIX}") from None
+    except (OSError, store.IndexCorrupt, store.IndexBusy) as exc:  # not a mistake: exit 1
+        print(error_line(f"cannot merge the index in {index}, {exc}"), file=sys.stderr)
         return 1
     print(f"merges:   {merges}")
     print(f"segments: {len(state.segments) if state else 0}")
@@ -243,30 +345,33 @@ def _ingest(urls: Sequence[str], seeds_dir: Path, proxy: str | None, allow_priva
     from retrieval.feeds import format_report, ingest_feeds
     from retrieval.feeds.fetch import make_client
 
-    if not seeds_dir.is_dir():
-        print(f"ingest: seeds directory not found: {_line(str(seeds_dir))}", file=sys.stderr)
-        return 2
+    problem = directory_problem(seeds_dir)
+    if problem:
+        raise Mistake(f"seeds directory {seeds_dir}, {problem}", SEEDS_FIX)
     try:
         client = make_client(proxy=proxy)
     except ValueError:  # httpx refusing the proxy URL; not echoed: it may hold a password
-        print(
-            "ingest: the proxy (--proxy, FEED_PROXY or a standard proxy variable) must be an "
-            "http://, https://, socks5:// or socks5h:// URL",
-            file=sys.stderr,
-        )
-        return 2
+        raise Mistake(
+            "the proxy is not an http://, https://, socks5:// or socks5h:// URL",
+            "check --proxy, FEED_PROXY and the standard proxy variables (HTTPS_PROXY, ALL_PROXY)",
+        ) from None
     try:
         with client:
             reports = ingest_feeds(
-                urls, seeds_dir, client=client, proxy=proxy, allow_private=allow_private
+                urls,
+                seeds_dir,
+                client=client,
+                proxy=proxy,
+                allow_private=allow_private,
+                progress=progress.Reporter(),
             )
     except OSError as exc:  # the directory itself is unreadable; per-file errors are per feed
-        print(f"ingest: cannot read seeds directory: {_line(str(exc))}", file=sys.stderr)
-        return 2
+        problem = f"seeds directory {seeds_dir}, it cannot be read ({exc})"
+        raise Mistake(problem, SEEDS_FIX) from None
     for report in reports:
         for note in report.notes:
-            print(_line(f"{report.url}: {note}"), file=sys.stderr)
-        print(_line(format_report(report)), file=sys.stderr if report.error else sys.stdout)
+            print(one_line(f"{report.url}: {note}"), file=sys.stderr)
+        print(one_line(format_report(report)), file=sys.stderr if report.error else sys.stdout)
     return 1 if any(r.error for r in reports) else 0
 
 
@@ -319,26 +424,6 @@ def _asked(query: str, context: list[str]) -> Asked:
     return asked
 
 
-def _questions(words: Sequence[str], stdin: Iterable[str]) -> Iterator[tuple[int, Asked | BadLine]]:
-    """The query from the command line (line number 0), else one per line of stdin, read as
-    bytes where it can be so that a line that is not UTF-8 is that line's error alone."""
-    if words:
-        try:
-            yield 0, _asked(" ".join(words).strip(), [])
-        except BadLine as exc:
-            yield 0, exc
-        return
-    lines: Iterable[str | bytes] = getattr(stdin, "buffer", stdin)
-    for number, line in enumerate(lines, 1):
-        try:
-            text = line.decode("utf-8") if isinstance(line, bytes) else line
-            yield number, read_line(text)
-        except UnicodeDecodeError:
-            yield number, BadLine("not UTF-8")
-        except BadLine as exc:
-            yield number, exc
-
-
 def hit_json(rank: int, hit: Hit) -> dict[str, object]:
     return {
         "rank": rank,
@@ -365,21 +450,21 @@ def _print_result(question: Asked, result: SearchResult, as_json: bool) -> None:
         line["hits"] = [hit_json(rank, hit) for rank, hit in enumerate(result.hits, 1)]
         print(_json_line(line), flush=True)
         return
-    print(f"? {_line(question.query)}")
+    print(f"? {one_line(question.query)}")
     if result.read_with:
-        print(f"  (read as a follow-up of: {_line(result.read_with)})")
+        print(f"  (read as a follow-up of: {one_line(result.read_with)})")
     if not result.hits:
         print("  (no matching passage)")
     elif not result.confident:
         missing = f"; the articles lack: {', '.join(result.missing)}" if result.missing else ""
-        print(f"  (not confident these answer it{_line(missing)})")
+        print(f"  (not confident these answer it{one_line(missing)})")
     for rank, hit in enumerate(result.hits, 1):
         heading = f" · {hit.passage.section}" if hit.passage.section else ""
-        print(f"{rank}. [{hit.score:.2f}] {_line(hit.article.title + heading)}")
+        print(f"{rank}. [{hit.score:.2f}] {one_line(hit.article.title + heading)}")
         if hit.speaker:
-            print(f"   🗣 {_line(hit.speaker)}")
-        print(f"   {_line(hit.passage.text)}")
-        print(f"   {hit.article.published:%Y-%m-%d} {_line(hit.article.url)}")
+            print(f"   🗣 {one_line(hit.speaker)}")
+        print(f"   {one_line(hit.passage.text)}")
+        print(f"   {hit.article.published:%Y-%m-%d} {one_line(hit.article.url)}")
     print(flush=True)
 
 
@@ -396,18 +481,19 @@ def _print_article(article: Article, as_json: bool) -> None:
             )
         )
     else:
-        print(f"{article.published:%Y-%m-%d %H:%M} {_line(article.title)}\n  {_line(article.url)}")
+        when = f"{article.published:%Y-%m-%d %H:%M}"
+        print(f"{when} {one_line(article.title)}\n  {one_line(article.url)}")
 
 
 def _print_stats(library: Library, index_dir: Path, args: argparse.Namespace) -> None:
     stats = library.stats()
     newest = stats.newest.isoformat() if stats.newest else "-"
-    print(f"seeds:    {_line(str(Path(args.seeds).resolve()))}")
-    print(f"index:    {_line(str(index_dir))}")
+    print(f"seeds:    {one_line(str(Path(args.seeds).resolve()))}")
+    print(f"index:    {one_line(str(index_dir))}")
     print(f"articles: {stats.articles}")
     print(f"passages: {stats.passages}")
     print(f"newest:   {newest}")
     print(f"segments: {stats.segments}")
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:
-        print(f"  {_line(str(skipped.path))}: {_line(skipped.reason)}")
+        print(f"  {one_line(str(skipped.path))}: {one_line(skipped.reason)}")

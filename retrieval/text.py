@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# C0 and C1 control characters (not tab or newline) and bidi overrides and isolates
+# Control characters (C0 but tab and newline, DEL, C1) would let an article drive the terminal
+# (ANSI escapes: colours, cursor moves, titles); bidi embeddings, overrides and isolates would
+# let it reorder the text around it. Neither belongs in text shown to anyone. Standard library
+# only: the bot's settings check imports this before numpy and jieba load.
 UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,10 +147,10 @@ def test_search_skips_a_bad_line_with_one_error_line_and_goes_on(
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
-        "error: line 2: JSON nested too deeply",
-        "error: line 3: not valid Unicode text (a lone surrogate such as \\ud800)",
-        "error: line 4: not valid Unicode text (a lone surrogate such as \\ud800)",
-        "error: line 5: not UTF-8",
+        "error: line 2, JSON nested too deeply",
+        "error: line 3, not valid Unicode text (a lone surrogate such as \\ud800)",
+        "error: line 4, not valid Unicode text (a lone surrogate such as \\ud800)",
+        "error: line 5, not UTF-8",
     ]
     answered = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert [a["query"] for a in answered] == ["天问一号着陆", "火星探测"]
@@ -278,3 +281,74 @@ def test_a_quote_of_someone_the_passage_does_not_name_says_who_speaks(seeds_dir:
     plain = run("search", "--seeds", str(seeds_dir), "--index-dir", str(seeds_dir.parent / "i"),
                 "-k", "1", "石破茂說了什麼關於防衛費")  # fmt: skip
     assert "🗣 华盛顿哈德逊研究所" in plain.stdout
+
+
+SEEDS_FIX = "; pass --seeds DIR or set SEEDS_DIR"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["search", "--seeds", "/nonexistent/seeds", "x"],
+            "error: seeds directory /nonexistent/seeds, it does not exist" + SEEDS_FIX,
+        ),
+        (
+            ["ingest", "--seeds", "/nonexistent/seeds", "http://127.0.0.1:9/feed.xml"],
+            "error: seeds directory /nonexistent/seeds, it does not exist" + SEEDS_FIX,
+        ),
+        (
+            ["search", "--seeds", str(REPO / "seeds"), ""],
+            "error: the question is empty, there is nothing to search for; put the question "
+            "after search, or leave it out to type questions one a line",
+        ),
+        (["latest", "-n", "0"], "error: -n 0, the count must be a positive number; e.g. -n 5"),
+        (
+            ["merge", "--index-dir", "/etc/hostname"],
+            "error: index directory /etc/hostname is a file, not a directory "
+            "(--index-dir, INDEX_DIR)",
+        ),
+    ],
+    ids=["search-seeds", "ingest-seeds", "empty-question", "count", "merge-index"],
+)
+def test_every_mistake_is_one_error_line_in_one_scheme_and_exit_2(args, line):
+    result = run(*args)
+    assert (result.returncode, result.stderr, result.stdout) == (2, line + "\n", "")
+
+
+def test_search_at_a_terminal_without_a_question_says_how_to_type_them(
+    seeds_dir: Path, tmp_path: Path
+) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retrieval", "search", "--seeds", str(seeds_dir)],
+        cwd=REPO,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = _read_until(controller, process, b"> ")
+    os.write(controller, "石破茂访问白宫\n".encode())
+    seen += _read_until(controller, process, "石破首访特朗普".encode())
+    os.write(controller, b"\x04")  # Ctrl-D: the end
+    assert process.wait(timeout=60) == 0
+    os.close(controller)
+    text = seen.decode("utf-8", errors="replace")
+    assert "Type a question and press Enter; Ctrl-D to finish." in text
+
+
+def _read_until(controller: int, process: subprocess.Popen, wanted: bytes) -> bytes:
+    """What the terminal shows until `wanted` (or the process ends, or a minute passes)."""
+    seen = b""
+    deadline = time.monotonic() + 60
+    while wanted not in seen and time.monotonic() < deadline and process.poll() is None:
+        if select.select([controller], [], [], 1)[0]:
+            seen += os.read(controller, 65536)
+    return seen
+
+
+def test_quiet_is_accepted_by_every_verb(corpus: Path, tmp_path: Path) -> None:
+    result = run("stats", "--quiet", "--seeds", str(corpus), "--index-dir", str(tmp_path / "i"))
+    assert result.returncode == 0, result.stderr
+    assert "articles: 2" in result.stdout

@@ -579,7 +579,10 @@ def test_ingest_exits_2_without_a_seeds_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_ingest(["http://127.0.0.1:9/x"], tmp_path / "nope") == 2
-    assert "seeds directory not found" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"error: seeds directory {tmp_path / 'nope'}, it does not exist; "
+        "pass --seeds DIR or set SEEDS_DIR\n"
+    )
 
 
 def test_cli_ingest_reports_and_exit_codes(server: LoopbackServer, seeds: Path) -> None:

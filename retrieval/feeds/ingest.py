@@ -12,6 +12,7 @@ import httpx
 from retrieval.feeds.fetch import DEADLINE_SECONDS, MAX_BYTES, Reach, fetch_feed, make_client
 from retrieval.feeds.parse import FeedError, parse_feed
 from retrieval.feeds.write import known_articles, store_items
+from retrieval.progress import Reporter, task
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def ingest_feeds(
     proxy: str | None = None,
     allow_private: bool = False,
     known: dict[str, Path] | None = None,
+    progress: Reporter | None = None,
 ) -> list[FeedReport]:
     """Fetch each feed and write its new or changed items into `seeds_dir`; one report each.
 
@@ -48,16 +50,20 @@ def ingest_feeds(
     and their redirects connect to public addresses and the proxy only, unless
     `allow_private` (fetch.Reach). `known` (canonical URL → seed file; updated with what is
     written): the articles already there, as the index knows them
-    (IndexKeeper.known_articles); None: read from the seed files' headers."""
+    (IndexKeeper.known_articles); None: read from the seed files' headers. `progress` is
+    told of each feed done."""
     seeds_dir = Path(seeds_dir)
     if known is None:
         known = known_articles(seeds_dir)
     http = client if client is not None else make_client(proxy=proxy)
     reach = Reach.of(proxy, allow_private)
+    reports = []
     try:
-        return [
-            _ingest_one(http, url, seeds_dir, known, max_bytes, deadline, reach) for url in urls
-        ]
+        with task(progress, "fetching feeds", len(urls), "feeds") as advance:
+            for url in urls:
+                reports.append(_ingest_one(http, url, seeds_dir, known, max_bytes, deadline, reach))
+                advance(1)
+        return reports
     finally:
         if client is None:
             http.close()

@@ -17,8 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +27,14 @@ from retrieval.index import build, merging, parsing, store, vectors
 from retrieval.index.segments import Ranked
 from retrieval.library import Library, read_for_meaning, stats_of
 from retrieval.models import LibraryStats
+from retrieval.progress import Reporter, task
 from retrieval.question.analysis import Analyzer
 from retrieval.question.meaning import Meaning
 from retrieval.question.ranking import SHIPPED, RankingSettings
+from retrieval.usage import counted
 
 log = logging.getLogger(__name__)
 
-PROGRESS_SECONDS = 30.0  # how often long work logs how far it is
 # How long a refresh waits for another process (the bot, a CLI run) that is writing the same
 # index directory before it serves what it built without saving it.
 LOCK_WAIT_SECONDS = 300.0
@@ -49,6 +49,16 @@ def default_index_dir(seeds_dir: Path) -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = hashlib.sha1(str(seeds_dir.resolve()).encode()).hexdigest()[:12]
     return cache / "news-qa-bot" / f"{seeds_dir.resolve().name}-{key}"
+
+
+def saved_index_exists(index_dir: Path) -> bool:
+    """Whether an index was saved in `index_dir` (opening it may still find it unusable, and
+    rebuild it); cheap. Raises store.IndexDirUnusable."""
+    store.check_index_dir(index_dir)
+    try:
+        return store.current_state(index_dir) is not None
+    except store.IndexCorrupt:
+        return False
 
 
 def saved_stats(index_dir: Path) -> LibraryStats | None:
@@ -161,7 +171,12 @@ class IndexKeeper:
             self._serve(old)
             return current is not None
         self._serve(self._apply(old, change, save))
-        log.info("index: %d articles, %d passages", self._state.n_articles, self._state.n_passages)
+        state = self._current
+        log.info(
+            "index: %s, %s",
+            counted(state.n_articles, "article"),
+            counted(state.n_passages, "passage"),
+        )
         return True
 
     def _serve(self, state: store.State) -> None:
@@ -263,35 +278,38 @@ class IndexKeeper:
 
     # --- the passages' vectors ----------------------------------------------------------------
 
-    def embed_ahead(self, stop: threading.Event | None = None) -> int:
+    def embed_ahead(
+        self, stop: threading.Event | None = None, progress: Reporter | None = None
+    ) -> int:
         """Embed every live passage that has no vector yet, newest articles first, each after
         any search under way, so that a question pays only for its own embedding; until all
         are, or `stop` is set. A change of the index meanwhile (a refresh, a merge) is taken up
-        at once, its new articles first. Logs how far it is every PROGRESS_SECONDS. Returns
-        how many passages were embedded (0 without a model)."""
+        at once, its new articles first. `progress` is told how far it is. Returns how many
+        passages were embedded (0 without a model)."""
         passage_vectors = self.library.vectors
         stop = stop or threading.Event()
         if passage_vectors is None:
             return 0
-        done, progress = 0, _Progress("embedding passages ahead")
+        done = 0
         while not stop.is_set():
             state = self._current
             plan = _pending_articles(state, passage_vectors)
             if not plan:
                 break
-            progress.start(sum(len(rows) for _, _, rows in plan))
-            for segment, number, rows in plan:
-                if stop.is_set() or self._state is not state:
-                    break  # stopped, or the index changed: plan again
-                article, passages = segment.article(number)
-                ordinal = rows - int(segment.arrays["article_passage_start"][number])
-                wanted = [
-                    (segment.name, segment.n_passages, int(row), read_for_meaning(article, p))
-                    for row, p in zip(rows.tolist(), (passages[i] for i in ordinal), strict=True)
-                ]
-                passage_vectors.rows(wanted, background=True)
-                done += len(wanted)
-                progress.advance(len(wanted))
+            total = sum(len(rows) for _, _, rows in plan)
+            with task(progress, "embedding passages ahead", total, "passages") as advance:
+                for segment, number, rows in plan:
+                    if stop.is_set() or self._state is not state:
+                        break  # stopped, or the index changed: plan again
+                    article, passages = segment.article(number)
+                    start = int(segment.arrays["article_passage_start"][number])
+                    wanted = [
+                        (segment.name, segment.n_passages, row, read_for_meaning(article, p))
+                        for row, p in ((r, passages[r - start]) for r in rows.tolist())
+                    ]
+                    passage_vectors.rows(wanted, background=True)
+                    done += len(wanted)
+                    advance(len(wanted))
             passage_vectors.flush()
             if self._state is state:
                 break  # once over an unchanged index (rows that cannot be kept stay pending)
@@ -349,29 +367,3 @@ def _pending_articles(
             found.append((-published, key, segment, number, rows))
     found.sort(key=lambda item: item[:2])
     return [(segment, number, rows) for _, _, segment, number, rows in found]
-
-
-class _Progress:
-    """A log line every PROGRESS_SECONDS: how many of how many, the rate, the time left."""
-
-    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.what, self.clock = what, clock
-        self.total = self.done = 0
-        self.started = self.told = clock()
-
-    def start(self, total: int) -> None:
-        self.total, self.done = total, 0
-        self.started = self.told = self.clock()
-        log.info("%s: %d passages", self.what, total)
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        now = self.clock()
-        if now - self.told >= PROGRESS_SECONDS or self.done >= self.total:
-            self.told = now
-            rate = self.done / max(now - self.started, 1e-9)
-            left = (self.total - self.done) / rate if rate else float("inf")
-            log.info(
-                "%s: %d of %d (%.0f a second, about %.0f s left)",
-                self.what, self.done, self.total, rate, left,
-            )  # fmt: skip

@@ -19,6 +19,7 @@ import numpy as np
 from retrieval.articles import passages_of, read_article
 from retrieval.index.store import encode_article
 from retrieval.models import Article, Passage
+from retrieval.progress import Advance, Reporter, task
 from retrieval.question.analysis import (
     BIGRAM_CODES,
     Analyzer,
@@ -213,13 +214,21 @@ class LocalTerms:
 
 
 def _parse_chunk(
-    seeds_dir: str, paths: list[str], analyzer: Analyzer | None = None
+    seeds_dir: str,
+    paths: list[str],
+    analyzer: Analyzer | None = None,
+    advance: Advance | None = None,
 ) -> tuple[LocalTerms, list[ParsedFile]]:
-    """Parse and analyse some files; term ids are local to the returned terms."""
+    """Parse and analyse some files; term ids are local to the returned terms. `advance` (in
+    this process only) is told of each file parsed."""
     analyzer = analyzer or _worker_analyzer
     assert analyzer is not None
     vocab = _BatchIds()
-    files = [_parse_file(seeds_dir, rel, analyzer, vocab) for rel in paths]
+    files = []
+    for rel in paths:
+        files.append(_parse_file(seeds_dir, rel, analyzer, vocab))
+        if advance is not None:
+            advance(1)
     parsed = [f for f in files if f.error is None]
     ids = [part for f in parsed for part in (f.passages.term_ids, f.about)]
     used = np.unique(np.concatenate([np.empty(0, np.int32), *ids]))
@@ -235,14 +244,17 @@ def _parse_chunk(
 
 @dataclass(frozen=True)
 class Workers:
-    """How files are parsed: in `count` worker processes once there are `from_files` of them.
+    """How files are parsed: in `count` worker processes once there are `from_files` of them,
+    telling `progress` how far it has got (None: nobody).
 
     `start_method` is multiprocessing's (None: the platform's default: fork on Linux up to
-    Python 3.13, forkserver from 3.14, spawn on macOS and Windows)."""
+    Python 3.13, forkserver from 3.14, spawn on macOS and Windows). The reporter travels in
+    here because every build is handed its Workers (IndexKeeper.open takes them too)."""
 
     count: int = 1
     from_files: int = PARALLEL_FROM_FILES
     start_method: str | None = None
+    progress: Reporter | None = None
 
 
 def parse_files(
@@ -251,6 +263,18 @@ def parse_files(
     """Parse files (in worker processes when there are many); term ids become `vocab`'s."""
     if not paths:
         return []
+    with task(workers.progress, "indexing seed files", len(paths), "files") as advance:
+        return _parse_files(seeds_dir, paths, analyzer, vocab, workers, advance)
+
+
+def _parse_files(
+    seeds_dir: Path,
+    paths: list[str],
+    analyzer: Analyzer,
+    vocab: Vocabulary,
+    workers: Workers,
+    advance: Advance,
+) -> list[ParsedFile]:
     if workers.count > 1 and len(paths) >= workers.from_files:
         size = max(50, len(paths) // (workers.count * 8))
         chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
@@ -261,9 +285,13 @@ def parse_files(
             initializer=_init_worker,
             initargs=(analyzer, os.getpid()),
         ) as pool:
-            results = pool.map(_parse_chunk, [str(seeds_dir)] * len(chunks), chunks)
-            return [f for local, files in results for f in vocab.renumbered(local, files)]
-    local, files = _parse_chunk(str(seeds_dir), paths, analyzer)
+            parsed = []
+            # map's results come in order, each chunk as it is done
+            for local, files in pool.map(_parse_chunk, [str(seeds_dir)] * len(chunks), chunks):
+                parsed += vocab.renumbered(local, files)
+                advance(len(files))
+            return parsed
+    local, files = _parse_chunk(str(seeds_dir), paths, analyzer, advance)
     return vocab.renumbered(local, files)
 
 

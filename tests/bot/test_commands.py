@@ -3,9 +3,10 @@ enforced."""
 
 from __future__ import annotations
 
+import logging
 import re
 
-from bot import commands
+from bot import app, commands
 from bot.commands import COMMANDS
 from bot.console import ConsoleSession
 from bot.handlers import BotHandlers
@@ -65,3 +66,20 @@ async def test_an_admin_only_command_refuses_everyone_else(fake_api, bot_keeper)
         assert await fake_api.say(chat, stranger, "/reload") == "Only admins can use this command."
         reply = await fake_api.say(fake_api.private_chat(admin), admin, "/reload")
         assert reply.startswith("Rescanned the articles")
+
+
+async def test_a_failing_command_menu_is_one_log_line_per_attempt(
+    fake_api, bot_library, caplog, monkeypatch
+):
+    monkeypatch.setattr(app, "NETWORK_RETRY_DELAY", 0.01)
+    fake_api.fail("setMyCommands", status=500, times=100)  # a network error, to PTB
+    with caplog.at_level(logging.WARNING):
+        async with running_bot(fake_api, bot_library):
+            pass
+    menus = len(commands.MENU_LANGUAGES) * 3  # three scopes
+    lines = [r.getMessage() for r in caplog.records if "setMyCommands" in r.getMessage()]
+    assert len(lines) == app.NETWORK_RETRIES + 1, lines
+    assert all(f"setMyCommands failed for {menus} menus" in line for line in lines)
+    assert lines[-1].endswith("the command menu may be outdated")
+    attempts = fake_api.calls_to("setMyCommands", ok_only=False)
+    assert len(attempts) == menus * (app.NETWORK_RETRIES + 1)

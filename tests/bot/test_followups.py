@@ -118,3 +118,14 @@ def test_the_console_follows_up_on_its_previous_question(bot_library):
     assert "接着" not in session.handle(NEW_TOPIC)
     now[0] += FOLLOW_UP_SECONDS + 1
     assert "接着" not in session.handle(FOLLOW_UP)
+
+
+def test_the_follow_up_line_comes_right_under_the_line_naming_the_question():
+    """Answered or declined, the ↪️ line is in one place: second, under the question's line."""
+    for confident in (True, False):
+        header = render.answer_header(
+            "那以色列呢", "zh-Hans", confident=confident, missing=["以色列"], read_with="伊朗怎么说"
+        )
+        first, follow_up, *rest = header.split("\n")
+        assert "那以色列呢" in first and follow_up.startswith("↪️ ") and "伊朗怎么说" in follow_up
+        assert rest == ([] if confident else ["以下段落可能相关，但不是答案（第 1 页）："])

@@ -223,3 +223,43 @@ def test_the_webhook_server_listens_on_loopback_unless_told_otherwise():
     assert Settings().webhook_listen == "127.0.0.1"
     chosen = {"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_LISTEN": "0.0.0.0"}
     assert Settings.from_env(chosen).webhook_listen == "0.0.0.0"
+
+
+def test_a_missing_env_file_is_an_error_not_ignored(tmp_path):
+    seeds = write_seeds(tmp_path / "seeds")
+    missing = tmp_path / "no-such.env"
+    result = run_bot("--console", "--env-file", str(missing), cwd=tmp_path, stdin="",
+                     SEEDS_DIR=str(seeds), INDEX_DIR=str(tmp_path / "i"))  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: --env-file {missing}, it does not exist; ")
+    check = run_bot("--check", "--env-file", str(missing), cwd=tmp_path)
+    assert check.returncode == 1 and check.stderr.startswith("unhealthy: --env-file")
+
+
+def test_every_bad_setting_is_reported_together_one_line_each(tmp_path):
+    env = {"RESULTS_PER_PAGE": "three", "WEBHOOK_URL": "http://x.org/h", "WEBHOOK_SECRET": "s"}
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env)
+    names = [problem.split(" ", 1)[0] for problem in error.value.problems]
+    assert names == ["TELEGRAM_BOT_TOKEN", "WEBHOOK_URL", "RESULTS_PER_PAGE"]
+    assert "WEBHOOK_URL must be an https:// URL, got 'http://x.org/h'" in error.value.problems
+    for args, prefix, status in ((), "error: ", 2), (("--check",), "unhealthy: ", 1):
+        result = run_bot(*args, cwd=tmp_path, **env)
+        assert result.returncode == status
+        lines = result.stderr.splitlines()
+        assert [line.split(" ", 2)[1] for line in lines] == names, result.stderr
+        assert all(line.startswith(prefix) for line in lines)
+
+
+def test_the_bot_says_it_builds_the_index_before_it_starts(tmp_path):
+    seeds = write_seeds(tmp_path / "seeds")
+    result = run_bot("--console", cwd=tmp_path, stdin="", SEEDS_DIR=str(seeds),
+                     INDEX_DIR=str(tmp_path / "index"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    building, built = result.stderr.splitlines()[:2]
+    assert f"INFO bot: building the index of {seeds} in {tmp_path / 'index'}" in building
+    assert built.endswith("INFO retrieval.index.keeper: index: 1 article, 20 passages")
+    again = run_bot("--console", "--quiet", cwd=tmp_path, stdin="", SEEDS_DIR=str(seeds),
+                    INDEX_DIR=str(tmp_path / "index"))  # fmt: skip
+    assert again.returncode == 0 and "loading the index in" in again.stderr

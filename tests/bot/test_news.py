@@ -152,7 +152,7 @@ def test_an_unusable_subscriptions_db_exits_2_with_one_line(tmp_path):
         SUBSCRIPTIONS_DB=str(tmp_path / "no-such-dir" / "subscriptions.sqlite3"),
     )
     assert result.returncode == 2
-    [error] = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert "SUBSCRIPTIONS_DB" in error and "no-such-dir" in error
 
 
@@ -173,7 +173,7 @@ def test_a_damaged_subscriptions_db_is_one_line_at_start_and_left_as_it_is(tmp_p
         )
     stderr = result.stderr
     assert result.returncode == 2, stderr
-    [error] = [line for line in stderr.splitlines() if " ERROR " in line]
+    [error] = [line for line in stderr.splitlines() if line.startswith("error: ")]
     assert "SUBSCRIPTIONS_DB" in error and str(db) in error and "left as it is" in error
     assert "Traceback" not in stderr
     assert db.read_bytes() == before
