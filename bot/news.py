@@ -32,6 +32,7 @@ from telegram.ext import Application, ContextTypes
 from retrieval import Article, IndexKeeper
 from retrieval.feeds import FeedReport, format_report, ingest_feeds
 from retrieval.progress import Reporter
+from retrieval.usage import counted
 
 from . import render
 from .logs import pseudonym
@@ -184,7 +185,9 @@ class NewsService:
             self._known = None  # the index holds what feeds wrote now
             stats = await asyncio.to_thread(self.library.stats)
             logger.info(
-                "library refreshed: %d articles, %d passages", stats.articles, stats.passages
+                "library refreshed: %s, %s",
+                counted(stats.articles, "article"),
+                counted(stats.passages, "passage"),
             )
             await self._push_new(application)
             self._embed_ahead()
@@ -261,7 +264,11 @@ class NewsService:
             # Read per article: a chat that unsubscribed meanwhile gets no more.
             chats = [c for c in await asyncio.to_thread(self.subscriptions.chats) if c not in gone]
             if number == 0:
-                logger.info("pushing %d new articles to %d chats", len(articles), len(chats))
+                logger.info(
+                    "pushing %s to %s",
+                    counted(len(articles), "new article"),
+                    counted(len(chats), "chat"),
+                )
             html = render.render_new_article(article)
             for chat_id in chats:
                 if not application.running:  # shutting down: do not hold up the stop
