@@ -69,12 +69,12 @@ async def test_an_admin_only_command_refuses_everyone_else(fake_api, bot_keeper)
 
 
 async def test_a_failing_command_menu_is_one_log_line_per_attempt(
-    fake_api, bot_library, caplog, monkeypatch
+    fake_api, bot_keeper, caplog, monkeypatch
 ):
     monkeypatch.setattr(app, "NETWORK_RETRY_DELAY", 0.01)
     fake_api.fail("setMyCommands", status=500, times=100)  # a network error, to PTB
     with caplog.at_level(logging.WARNING):
-        async with running_bot(fake_api, bot_library):
+        async with running_bot(fake_api, bot_keeper):
             pass
     menus = len(commands.MENU_LANGUAGES) * 3  # three scopes
     lines = [r.getMessage() for r in caplog.records if "setMyCommands" in r.getMessage()]
