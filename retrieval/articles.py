@@ -344,7 +344,7 @@ UNNAMED_SPEAKER = re.compile(
 _NAMED_SPEECH = re.compile(rf"[^。！？]*?{_SPEECH}")
 # words inside a quote, a speaker's own "we", or another pronoun: they name nobody
 _QUOTED_OR_FIRST_PERSON = re.compile(r"[“”\"]|\A(?:但|而|并|也)?(?:我|你|他|她)")
-_SENTENCE_END = re.compile(r"(?<=[。！？])")
+_BETWEEN_SENTENCES = re.compile(r"(?<=[。！？])")
 SPEAKER_CHARS = 80  # the most of the words that name a speaker shown
 
 
@@ -355,7 +355,7 @@ def speaker(passages: Sequence[Passage], ordinal: int) -> str | None:
     if not UNNAMED_SPEAKER.match(passages[ordinal].text):
         return None
     for earlier in reversed(passages[max(0, ordinal - 2) : ordinal]):
-        for sentence in reversed(_SENTENCE_END.split(earlier.text)):
+        for sentence in reversed(_BETWEEN_SENTENCES.split(earlier.text)):
             sentence = sentence.strip()
             if not sentence or UNNAMED_SPEAKER.match(sentence):
                 continue

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from retrieval import Passage, seedfile
+from retrieval import Paragraph, Passage, seedfile
 from retrieval.articles import (
     PASSAGE_MAX_CHARS,
     boilerplate,
@@ -293,3 +294,16 @@ def test_a_passage_quoting_someone_it_does_not_name_gets_the_words_that_name_the
     assert speaker(passages, 4) is None and speaker(passages, 0) is None
     lonely = [Passage("b:0", 0, "他说：“没有上文。”")]
     assert speaker(lonely, 0) is None
+
+
+def test_a_short_quote_is_a_passage_not_a_heading() -> None:
+    """A line of someone's words ending in a closing quote ends a sentence: before it was
+    read as a heading and dropped (克林顿说：“我将忠实地执行美国总统的职务……”)."""
+    paragraphs = (
+        Paragraph("在整个美国历史上，新总统的就职呈现了美国民主的独特品质。", None),
+        Paragraph("克林顿说：“我将忠实地执行美国总统的职务……”", None),
+        Paragraph("通常从一个政党转移到另一个政党，即使经过艰辛的竞选。", None),
+    )
+    article = parse_article(seed_file("就职典礼", "https://x.test/a", ["占位"]))
+    texts = [p.text for p in passages_of(replace(article, paragraphs=paragraphs))]
+    assert texts == [p.text for p in paragraphs]
