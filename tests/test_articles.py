@@ -302,7 +302,9 @@ def test_a_short_quote_is_a_passage_not_a_heading() -> None:
     paragraphs = (
         Paragraph("在整个美国历史上，新总统的就职呈现了美国民主的独特品质。", None),
         Paragraph("克林顿说：“我将忠实地执行美国总统的职务……”", None),
-        Paragraph("通常从一个政党转移到另一个政党，即使经过艰辛的竞选。", None),
+        Paragraph(
+            "通常从一个政党转移到另一个政党，即使经过势均力敌而又艰辛的竞选，权力也和平交接。", None
+        ),
     )
     article = parse_article(seed_file("就职典礼", "https://x.test/a", ["占位"]))
     texts = [p.text for p in passages_of(replace(article, paragraphs=paragraphs))]
