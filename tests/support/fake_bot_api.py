@@ -117,6 +117,9 @@ class Call:
     params: dict[str, Any]
     at: float
     status: int = 200
+    # handled: what it did (a message stored, an edit) is in place; set before the reply
+    # goes out, so that a test that sees the call also sees its effect
+    done: bool = False
 
 
 @dataclass
@@ -317,7 +320,9 @@ class FakeBotApi:
     def calls_to(self, method: str, ok_only: bool = True) -> list[Call]:
         with self._lock:
             return [
-                c for c in self.calls if c.method == method and (c.status == 200 or not ok_only)
+                c
+                for c in self.calls
+                if c.method == method and c.done and (c.status == 200 or not ok_only)
             ]
 
     def sent_to(self, chat_id: int) -> list[dict]:
@@ -390,7 +395,7 @@ class FakeBotApi:
             self.calls.append(call)
             failure = self._failures[method].popleft() if self._failures[method] else None
         if failure is not None:
-            call.status = failure.status
+            call.status, call.done = failure.status, True
             payload: dict[str, Any] = {
                 "ok": False,
                 "error_code": failure.status,
@@ -401,18 +406,19 @@ class FakeBotApi:
             return _reply(request, failure.status, payload)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
-            call.status = 404
+            call.status, call.done = 404, True
             return _reply(
                 request, 404, {"ok": False, "error_code": 404, "description": "Not Found"}
             )
         try:
             result = handler(params)
         except _ApiError as exc:
-            call.status = exc.status
+            call.status, call.done = exc.status, True
             payload = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.parameters:
                 payload["parameters"] = exc.parameters
             return _reply(request, exc.status, payload)
+        call.done = True
         _reply(request, 200, {"ok": True, "result": result})
 
     def _bot_user(self) -> dict:
