@@ -12,6 +12,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from retrieval.seedfile import is_web_url
+from retrieval.usage import yes_or_no
 
 DEFAULT_API_ROOT = "https://api.telegram.org"
 # Behind a TLS proxy on the same host; the Docker image and compose set 0.0.0.0 themselves.
@@ -341,10 +342,10 @@ def _number(
 
 
 def _flag(get, name: str) -> bool:
-    raw = (get(name) or "0").lower()
-    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+    value = yes_or_no(get(name))
+    if value is None:
         raise SettingsError(f"{name} must be 1 or 0 (or true/false), got {get(name)!r}")
-    return raw in ("1", "true", "yes", "on")
+    return value
 
 
 def _interval_minutes(get) -> float:

@@ -36,6 +36,7 @@ from retrieval.usage import (
     directory_problem,
     error_line,
     one_line,
+    yes_or_no,
 )
 from retrieval.version import VERSION
 
@@ -132,18 +133,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# FEED_ALLOW_PRIVATE as the bot's settings read it.
-_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
-
-
 def _allow_private(flag: bool | None) -> bool:
     """--allow-private, else $FEED_ALLOW_PRIVATE (a Mistake when it is neither yes nor no)."""
     if flag:
         return True
-    raw = os.environ.get("FEED_ALLOW_PRIVATE", "").strip().lower()
-    if raw not in _YES + _NO:
-        raise Mistake(f"FEED_ALLOW_PRIVATE {raw!r}, not a yes or no", "set it to 1 or 0")
-    return raw in _YES
+    raw = os.environ.get("FEED_ALLOW_PRIVATE", "").strip()
+    allowed = yes_or_no(raw)
+    if allowed is None:
+        raise Mistake(f"FEED_ALLOW_PRIVATE {raw.lower()!r}, not a yes or no", "set it to 1 or 0")
+    return allowed
 
 
 def main(

@@ -68,6 +68,16 @@ def file_problem(path: Path) -> str | None:
     return None
 
 
+_YES, _NO = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def yes_or_no(value: str | None) -> bool | None:
+    """A switch as the settings and the command line read it: 1, true, yes or on; 0, false,
+    no, off or nothing; None for anything else (any case)."""
+    value = (value or "").lower()
+    return True if value in _YES else False if value in _NO else None
+
+
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """ "1 article", "2 articles" (`plural` for nouns that do not just take an s)."""
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
