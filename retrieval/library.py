@@ -79,6 +79,11 @@ class _Snapshot:
             "\n".join([article.title, *article.captions, *(p.text for p in article.paragraphs)])
         )
 
+    @cached_property
+    def stats(self) -> LibraryStats:
+        # once per state: a health check every few milliseconds costs nothing after the first
+        return stats_of(self.state)
+
     def decode(self, ranked: Ranked) -> _Found:
         """A ranked passage with its article, decoded."""
         a = self.index.segments[ranked.segment].arrays
@@ -262,7 +267,7 @@ class Library:
     def stats(self) -> LibraryStats:
         """How many articles and passages, the newest date, the files that were skipped, and
         the index's segments."""
-        return stats_of(self._current.state)
+        return self._current.stats
 
 
 def stats_of(state: store.State) -> LibraryStats:
