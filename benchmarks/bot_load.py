@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks import reporter, workers
@@ -161,23 +164,44 @@ async def _flood(args: argparse.Namespace, keeper: IndexKeeper, start: str) -> i
     return 0 if once == len(counts) else 1
 
 
-async def run(args: argparse.Namespace) -> int:
+def _questions(args: argparse.Namespace) -> list[str]:
+    """The questions to send: --questions-file's (people's questions, one JSON object a line
+    with "q", as in the newsqa sets; follow-ups sent alone), else the seed article's."""
+    if args.questions_file is None:
+        return QUESTIONS
+    lines = args.questions_file.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["q"] for line in lines if line.strip()]
+
+
+@contextmanager
+def _index_dir(args: argparse.Namespace) -> Iterator[Path]:
+    """--index-dir (kept: an archive embedded once is measured many times), else a fresh one."""
+    if args.index_dir is not None:
+        yield args.index_dir
+        return
     with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp) / "index"
+
+
+async def run(args: argparse.Namespace) -> int:
+    texts = _questions(args)
+    with _index_dir(args) as index_dir:
         started = time.perf_counter()
         keeper = IndexKeeper.open(
-            args.seeds,
-            index_dir=Path(tmp) / "index",
-            workers=workers(args.progress),
-            meaning=Meaning.load(),
+            args.seeds, index_dir=index_dir, workers=workers(args.progress), meaning=Meaning.load()
         )
         library = keeper.library
         stats = library.stats()
+        pending = keeper.passages_to_embed()
         print(
-            f"library: {stats.articles} articles, {stats.passages} passages "
-            f"(loaded in {time.perf_counter() - started:.1f} s)"
+            f"library: {stats.articles} articles, {stats.passages} passages, {pending} not yet "
+            f"embedded (loaded in {time.perf_counter() - started:.1f} s)"
         )
+        deadline = str(args.deadline)
         with FakeBotApi() as fake:
-            async with running_bot(fake, keeper, rate_limiter=_limiter(args)):
+            async with running_bot(
+                fake, keeper, rate_limiter=_limiter(args), ANSWER_DEADLINE_SECONDS=deadline
+            ):
                 chats = []
                 for i in range(args.chats):
                     user = fake.user(100_000 + i)
@@ -186,8 +210,7 @@ async def run(args: argparse.Namespace) -> int:
                 t0 = time.monotonic()
                 for n in range(args.questions):
                     user, chat = chats[n % args.chats]
-                    text = QUESTIONS[n % len(QUESTIONS)]
-                    questions.append(fake.send_text(chat, user, text))
+                    questions.append(fake.send_text(chat, user, texts[n % len(texts)]))
                 # A cheap predicate: checking every question each poll would steal the CPU.
                 await fake.wait_for(
                     lambda: len(fake.calls_to("sendMessage")) >= len(questions),
@@ -196,29 +219,51 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 await fake.settle(0.5)
                 elapsed = time.monotonic() - t0
+        keeper.close()
 
-        replies = {(q["chat"]["id"], q["message_id"]): fake.replies_to(q) for q in questions}
-        counts = [len(r) for r in replies.values()]
-        handed = fake.update_handed_out_at
-        # Update ids were assigned in push order, one per question.
-        latencies = []
-        for update_id, q in enumerate(questions, start=1):
-            reply = replies[(q["chat"]["id"], q["message_id"])]
-            if reply and update_id in handed:
-                latencies.append((reply[0].at - handed[update_id]) * 1000)
+    replies = [fake.replies_to(q) for q in questions]
+    counts = [len(r) for r in replies]
+    busy_text = {t(lang, "busy") for lang in ("zh", "en")}
+    busy = sum(1 for r in replies if len(r) == 1 and r[0].params["text"] in busy_text)
+    answered = [r[0] for r in replies if len(r) == 1 and r[0].params["text"] not in busy_text]
+    # From the moment the questions were sent (all at once) to the answer's arrival.
+    waits = [(reply.at - t0) * 1000 for reply in answered]
+    late = sum(1 for w in waits if args.deadline and w > args.deadline * 1000)
+    handed = fake.update_handed_out_at
+    # Update ids were assigned in push order, one per question.
+    latencies = [
+        (r[0].at - handed[update_id]) * 1000
+        for update_id, r in enumerate(replies, start=1)
+        if r and update_id in handed
+    ]
 
     mode = "Telegram flood limit (30 msg/s) enforced" if args.flood_limit else "no flood limit"
-    print(f"{args.questions} questions from {args.chats} chats, {mode}")
+    print(
+        f"{args.questions} questions from {args.chats} chats at once, {mode}, "
+        f"ANSWER_DEADLINE_SECONDS={deadline}"
+    )
     once, never = counts.count(1), counts.count(0)
-    print(f"answered: {once} exactly once, {never} never, {len(counts) - once - never} twice+")
-    print(f"throughput: {args.questions / elapsed:.0f} answers/s ({elapsed:.2f} s in all)")
+    print(
+        f"replied: {once} exactly once ({len(answered)} answers, {busy} told busy), "
+        f"{never} never, {len(counts) - once - never} twice+"
+    )
+    print(
+        f"answered: {len(answered) / len(questions):.1%}, {late} of them after the deadline; "
+        f"{len(answered) / elapsed:.1f} answers/s ({once / elapsed:.1f} replies/s, "
+        f"{elapsed:.2f} s in all)"
+    )
+    if waits:
+        print(
+            f"answer time (sent → answer): p50 {percentile(waits, 50):.0f} ms, "
+            f"p99 {percentile(waits, 99):.0f} ms, max {max(waits):.0f} ms"
+        )
     if latencies:
         print(
-            f"handling latency: p50 {percentile(latencies, 50):.0f} ms, "
+            f"handling latency (handed out → reply): p50 {percentile(latencies, 50):.0f} ms, "
             f"p99 {percentile(latencies, 99):.0f} ms, max {max(latencies):.0f} ms, "
             f"mean {statistics.fmean(latencies):.0f} ms"
         )
-    return 0 if all(c == 1 for c in counts) else 1
+    return 0 if all(c == 1 for c in counts) and not late else 1
 
 
 def main() -> int:
@@ -227,6 +272,20 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--chats", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--questions-file",
+        type=Path,
+        help="people's questions, JSON lines with \"q\" (default: the seed article's)",
+    )
+    parser.add_argument(
+        "--index-dir", type=Path, help="keep the index here (default: a fresh one, deleted)"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=Settings().answer_deadline_seconds,
+        help="ANSWER_DEADLINE_SECONDS (default: the setting's default)",
+    )
     parser.add_argument(
         "--flood-limit", action="store_true", help="keep AIORateLimiter's Telegram flood limits"
     )

@@ -315,6 +315,13 @@ class IndexKeeper:
                 break  # once over an unchanged index (rows that cannot be kept stay pending)
         return done
 
+    def passages_to_embed(self) -> int:
+        """How many live passages have no vector yet (0 without a model)."""
+        passage_vectors = self.library.vectors
+        if passage_vectors is None:
+            return 0
+        return sum(len(rows) for _, _, rows in _pending_articles(self._current, passage_vectors))
+
     def close(self) -> None:
         """Stop a merge under way (the index stays as it was before it) and write out the
         passages' vectors."""
