@@ -4,7 +4,8 @@ Times, in one process, the people's questions of the dev set (benchmarks.newsqa'
 three ways, one after the other for each question: by terms and characters alone; with
 meaning, the first time it is asked (its passages are new unless an earlier question about
 the same article brought them: about three questions an article); and with meaning, asked
-again (all its passages cached). Also a question's embedding alone, and a passage's (new);
+again (all its passages cached). Also a question's embedding alone, and a passage's (new),
+alone and in batches;
 and the questions asked again while other passages are embedded in another thread, as the bot
 does after a refresh: in the background (questions first), and as a search would.
 Asserts nothing about time. Starts without the vectors a previous run saved.
@@ -27,7 +28,7 @@ from benchmarks import ROOT, newsqa, reporter, workers
 from retrieval import IndexKeeper
 from retrieval.index import vectors
 from retrieval.progress import task
-from retrieval.question.meaning import Meaning
+from retrieval.question.meaning import BATCH, Meaning
 from retrieval.question.ranking import SHIPPED
 
 BESIDE = 400  # passages embedded beside the questions: 200 each way, longer than the questions
@@ -81,6 +82,13 @@ def main() -> int:
         started = time.perf_counter()
         fresh.passages([text])
         passage_seconds.append(time.perf_counter() - started)
+    batched = Meaning.load()  # the same passages, BATCH at a time, as embedding ahead does
+    batch_seconds = []
+    for start in range(0, len(passages), BATCH):
+        chunk = passages[start : start + BATCH]
+        started = time.perf_counter()
+        batched.passages(chunk)
+        batch_seconds += [(time.perf_counter() - started) / len(chunk)] * len(chunk)
 
     # passages nobody asked about, embedded beside the questions asked again
     newest = with_meaning.latest(200)
@@ -114,6 +122,7 @@ def main() -> int:
     )
     print(f"| a question's embedding alone | {_ms(timings['question'])} |")
     print(f"| a passage's embedding alone | {_ms(passage_seconds)} |")
+    print(f"| a passage's embedding, {BATCH} at a time (per passage) | {_ms(batch_seconds)} |")
     return 0
 
 

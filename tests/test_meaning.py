@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from retrieval import IndexKeeper
-from retrieval.question.meaning import EMBEDDED_CHARACTERS, Meaning
+from retrieval.question.meaning import BATCH, EMBEDDED_CHARACTERS, Meaning
 from retrieval.question.ranking import SHIPPED
 from tests.support.seeds import RAIL, TYPHOON, seed_file, write_articles, write_seeds
 from tests.test_cli import search_json
@@ -22,6 +22,7 @@ class CountingModel:
     def __init__(self) -> None:
         self.embedded: list[str] = []
         self.asked: list[str] = []
+        self.batches: list[int] = []  # how many texts each call embedded
 
     def _vector(self, text: str) -> np.ndarray:
         angle = len(text) / 10
@@ -32,8 +33,12 @@ class CountingModel:
         return self._vector(str(texts))
 
     def passage(self, texts: str | list[str]) -> np.ndarray:
-        self.embedded.append(str(texts))
-        return self._vector(str(texts))
+        if isinstance(texts, str):
+            self.embedded.append(texts)
+            return self._vector(texts)
+        self.embedded.extend(texts)
+        self.batches.append(len(texts))
+        return np.array([self._vector(t) for t in texts])
 
 
 def test_a_passage_is_embedded_once_while_it_is_cached() -> None:
@@ -159,10 +164,11 @@ def test_the_command_line_ranks_by_meaning_too(beirut: Path, tmp_path: Path) -> 
 
 def test_a_search_goes_before_embedding_in_the_background() -> None:
     started, go_on = threading.Event(), threading.Event()
+    ahead = [f"后台{i}" for i in range(BATCH + 2)]
 
     class HeldModel(CountingModel):
         def passage(self, texts: str | list[str]) -> np.ndarray:
-            if texts == "后台一":  # the background's first passage holds the engine
+            if ahead[0] in texts:  # the background's first batch holds the engine
                 started.set()
                 go_on.wait(10)
             return super().passage(texts)
@@ -170,7 +176,7 @@ def test_a_search_goes_before_embedding_in_the_background() -> None:
     model = HeldModel()
     meaning = Meaning(model)
     background = threading.Thread(
-        target=meaning.passages, args=(["后台一", "后台二", "后台三"],), kwargs={"background": True}
+        target=meaning.passages, args=(ahead,), kwargs={"background": True}
     )
     background.start()
     assert started.wait(10)
@@ -181,7 +187,21 @@ def test_a_search_goes_before_embedding_in_the_background() -> None:
     go_on.set()
     search.join(10)
     background.join(10)
-    assert model.embedded == ["后台一", "问题的段落", "后台二", "后台三"]
+    # the question waited for one batch, not for everything in the background
+    assert model.embedded == [*ahead[:BATCH], "问题的段落", *ahead[BATCH:]]
+    assert model.batches == [BATCH, 1, 2]
+
+
+def test_passages_not_cached_are_embedded_in_batches_with_the_same_numbers() -> None:
+    model = CountingModel()
+    meaning = Meaning(model)
+    texts = [f"段落{i}" * (i % 5 + 1) for i in range(BATCH * 2 + 3)]
+    meaning.passages(texts[:2])
+    rows = meaning.passages(texts + texts[:1])  # two cached, one asked twice
+    assert model.batches == [2, BATCH, BATCH, 1]
+    assert sorted(model.embedded) == sorted(texts)
+    alone = np.array([CountingModel()._vector(t) for t in texts + texts[:1]], np.float16)
+    assert np.array_equal(rows, alone.astype(np.float32))
 
 
 @pytest.mark.xfail(
