@@ -3,6 +3,8 @@
 Scores `python -m retrieval search` with ../shared/bench/newsqa_eval.py (follow-ups sent with
 their context, standalone questions also sent with an unrelated earlier question) on two sets
 of the same kinds, each among the seed and all 4,216 VOA articles:
+  train     ../shared/datasets/newsqa-voa/train.jsonl (736 questions about 160 other
+            articles): for learning; nothing shipped was set on it
   dev       ../shared/datasets/newsqa-voa/dev.jsonl (233 questions about 50 articles): for
             measuring and for finding out why a question fails
   held-out  benchmarks/data/newsqa-heldout.jsonl (153 questions about 31 other articles,
@@ -45,6 +47,7 @@ def row(name: str, line: str) -> str:
 
 def question_sets(shared: Path) -> dict[str, Path]:
     return {
+        "train (160 other articles)": shared / "datasets" / "newsqa-voa" / "train.jsonl",
         "dev (50 articles)": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
         "held-out (31 other articles)": HELDOUT,
     }
