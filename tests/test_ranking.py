@@ -14,6 +14,7 @@ from retrieval import IndexKeeper, Library
 from retrieval.question.analysis import Analyzer
 from retrieval.question.cues import (
     NUMBER,
+    OVERVIEW,
     SPEECH,
     TIME,
     AskedCues,
@@ -24,6 +25,7 @@ from retrieval.question.cues import (
 )
 from retrieval.question.ranking import (
     SHIPPED,
+    RankingSettings,
     judge,
     leans_on_context,
     read_question,
@@ -50,6 +52,10 @@ def analyzer() -> Analyzer:
         ("德地秀士怎么看联合声明", SPEECH),
         ("这次大选有多少人投票", NUMBER),
         ("石破茂去了白宫", 0),
+        ("石破茂和特朗普谈了什么", OVERVIEW),
+        ("唐山村民中毒是怎么回事", OVERVIEW),
+        ("what happened at the summit?", OVERVIEW),  # normalised: lower case
+        ("什么情况下可以开战", 0),  # under what circumstances: not what the story is
     ],
 )
 def test_a_question_asks_for_a_kind_of_answer(question: str, kinds: int) -> None:
@@ -229,6 +235,19 @@ def test_a_follow_up_finds_its_answer_in_the_earlier_questions_article(library: 
     alone = library.search("那以色列有回应吗", k=1)
     assert alone.read_with is None
     assert alone.hits[0].article.title == "以色列回应停火提议"
+
+
+def test_an_overview_question_gets_the_articles_lead(
+    keeper: IndexKeeper, seeds_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 19: 石破和特朗普见面谈了什么 did not reach the paragraph that says what the meeting
+    was; a news article's first paragraph says what the story is."""
+    lead = "伊朗顶尖核科学家法赫里扎德周五在德黑兰以东遇刺身亡。"
+    assert keeper.library.search("法赫里扎德是怎么回事", k=1).hits[0].passage.text == lead
+    assert keeper.library.search("法赫里扎德说了什么", k=1).hits[0].passage.text != lead
+    without = RankingSettings(cues=CueGains(overview=0.0))
+    other = IndexKeeper.open(seeds_dir, tmp_path / "index", ranking=without).library
+    assert other.search("法赫里扎德是怎么回事", k=1).hits[0].passage.text != lead
 
 
 def test_a_number_question_prefers_the_passage_with_the_number(library: Library) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from retrieval.index.scoring import Postings, best, doc_norms, okapi_idf, score
 from retrieval.index.store import Segment, State
 from retrieval.question import ranking
-from retrieval.question.cues import boosts
+from retrieval.question.cues import OVERVIEW, boosts
 
 
 @dataclass(frozen=True)
@@ -158,11 +158,11 @@ class Index:
         by_article = np.zeros(segment.n_articles)
         by_article[articles] = article_bm25
         of_article = a["passage_article"][passages]
-        cues = (
-            boosts(question.asked, a["passage_cues"][passages], settings.cues)
-            if question.asked
-            else 1.0
-        )
+        cues = 1.0
+        if question.asked:
+            # an article's first passage, its lead, shows what the story is (OVERVIEW)
+            lead = np.where(a["passage_ordinal"][passages] == 0, np.uint64(OVERVIEW), np.uint64(0))
+            cues = boosts(question.asked, a["passage_cues"][passages] | lead, settings.cues)
         scores = ranking.combine(bm25, by_article[of_article], cues, settings.article_weight)
 
         def ties(at: np.ndarray) -> tuple[np.ndarray, ...]:

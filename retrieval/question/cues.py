@@ -1,10 +1,13 @@
 """Answer-type cues: what kind of answer a question asks for, and which passages show one.
 
-多少/几 asks for a number, 哪年/什么时候 for a date, 怎么看/说了什么 for someone's words, and
-多少人/几年 for a number with that unit. A passage's cues are computed once, when it is
-indexed, as bits (`passage_cues`); a question's (`asked_cues`) when it is asked; `boosts`
-are the factors passages' scores are multiplied by. Patterns are on normalised text
-(simplified, lower case), and are kinds of questions and answers, not words of any one.
+多少/几 asks for a number, 哪年/什么时候 for a date, 怎么看/说了什么 for someone's words,
+多少人/几年 for a number with that unit, and 谈了什么/怎么回事 for what the story is: a news
+article's first paragraph (its lead) says that, so OVERVIEW is shown by an article's first
+passage, whatever its words (the index knows where each passage stands). A passage's cues are
+computed once, when it is indexed, as bits (`passage_cues`); a question's (`asked_cues`) when
+it is asked; `boosts` are the factors passages' scores are multiplied by. Patterns are on
+normalised text (simplified, lower case), and are kinds of questions and answers, not words of
+any one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUMBER, TIME, SPEECH = 1, 2, 4
+NUMBER, TIME, SPEECH, OVERVIEW = 1, 2, 4, 8
 
 
 @dataclass(frozen=True)
@@ -25,9 +28,10 @@ class CueGains:
     time: float = 0.4
     speech: float = 0.2
     unit: float = 0.4  # the asked unit too (多少人 → 人)
+    overview: float = 0.4
 
     def by_kind(self) -> dict[int, float]:
-        return {NUMBER: self.number, TIME: self.time, SPEECH: self.speech}
+        return {NUMBER: self.number, TIME: self.time, SPEECH: self.speech, OVERVIEW: self.overview}
 
 
 _ASKS = {
@@ -40,6 +44,10 @@ _ASKS = {
     SPEECH: re.compile(
         r"怎么看|如何看|看法|怎么说|说了什么|说了啥|说啥|说什么|讲了|讲啥|讲什么|怎么讲|回应"
         r"|表态|评价|怎么评|觉得|态度|反应|怎么想|认为|立场"
+    ),
+    OVERVIEW: re.compile(
+        r"[谈聊讨论]了?(?:什么|啥|哪些)|怎么回事|咋回事|发生了?(?:什么|啥)|(?:什么|啥)情况(?!下)"
+        r"|what happened|what is going on|what's going on|what is it about|what was discussed"
     ),
 }
 _SHOWS = {
@@ -87,7 +95,7 @@ _ASKED_SHARE = re.compile(r"比例|占比|百分之|几成|多少成")
 class AskedCues:
     """What kind of answer a question asks for."""
 
-    kinds: int = 0  # NUMBER | TIME | SPEECH bits
+    kinds: int = 0  # NUMBER | TIME | SPEECH | OVERVIEW bits
     units: int = 0  # unit bits, any of which answers
 
     def __bool__(self) -> bool:
