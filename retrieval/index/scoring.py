@@ -79,6 +79,42 @@ def score(postings: Postings, boosts: Mapping[int, float]) -> tuple[np.ndarray, 
     return docs, scores[docs]
 
 
+def score_range(
+    postings: Postings,
+    boosts: Mapping[int, float],
+    lo: int,
+    hi: int,
+    memo: dict[tuple[int, int], tuple[np.ndarray, ...]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`score`, for the docs numbered [lo, hi) only (an article's passages): each term's
+    postings are cut to that range by binary search (a term's docs ascend), so the cost is
+    that of the range, whatever the rest of the postings hold. `memo` keeps each term's cut
+    for later calls on the same postings and range (many topics, one new article)."""
+    n_terms = postings.indptr.shape[0] - 1
+    scores = np.zeros(max(hi - lo, 0), dtype=np.float64)
+    touched = np.zeros(scores.shape[0], dtype=bool)
+    for term, boost in boosts.items():
+        if not 0 <= term < n_terms:
+            continue
+        cut = None if memo is None else memo.get((term, lo))
+        if cut is None:
+            start, end = postings.indptr[term], postings.indptr[term + 1]
+            docs = postings.indices[start:end]
+            first, last = docs.searchsorted(lo), docs.searchsorted(hi)
+            docs = docs[first:last]
+            tf = postings.tf[start + first : start + last]
+            cut = (docs - lo, tf, postings.norms[docs] + tf)
+            if memo is not None:
+                memo[(term, lo)] = cut
+        at, tf, part = cut
+        if at.size:
+            # as `score` computes it, to the last bit
+            np.add.at(scores, at, tf * (boost * (K1 + 1)) / part)
+            touched[at] = True
+    docs = np.flatnonzero(touched)
+    return docs + lo, scores[docs]
+
+
 def best(
     scores: np.ndarray,
     k: int,
