@@ -347,10 +347,13 @@ class NewsService:
         )
         return alerts
 
-    def _topics(self, rows: Sequence[tuple[int, int, str, str, str]]) -> tuple[list[Topic], list]:
+    def _topics(
+        self, rows: Sequence[tuple[int, int, str, str, str]]
+    ) -> tuple[list[Topic], list[tuple[int, str]]]:
         """The stored topics as the engine reads them, and those read again (their id and
         new reading): stored by an older version, or before the analysis changed."""
-        topics, reread = [], []
+        topics: list[Topic] = []
+        reread: list[tuple[int, str]] = []
         for topic_id, _, text, reading, _ in rows:
             topic = Topic.loads(reading)
             if topic is None or not self.library.is_current(topic):

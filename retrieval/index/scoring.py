@@ -84,35 +84,37 @@ def score_range(
     boosts: Mapping[int, float],
     lo: int,
     hi: int,
-    memo: dict[tuple[int, int], tuple[np.ndarray, ...]] | None = None,
+    memo: dict[tuple[int, int], list[tuple[int, int, float]]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`score`, for the docs numbered [lo, hi) only (an article's passages): each term's
-    postings are cut to that range by binary search (a term's docs ascend), so the cost is
-    that of the range, whatever the rest of the postings hold. `memo` keeps each term's cut
-    for later calls on the same postings and range (many topics, one new article)."""
+    """`score`, to the last bit, for the docs numbered [lo, hi) only (an article's passages):
+    each term's postings are cut to that range by binary search (a term's docs ascend), so the
+    cost is that of the range, whatever the rest of the postings hold. A range holds a few
+    docs, so the sums run in Python, in `score`'s order. `memo` keeps each term's cut for
+    later calls on the same postings and range (many topics, one new article)."""
     n_terms = postings.indptr.shape[0] - 1
-    scores = np.zeros(max(hi - lo, 0), dtype=np.float64)
-    touched = np.zeros(scores.shape[0], dtype=bool)
+    scores = [0.0] * max(hi - lo, 0)
+    touched = [False] * len(scores)
     for term, boost in boosts.items():
         if not 0 <= term < n_terms:
             continue
         cut = None if memo is None else memo.get((term, lo))
         if cut is None:
-            start, end = postings.indptr[term], postings.indptr[term + 1]
+            start, end = int(postings.indptr[term]), int(postings.indptr[term + 1])
             docs = postings.indices[start:end]
-            first, last = docs.searchsorted(lo), docs.searchsorted(hi)
+            first, last = int(docs.searchsorted(lo)), int(docs.searchsorted(hi))
             docs = docs[first:last]
             tf = postings.tf[start + first : start + last]
-            cut = (docs - lo, tf, postings.norms[docs] + tf)
+            # (doc, tf, norm + tf) as `score` has them
+            parts = postings.norms[docs] + tf
+            cut = list(zip((docs - lo).tolist(), tf.tolist(), parts.tolist(), strict=True))
             if memo is not None:
                 memo[(term, lo)] = cut
-        at, tf, part = cut
-        if at.size:
-            # as `score` computes it, to the last bit
-            np.add.at(scores, at, tf * (boost * (K1 + 1)) / part)
+        factor = boost * (K1 + 1)
+        for at, tf, part in cut:
+            scores[at] += tf * factor / part
             touched[at] = True
-    docs = np.flatnonzero(touched)
-    return docs + lo, scores[docs]
+    docs = np.array([at for at, hit in enumerate(touched) if hit], dtype=np.int64)
+    return docs + lo, np.array([scores[at] for at in docs.tolist()], dtype=np.float64)
 
 
 def best(
