@@ -274,6 +274,16 @@ def measure(
     return rows
 
 
+def make_big_corpus(shared: Path, out: Path, passages: int) -> Path:
+    """A corpus of about `passages` passages made from the VOA corpus's sentences by
+    ../shared/bench/make_big_corpus.py, in `out`."""
+    maker = shared / "bench" / "make_big_corpus.py"
+    tarball = shared / "corpus" / "voa-zh-2020.tar.xz"
+    command = [sys.executable, str(maker), str(tarball), str(out), "--passages", str(passages)]
+    subprocess.run(command, check=True, capture_output=True)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
@@ -294,21 +304,7 @@ def main() -> int:
             tar.extractall(work, filter="data")
         corpora = [("VOA 2020 corpus", work / "voa-zh-2020", True)]
         if not args.skip_big:
-            big = args.big_dir
-            if big is None:
-                big = work / "big"
-                subprocess.run(
-                    [
-                        sys.executable,
-                        str(args.shared / "bench" / "make_big_corpus.py"),
-                        str(args.shared / "corpus" / "voa-zh-2020.tar.xz"),
-                        str(big),
-                        "--passages",
-                        str(args.passages),
-                    ],
-                    check=True,
-                    capture_output=True,
-                )
+            big = args.big_dir or make_big_corpus(args.shared, work / "big", args.passages)
             corpora.append(("synthetic (make_big_corpus.py)", big, False))
         results = [
             measure(name, seeds, work, args.queries, ref, progress) for name, seeds, ref in corpora

@@ -101,7 +101,12 @@ def build_application(
     )
     library = keeper.library
     news = NewsService(
-        keeper, store, settings.feed_urls, settings.feed_proxy, settings.feed_allow_private
+        keeper,
+        store,
+        settings.feed_urls,
+        settings.feed_proxy,
+        settings.feed_allow_private,
+        settings.alert_keep_days,
     )
     h = BotHandlers(library, settings, news, store)
     # The per-user rate, counted as updates arrive (not as their chat's turn comes).

@@ -109,6 +109,46 @@ COMMANDS: tuple[Command, ...] = (
         console=False,
     ),
     Command(
+        "follow",
+        menu={
+            "zh-Hans": "关注话题：新文章回答它时推送",
+            "zh-Hant": "關注話題：新文章回答它時推送",
+            "en": "Follow a topic: new passages that answer it",
+        },
+        help={
+            "zh-Hans": "问题或话题 — 有新文章回答它时，把那一段发到这里（群组里仅限管理员）",
+            "zh-Hant": "問題或話題 — 有新文章回答它時，把那一段發到這裡（群組裡僅限管理員）",
+            "en": "question or topic — post new passages that answer it (in groups: admins only)",
+        },
+        console_help={
+            "zh-Hans": "问题或话题 — 看看最近 7 天有哪些段落回答它（关注后会这样推送）",
+            "zh-Hant": "問題或話題 — 看看最近 7 天有哪些段落回答它（關注後會這樣推送）",
+            "en": "question or topic — the passages of the last 7 days that answer it",
+        },
+        scope=Scope.CHAT_ADMINS,
+    ),
+    Command(
+        "following",
+        menu={"zh-Hans": "关注的话题", "zh-Hant": "關注的話題", "en": "Topics this chat follows"},
+        help={
+            "zh-Hans": "— 这个聊天关注的话题（带编号）",
+            "zh-Hant": "— 這個聊天關注的話題（帶編號）",
+            "en": "— the topics this chat follows, numbered",
+        },
+        console=False,
+    ),
+    Command(
+        "unfollow",
+        menu={"zh-Hans": "取消关注话题", "zh-Hant": "取消關注話題", "en": "Stop following a topic"},
+        help={
+            "zh-Hans": "编号|all — 取消关注（群组里仅限管理员）",
+            "zh-Hant": "編號|all — 取消關注（群組裡僅限管理員）",
+            "en": "number|all — stop following (in groups: admins only)",
+        },
+        scope=Scope.CHAT_ADMINS,
+        console=False,
+    ),
+    Command(
         "autoanswer",
         menu={
             "zh-Hans": "群组：自动回答问题（on/off）",

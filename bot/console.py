@@ -68,6 +68,11 @@ class ConsoleSession:
     def about(self, rest: str) -> str:
         return replies.about(self.library, self.lang, admin=True)
 
+    def follow(self, rest: str) -> str:
+        """What following a topic would have pushed lately (the console has no chat to
+        follow in): the passages of the last FOLLOW_PREVIEW_DAYS that answer it."""
+        return replies.follow_preview(self.library, rest, self.lang)
+
     def help(self, rest: str) -> str:
         return replies.help_text(self.library, self.lang, CONSOLE_BOT_NAME, console=True)
 

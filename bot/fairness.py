@@ -109,6 +109,11 @@ class ChatLanes(BaseUpdateProcessor):
             if not current.waiting:
                 del self._lanes[key]
 
+    def answering(self, chat_id: int) -> bool:
+        """Whether a chat has updates being handled or waiting their turn (a push to it waits:
+        answers go first)."""
+        return ("chat", chat_id) in self._lanes
+
     async def _admit(self, update: object) -> Admission:
         try:
             return await self._gate.admit(update)  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from retrieval import Library
+from retrieval import MAX_QUERY_CHARS, Library
 
 from . import render, replies
 from .autoanswer import GroupPace, question_like
@@ -338,6 +338,55 @@ class BotHandlers:
             bot = render.esc(context.bot.username)
             await message.reply_text(t(lang, "autoanswer_on_privacy", bot=bot))
 
+    async def follow(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/follow <question or topic>: post here the new passages that answer it."""
+        message = update.effective_message
+        lang = user_lang(update)
+        text = " ".join(text_after_command(message).split())
+        at_most = self.settings.follow_max_topics
+        if not at_most:
+            reply = t(lang, "follow_off")
+        elif not text:
+            reply = t(lang, "follow_usage")
+        elif len(text) > MAX_QUERY_CHARS:
+            reply = t(lang, "follow_too_long", most=MAX_QUERY_CHARS)
+        else:
+            outcome, number = await asyncio.to_thread(
+                self.news.follow, message.chat_id, text, lang, at_most
+            )
+            logger.info("chat %s: follow %s", pseudonym(message.chat_id), outcome)
+            reply = render.render_followed(outcome, text, lang, at_most, count=number)
+        await message.reply_text(reply)
+
+    async def following(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/following: the topics this chat follows, numbered (anyone may look)."""
+        message = update.effective_message
+        topics = await asyncio.to_thread(self.store.topics, message.chat_id)
+        lang = user_lang(update)
+        await message.reply_text(
+            render.render_following(topics, lang, self.settings.follow_max_topics)
+        )
+
+    async def unfollow(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/unfollow N|all: stop following one topic (its number in /following) or all."""
+        message = update.effective_message
+        lang = user_lang(update)
+        choice = text_after_command(message).strip().lower()
+        number = int(choice) if choice.isascii() and choice.isdigit() else None
+        if choice != "all" and number is None:
+            await message.reply_text(t(lang, "unfollow_usage"))
+            return
+        removed = await asyncio.to_thread(self.store.unfollow, message.chat_id, number)
+        if removed:
+            logger.info("chat %s: unfollowed %d", pseudonym(message.chat_id), len(removed))
+            await message.reply_text(render.render_unfollowed(removed, lang))
+            return
+        count = len(await asyncio.to_thread(self.store.topics, message.chat_id))
+        if number is None or not count:
+            await message.reply_text(t(lang, "following_none"))
+        else:
+            await message.reply_text(t(lang, "unfollow_no_such", number=number, count=count))
+
     @staticmethod
     async def _reads_group(bot: Bot, chat_id: int) -> bool:
         """Whether the bot receives a group's ordinary messages: privacy mode off (asked
@@ -381,8 +430,9 @@ class BotHandlers:
         await message.reply_text(t(user_lang(update), "unknown_command"))
 
     async def group_migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A group became a supergroup, with a new id: its subscription and /autoanswer go
-        with it. Telegram tells both chats; whichever comes second finds nothing to move."""
+        """A group became a supergroup, with a new id: its subscription, /autoanswer and
+        topics go with it. Telegram tells both chats; whichever comes second finds nothing to
+        move."""
         message = update.effective_message
         if message.migrate_to_chat_id:
             old, new = message.chat_id, message.migrate_to_chat_id
@@ -390,7 +440,7 @@ class BotHandlers:
             old, new = message.migrate_from_chat_id, message.chat_id
         await asyncio.to_thread(self.store.move, old, new)
         logger.info(
-            "chat %s is now %s; its subscription and /autoanswer moved",
+            "chat %s is now %s; its subscription, /autoanswer and topics moved",
             pseudonym(old),
             pseudonym(new),
         )

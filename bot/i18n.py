@@ -324,6 +324,121 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "/autoanswer 用於群組；在私聊裡，我會回答你傳的每一則訊息。",
         "en": "/autoanswer is for groups; in a private chat I answer every message anyway.",
     },
+    # /follow, /following, /unfollow and the alerts they bring ({topic}: escaped, shortened).
+    "follow_usage": {
+        "zh-Hans": (
+            "用法：/follow 问题或话题，例如 /follow 日本防卫支出。有新文章回答它时，"
+            "我会把那一段发到这里。"
+        ),
+        "zh-Hant": (
+            "用法：/follow 問題或話題，例如 /follow 日本防衛支出。有新文章回答它時，"
+            "我會把那一段發到這裡。"
+        ),
+        "en": (
+            "Usage: /follow a question or topic, e.g. /follow 日本防卫支出. When a new article "
+            "answers it, I post the passage here."
+        ),
+    },
+    "follow_too_long": {
+        "zh-Hans": "话题太长了：最多 {most} 个字，请写短一些。",
+        "zh-Hant": "話題太長了：最多 {most} 個字，請寫短一些。",
+        "en": "That topic is too long: {most} characters at most. Please shorten it.",
+    },
+    "follow_off": {
+        "zh-Hans": "这个机器人没有开放话题关注。",
+        "zh-Hant": "這個機器人沒有開放話題關注。",
+        "en": "Following topics is turned off for this bot.",
+    },
+    "follow_followed": {
+        "zh-Hans": (
+            "✅ 已关注「{topic}」：有新文章回答它时，我会把那一段发到这里。"
+            "/following 查看，/unfollow {number} 取消。"
+        ),
+        "zh-Hant": (
+            "✅ 已關注「{topic}」：有新文章回答它時，我會把那一段發到這裡。"
+            "/following 查看，/unfollow {number} 取消。"
+        ),
+        "en": (
+            "✅ Following “{topic}”: when a new article answers it, I post the passage here. "
+            "/following lists topics, /unfollow {number} stops this one."
+        ),
+    },
+    "follow_already": {
+        "zh-Hans": "这个聊天已经关注了「{topic}」。/following 查看全部。",
+        "zh-Hant": "這個聊天已經關注了「{topic}」。/following 查看全部。",
+        "en": "This chat already follows “{topic}”. /following lists its topics.",
+    },
+    "follow_full": {
+        "zh-Hans": "这个聊天已经关注了 {most} 个话题，不能再多了：先用 /unfollow 取消一个。",
+        "zh-Hant": "這個聊天已經關注了 {most} 個話題，不能再多了：先用 /unfollow 取消一個。",
+        "en": "This chat follows {most} topics, the most it may: /unfollow one first.",
+    },
+    "follow_vague": {
+        "zh-Hans": "「{topic}」太笼统了，没有可以用来找文章的词。请写具体些，如人名、地名或事件。",
+        "zh-Hant": "「{topic}」太籠統了，沒有可以用來找文章的詞。請寫具體些，如人名、地名或事件。",
+        "en": (
+            "“{topic}” is too vague: it has no word to find articles by. Please be more "
+            "specific: a name, a place or an event."
+        ),
+    },
+    "following_none": {
+        "zh-Hans": "这个聊天还没有关注任何话题。用 /follow 问题或话题 关注一个。",
+        "zh-Hant": "這個聊天還沒有關注任何話題。用 /follow 問題或話題 關注一個。",
+        "en": "This chat follows no topic yet. /follow a question or topic to start.",
+    },
+    "following_header": {
+        "zh-Hans": "🔔 这个聊天关注的话题（{count}/{most}）：",
+        "zh-Hant": "🔔 這個聊天關注的話題（{count}/{most}）：",
+        "en": "🔔 Topics this chat follows ({count}/{most}):",
+    },
+    "following_hint": {
+        "zh-Hans": "用 /unfollow 编号 取消一个，/unfollow all 全部取消。",
+        "zh-Hant": "用 /unfollow 編號 取消一個，/unfollow all 全部取消。",
+        "en": "/unfollow a number stops one, /unfollow all stops them all.",
+    },
+    "unfollow_usage": {
+        "zh-Hans": "用法：/unfollow 编号（见 /following）或 /unfollow all。",
+        "zh-Hant": "用法：/unfollow 編號（見 /following）或 /unfollow all。",
+        "en": "Usage: /unfollow a number (see /following), or /unfollow all.",
+    },
+    "unfollow_no_such": {
+        "zh-Hans": "没有第 {number} 个话题：这个聊天关注了 {count} 个，见 /following。",
+        "zh-Hant": "沒有第 {number} 個話題：這個聊天關注了 {count} 個，見 /following。",
+        "en": "There is no topic {number}: this chat follows {count}, see /following.",
+    },
+    "unfollowed_one": {
+        "zh-Hans": "已取消关注「{topic}」。",
+        "zh-Hant": "已取消關注「{topic}」。",
+        "en": "Stopped following “{topic}”.",
+    },
+    "unfollowed_all": {
+        "zh-Hans": "已取消关注全部 {count} 个话题。",
+        "zh-Hant": "已取消關注全部 {count} 個話題。",
+        "en": "Stopped following all {count} topics.",
+    },
+    "alert_header": {
+        "zh-Hans": "🔔 新文章回答了这个聊天关注的话题：",
+        "zh-Hant": "🔔 新文章回答了這個聊天關注的話題：",
+        "en": "🔔 New articles answer topics this chat follows:",
+    },
+    "alert_topic": {
+        "zh-Hans": "📌 关注：「{topic}」（/unfollow {number} 取消）",
+        "zh-Hant": "📌 關注：「{topic}」（/unfollow {number} 取消）",
+        "en": "📌 Following “{topic}” (/unfollow {number} to stop)",
+    },
+    # The console's /follow: what a topic would have matched lately.
+    "follow_preview_header": {
+        "zh-Hans": "🔎 最近 {days} 天的文章里回答「{topic}」的段落（关注后会这样推送）：",
+        "zh-Hant": "🔎 最近 {days} 天的文章裡回答「{topic}」的段落（關注後會這樣推送）：",
+        "en": (
+            "🔎 Passages of the last {days} days that answer “{topic}” (what following it sends):"
+        ),
+    },
+    "follow_preview_none": {
+        "zh-Hans": "最近 {days} 天的文章里没有回答「{topic}」的段落。",
+        "zh-Hant": "最近 {days} 天的文章裡沒有回答「{topic}」的段落。",
+        "en": "No article of the last {days} days answers “{topic}”.",
+    },
 }
 
 

@@ -2,9 +2,10 @@
 
 Whatever brings articles in (a feed's ingest job, the SEEDS_DIR rescan job, /reload, a
 restart) ends in `NewsService.refresh`, which reloads the library and pushes each article not
-pushed before to every subscribed chat. The subscription store remembers the chats and the
-articles already pushed, so each is pushed at most once, across restarts; the handlers reach
-it through this service.
+pushed before to every subscribed chat, and to each chat that follows a topic (/follow) the
+new passages that answer it: one message a chat a refresh, after its subscription's. The
+subscription store remembers the chats, the articles and passages already pushed, so each is
+pushed at most once, across restarts; the handlers reach it through this service.
 
 Each feed is fetched on its own (one job per feed, each fetch in its own thread), so a feed
 that drips, hangs or fails never keeps another from arriving. A fetch cannot be interrupted,
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -29,18 +32,27 @@ from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import Application, ContextTypes
 
-from retrieval import Article, IndexKeeper
+from retrieval import Article, Hit, IndexKeeper, Topic
 from retrieval.feeds import FeedReport, format_report, ingest_feeds
 from retrieval.progress import Reporter
 from retrieval.usage import counted
 
 from . import render
+from .fairness import ChatLanes
+from .i18n import Lang, pick_language
 from .logs import pseudonym
 from .subscriptions import SubscriptionStore
 
 logger = logging.getLogger(__name__)
 
 PUSH_MAX_ARTICLES = 10  # per refresh: a big batch (a backfilled archive) must not flood chats
+# The newest new articles of a refresh that followed topics are matched against (a backfill
+# of thousands must not hold up the pushes), and the passages one alert shows at most.
+ALERT_MAX_ARTICLES = 100
+ALERT_MAX_PASSAGES = 5
+# An alert waits for the answers its chat is getting (answers go first), this long at most.
+ALERT_WAIT_SECONDS = 30.0
+ALERT_WAIT_STEP = 0.1
 EMBEDDING_PROGRESS_SECONDS = 60.0
 STOP_POLL_SECONDS = 0.25  # how often a job waiting for a fetch looks whether the bot stops
 # When the bot stops, a fetch gets this long to finish (one that is writing finishes in
@@ -60,6 +72,22 @@ class IngestOutcome:
     last_success: datetime | None  # when it last was, this run; None: not yet
 
 
+@dataclass(slots=True)
+class Alert:
+    """One chat's alert of a refresh: the new passages that answer its topics."""
+
+    chat_id: int
+    lang: Lang
+    items: list[tuple[str, int, Hit]] = field(default_factory=list)  # (topic, its number, hit)
+
+
+def alert_key(hit: Hit) -> str:
+    """What a pushed passage is remembered by: its article's URL and a hash of its paragraph,
+    which no merge or renumbering changes."""
+    text = " ".join(hit.passage.text.split())
+    return f"{hit.article.url}#{hashlib.sha1(text.encode('utf-8')).hexdigest()[:16]}"
+
+
 class NewsService:
     """Feed ingest, subscriptions and the pushes that follow; the index's upkeep is its
     keeper's (refresh, merges, vectors), which this service only tells when to act.
@@ -75,6 +103,7 @@ class NewsService:
         feed_urls: Sequence[str] = (),
         feed_proxy: str | None = None,
         feed_allow_private: bool = False,
+        alert_keep_days: float = 30.0,
     ) -> None:
         self.keeper = keeper
         self.library = keeper.library
@@ -82,6 +111,7 @@ class NewsService:
         self.feed_urls = tuple(feed_urls)
         self.feed_proxy = feed_proxy
         self.feed_allow_private = feed_allow_private  # FEED_ALLOW_PRIVATE
+        self.alert_keep_days = alert_keep_days  # ALERT_KEEP_DAYS
         self._fetching: set[str] = set()  # feeds whose fetch is under way
         # canonical URL → seed file: the index's articles and what feeds wrote since the last
         # refresh (ingest adds to it), so that no feed writes an article twice; None: ask the
@@ -231,21 +261,42 @@ class NewsService:
         """Stop pushing to this chat; False if it was not subscribed."""
         return await asyncio.to_thread(self.subscriptions.unsubscribe, chat_id)
 
+    # ---- followed topics ----------------------------------------------------------------
+
+    def follow(self, chat_id: int, text: str, lang: Lang, at_most: int) -> tuple[str, int]:
+        """Follow a topic in a chat (blocking: the engine reads it now, once): what
+        SubscriptionStore.follow says, or ("vague", 0) for a topic without a word the engine
+        could find articles by (只有“的”)."""
+        topic = self.library.read_topic(text)
+        if not topic.weighed_words:
+            return "vague", 0
+        return self.subscriptions.follow(chat_id, text, topic.dumps(), lang, at_most)
+
     # ---- pushing ------------------------------------------------------------------------
 
     async def _push_new(self, application: Application) -> None:
-        """Record the articles not pushed yet and push them in the background, so a long push
-        (many chats, flood limits) holds up neither the jobs nor /reload."""
+        """Record the articles not pushed yet and push them, with the alerts of the topics
+        they answer, in the background, so a long push (many chats, flood limits) holds up
+        neither the jobs nor /reload."""
         try:
-            articles = await asyncio.to_thread(self._claim_new)
+            articles, new_ids = await asyncio.to_thread(self._claim_new)
         except Exception:
             logger.exception("could not work out which articles are new; nothing pushed")
             return
-        if articles:
-            application.create_task(self._push(application, articles), name="push-new-articles")
+        alerts: list[Alert] = []
+        if new_ids:
+            try:
+                alerts = await asyncio.to_thread(self._alerts, new_ids, articles)
+            except Exception:
+                logger.exception("could not match the followed topics; no alert sent")
+        if articles or alerts:
+            application.create_task(
+                self._push(application, articles, alerts), name="push-new-articles"
+            )
 
-    def _claim_new(self) -> list[Article]:
-        """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest)."""
+    def _claim_new(self) -> tuple[list[Article], list[str]]:
+        """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest); and
+        the ids of the newest ALERT_MAX_ARTICLES new ones, for topic alerts."""
         ids = [ref.id for ref in self.library.article_refs()]  # newest first
         new_ids = self.subscriptions.claim_new(ids)
         new_ordered = [i for i in ids if i in new_ids]
@@ -255,10 +306,79 @@ class NewsService:
             )
         new = [a for i in new_ordered[:PUSH_MAX_ARTICLES] if (a := self.library.article(i))]
         # Oldest first, so each chat ends with the newest article, as a news feed reads.
-        return new[::-1]
+        return new[::-1], new_ordered[:ALERT_MAX_ARTICLES]
 
-    async def _push(self, application: Application, articles: Sequence[Article]) -> None:
-        """Send each article to each subscribed chat; chats that are gone are unsubscribed."""
+    def _alerts(self, new_ids: Sequence[str], pushed: Sequence[Article]) -> list[Alert]:
+        """Each chat's alert for these new articles (blocking): the best passage of each new
+        article that answers one of its topics, never one pushed to the chat before, nor from
+        an article its subscription brings it now; passages claimed before they are sent."""
+        pruned = self.subscriptions.prune_alerts(self.alert_keep_days)
+        if pruned:
+            logger.info("forgot %s pushed as alerts", counted(pruned, "passage"))
+        rows = self.subscriptions.followed()
+        if not rows:
+            return []
+        started = time.monotonic()
+        topics, reread = self._topics(rows)
+        if reread:
+            self.subscriptions.reread(reread)
+        matches = self.library.match_topics(topics, new_ids)
+        subscribed = set(self.subscriptions.chats())
+        pushed_urls = {a.url for a in pushed}
+        numbers: dict[int, int] = {}  # topic position → its number in its chat
+        for position, (_, chat_id, *_) in enumerate(rows):
+            earlier = position and rows[position - 1][1] == chat_id
+            numbers[position] = numbers[position - 1] + 1 if earlier else 1
+        by_chat: dict[int, Alert] = {}
+        for match in matches:
+            _, chat_id, text, _, lang = rows[match.topic]
+            if chat_id in subscribed and match.hit.article.url in pushed_urls:
+                continue
+            alert = by_chat.setdefault(chat_id, Alert(chat_id, pick_language(lang)))
+            alert.items.append((text, numbers[match.topic], match.hit))
+        alerts = [a for a in by_chat.values() if self._claim(a)]
+        logger.info(
+            "%s matched against %s in %.2f s: %s for %s",
+            counted(len(topics), "topic"),
+            counted(len(new_ids), "new article"),
+            time.monotonic() - started,
+            counted(sum(len(a.items) for a in alerts), "passage"),
+            counted(len(alerts), "chat"),
+        )
+        return alerts
+
+    def _topics(
+        self, rows: Sequence[tuple[int, int, str, str, str]]
+    ) -> tuple[list[Topic], list[tuple[int, str]]]:
+        """The stored topics as the engine reads them, and those read again (their id and
+        new reading): stored by an older version, or before the analysis changed."""
+        topics: list[Topic] = []
+        reread: list[tuple[int, str]] = []
+        for topic_id, _, text, reading, _ in rows:
+            topic = Topic.loads(reading)
+            if topic is None or not self.library.is_current(topic):
+                topic = self.library.read_topic(text)
+                reread.append((topic_id, topic.dumps()))
+            topics.append(topic)
+        return topics, reread
+
+    def _claim(self, alert: Alert) -> bool:
+        """Keep the passages of an alert never pushed to its chat (one each, the first topic's
+        that matched it), at most ALERT_MAX_PASSAGES, and record them as pushed. False if
+        none is left."""
+        fresh: dict[str, tuple[str, int, Hit]] = {}
+        for item in alert.items:
+            fresh.setdefault(alert_key(item[2]), item)
+        keys = list(fresh)[:ALERT_MAX_PASSAGES]
+        claimed = self.subscriptions.claim_alerts(alert.chat_id, keys)
+        alert.items = [fresh[k] for k in keys if k in claimed]
+        return bool(alert.items)
+
+    async def _push(
+        self, application: Application, articles: Sequence[Article], alerts: Sequence[Alert] = ()
+    ) -> None:
+        """Send each article to each subscribed chat, then each chat its alert; chats that are
+        gone are forgotten (their subscription and topics)."""
         gone: set[int] = set()
         for number, article in enumerate(articles):
             # Read per article: a chat that unsubscribed meanwhile gets no more.
@@ -276,6 +396,18 @@ class NewsService:
                     return
                 if not await self._send(application.bot, chat_id, html):
                     gone.add(chat_id)
+        if alerts:
+            logger.info("sending topic alerts to %s", counted(len(alerts), "chat"))
+        for alert in alerts:
+            if alert.chat_id in gone:
+                continue
+            if not application.running:
+                logger.warning("stopped before sending every topic alert")
+                return
+            await _after_answers(application, alert.chat_id)
+            await self._send(
+                application.bot, alert.chat_id, render.render_alert(alert.items, alert.lang)
+            )
 
     async def _send(self, bot: Bot, chat_id: int, html: str) -> bool:
         """Send one push. False when the chat is gone for good; it is then unsubscribed."""
@@ -285,7 +417,7 @@ class NewsService:
         except ChatMigrated as exc:  # the group became a supergroup, with a new id
             await asyncio.to_thread(self.subscriptions.move, chat_id, exc.new_chat_id)
             logger.info(
-                "chat %s is now %s; subscription moved",
+                "chat %s is now %s; subscription and topics moved",
                 pseudonym(chat_id),
                 pseudonym(exc.new_chat_id),
             )
@@ -301,9 +433,20 @@ class NewsService:
         except TelegramError as exc:  # flood limits and retries are the rate limiter's job
             logger.warning("push to chat %s failed: %s", pseudonym(chat_id), exc.message)
             return True
-        await asyncio.to_thread(self.subscriptions.unsubscribe, chat_id)
+        await asyncio.to_thread(self.subscriptions.forget, chat_id)
         logger.info("chat %s unsubscribed: %s", pseudonym(chat_id), reason)
         return False
+
+
+async def _after_answers(application: Application, chat_id: int) -> None:
+    """Wait while the chat has updates being answered (answers go first), a while at most."""
+    lanes = application.update_processor
+    if not isinstance(lanes, ChatLanes):
+        return
+    waited = 0.0
+    while lanes.answering(chat_id) and waited < ALERT_WAIT_SECONDS and application.running:
+        await asyncio.sleep(ALERT_WAIT_STEP)
+        waited += ALERT_WAIT_STEP
 
 
 async def _until_stopped(application: Application, work: Callable[[], T], what: str) -> T | None:

@@ -382,6 +382,58 @@ def render_new_article(article: Article) -> str:
     return _fit_blocks(render, _article_parts(article, lead))
 
 
+def render_alert(items: Sequence[tuple[str, int, Hit]], lang: Lang) -> str:
+    """A chat's topic alert: for each (topic, its number, passage), the topic it matched with
+    how to stop following it, then the passage as in an answer."""
+    header = t(lang, "alert_header")
+
+    def render(cap: int | None) -> list[str]:
+        blocks = [
+            t(lang, "alert_topic", topic=_echo(topic), number=number)
+            + "\n"
+            + _passage_block(hit, None, cap)
+            for topic, number, hit in items
+        ]
+        return [header, *blocks]
+
+    return _fit_blocks(render, [p for _, _, hit in items for p in _passage_parts(hit)])
+
+
+def render_follow_preview(topic: str, hits: Sequence[Hit], days: int, lang: Lang) -> str:
+    """The console's /follow: the passages a topic would have been sent lately (none: say
+    so)."""
+    if not hits:
+        return t(lang, "follow_preview_none", days=days, topic=_echo(topic))
+    header = t(lang, "follow_preview_header", days=days, topic=_echo(topic))
+
+    def render(cap: int | None) -> list[str]:
+        return [header, *(_passage_block(hit, i + 1, cap) for i, hit in enumerate(hits))]
+
+    return _fit_blocks(render, [p for hit in hits for p in _passage_parts(hit)])
+
+
+def render_following(topics: Sequence[str], lang: Lang, at_most: int) -> str:
+    """/following: a chat's topics, numbered as /unfollow takes them."""
+    if not topics:
+        return t(lang, "following_none")
+    lines = [t(lang, "following_header", count=len(topics), most=at_most)]
+    lines += [f"{n}. {esc(shorten(topic, TITLE_CHARS))}" for n, topic in enumerate(topics, 1)]
+    lines.append(t(lang, "following_hint"))
+    return shorten_html_lines("\n".join(lines))
+
+
+def render_followed(outcome: str, topic: str, lang: Lang, at_most: int, *, count: int = 0) -> str:
+    """The reply to /follow: followed, already followed, the chat's limit, or too vague."""
+    return t(lang, f"follow_{outcome}", topic=_echo(topic), most=at_most, number=count)
+
+
+def render_unfollowed(removed: Sequence[str], lang: Lang) -> str:
+    """The reply to /unfollow: the topics removed."""
+    if len(removed) == 1:
+        return t(lang, "unfollowed_one", topic=_echo(removed[0]))
+    return t(lang, "unfollowed_all", count=len(removed))
+
+
 def render_about(stats: LibraryStats, lang: Lang, *, show_skipped: bool = False) -> str:
     newest = fmt_date(stats.newest) if stats.newest else t(lang, "none")
     text = t(

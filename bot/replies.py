@@ -22,6 +22,8 @@ MAX_PAGES = 10
 INLINE_MAX_RESULTS = 10
 EXAMPLE_ARTICLES = 10  # the newest articles the examples in /help come from
 EXAMPLES = 3
+FOLLOW_PREVIEW_DAYS = 7  # the console's /follow: what a topic would have matched lately
+FOLLOW_PREVIEW_PASSAGES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +187,24 @@ def inline_items(library: Library, query: str, lang: Lang) -> tuple[list[InlineI
             )
         )
     return items, result.confident
+
+
+def follow_preview(
+    library: Library, topic: str, lang: Lang, days: int = FOLLOW_PREVIEW_DAYS
+) -> str:
+    """The passages of the last `days` days (up to the newest article) that a followed topic
+    would have been sent, as its alert shows them: people check a topic before following it."""
+    topic = " ".join(topic.split())
+    if not topic:
+        return t(lang, "follow_usage")
+    if len(topic) > MAX_QUERY_CHARS:
+        return t(lang, "follow_too_long", most=MAX_QUERY_CHARS)
+    read = library.read_topic(topic)
+    if not read.weighed_words:
+        return render.render_followed("vague", topic, lang, 0)
+    matches = library.match_topics([read], library.recent_article_ids(days))
+    if not matches:
+        return render.render_follow_preview(topic, [], days, lang)
+    return render.render_follow_preview(
+        topic, [m.hit for m in matches[:FOLLOW_PREVIEW_PASSAGES]], days, lang
+    )

@@ -77,6 +77,8 @@ class Settings:
     feed_allow_private: bool = False
     start_retry_seconds: float = 30.0
     autoanswer_interval_seconds: float = 120.0
+    follow_max_topics: int = 10  # topics a chat may /follow
+    alert_keep_days: float = 30.0  # how long a pushed passage is remembered (never twice)
 
     def __repr__(self) -> str:
         # The token must never reach a log line, not even through a repr in a traceback.
@@ -184,6 +186,12 @@ class Settings:
             autoanswer_interval_seconds=checked(
                 lambda: _number(get, "AUTOANSWER_INTERVAL_SECONDS", 120.0, low=0.0, high=86400.0),
                 120.0,
+            ),
+            follow_max_topics=checked(
+                lambda: _int(get, "FOLLOW_MAX_TOPICS", 10, low=0, high=100), 10
+            ),
+            alert_keep_days=checked(
+                lambda: _number(get, "ALERT_KEEP_DAYS", 30.0, low=1.0, high=3650.0), 30.0
             ),
         )
         if problems:

@@ -1,5 +1,6 @@
-"""Which chats want new articles pushed, which articles were already pushed, and which groups
-have /autoanswer on: one SQLite file.
+"""Which chats want new articles pushed, which articles were already pushed, which groups
+have /autoanswer on, the topics chats follow and the passages pushed to them as alerts: one
+SQLite file.
 
 Plain stdlib sqlite3 with a short-lived connection per call, so the store is safe to use from
 any thread (the bot calls it through asyncio.to_thread) and needs no shutdown step. Every call
@@ -9,9 +10,10 @@ The file's `PRAGMA user_version` says how its article ids are made:
   0  sha1 of the URL as written (before the seed-file module defined canonical URLs)
   1  retrieval.seedfile.article_id: sha1 of the canonical URL (no #fragment, lower-case host)
   2  the same, and the table `autoanswer`
+  3  the same, and the tables `topics` (what /follow keeps) and `alerted` (passages pushed)
 A database at version 0 is brought up to date by `migrate`, which needs the library's
-articles, so the bot calls it at start-up; one at version 1 only needs the new table, which
-opening it adds.
+articles, so the bot calls it at start-up; one at version 1 or 2 only needs the new tables,
+which opening it adds.
 
 Opening checks the file before anything is written to it: a damaged file (zeroed pages,
 flipped bytes), another program's database or a wrong schema raises `UnusableDatabase`, one
@@ -40,13 +42,20 @@ TIMEOUT = 10.0  # seconds to wait for another writer's lock
 # Time to notice an upgrade gone wrong and restore its copy; after that the copy only keeps
 # former subscribers' chat ids.
 KEEP_COPY_DAYS = 7
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _COLUMNS = {
     "subscriptions": ("chat_id", "since"),
     "announced": ("article_id", "at"),
     "autoanswer": ("chat_id", "since"),
+    "topics": ("id", "chat_id", "since", "text", "reading", "lang"),
+    "alerted": ("chat_id", "passage", "at"),
 }
-_TABLES_BEFORE_2 = {"subscriptions", "announced"}
+# The tables of a file at an older version, which opening it completes.
+_TABLES_BEFORE = {
+    0: {"subscriptions", "announced"},
+    1: {"subscriptions", "announced"},
+    2: {"subscriptions", "announced", "autoanswer"},
+}
 _SCHEMA = (
     # since: unix time of /subscribe
     "CREATE TABLE IF NOT EXISTS subscriptions"
@@ -55,6 +64,16 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS announced (article_id TEXT PRIMARY KEY, at INTEGER NOT NULL)",
     # groups with /autoanswer on; since: unix time it was turned on
     "CREATE TABLE IF NOT EXISTS autoanswer (chat_id INTEGER PRIMARY KEY, since INTEGER NOT NULL)",
+    # followed topics, numbered in a chat by id; since: unix time of /follow; reading: the
+    # engine's reading of the text (retrieval.Topic.dumps), read again when it is stale;
+    # lang: the language of the bot's words in its alerts (the follower's)
+    "CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL,"
+    " since INTEGER NOT NULL, text TEXT NOT NULL, reading TEXT NOT NULL, lang TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS topics_of_chat ON topics (chat_id, id)",
+    # passages pushed to a chat as alerts, by article URL and a hash of the paragraph (alert
+    # keys: bot.news), so none is pushed twice whatever merges renumber; at: unix time
+    "CREATE TABLE IF NOT EXISTS alerted (chat_id INTEGER NOT NULL, passage TEXT NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY (chat_id, passage))",
 )
 
 
@@ -87,7 +106,7 @@ class SubscriptionStore:
                 self._keep_copy(f"v{version}")
             for statement in _SCHEMA:
                 db.execute(statement)
-            if version == 1:  # version 2 only adds a table
+            if version in (1, 2):  # versions 2 and 3 only add tables
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _keep_copy(self, label: str) -> None:
@@ -153,13 +172,20 @@ class SubscriptionStore:
             return cursor.rowcount == 1
 
     def move(self, old_chat_id: int, new_chat_id: int) -> None:
-        """A group became a supergroup (new id): keep its subscription and /autoanswer."""
+        """A group became a supergroup (new id): keep its subscription, /autoanswer, topics
+        and the passages already pushed to it."""
         with self._transaction() as db:
-            for table in ("subscriptions", "autoanswer"):
+            for table in ("subscriptions", "autoanswer", "topics", "alerted"):
                 db.execute(
                     f"UPDATE OR REPLACE {table} SET chat_id = ? WHERE chat_id = ?",
                     (new_chat_id, old_chat_id),
                 )
+
+    def forget(self, chat_id: int) -> None:
+        """The bot was blocked or removed: the chat's subscription and topics go."""
+        with self._transaction() as db:
+            for table in ("subscriptions", "topics", "alerted"):
+                db.execute(f"DELETE FROM {table} WHERE chat_id = ?", (chat_id,))
 
     def chats(self) -> list[int]:
         """Every subscribed chat, oldest subscription first."""
@@ -184,6 +210,89 @@ class SubscriptionStore:
         with self._transaction(write=False) as db:
             row = db.execute("SELECT 1 FROM autoanswer WHERE chat_id = ?", (chat_id,))
             return row.fetchone() is not None
+
+    # ---- followed topics --------------------------------------------------------------------
+
+    def follow(
+        self, chat_id: int, text: str, reading: str, lang: str, at_most: int
+    ) -> tuple[str, int]:
+        """Follow a topic in a chat: ("followed", its number), ("already", its number) when
+        the chat follows the same text, or ("full", at_most) when it follows `at_most`."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT text FROM topics WHERE chat_id = ? ORDER BY id", (chat_id,))
+            texts = [t for (t,) in rows]
+            if text in texts:
+                return "already", texts.index(text) + 1
+            if len(texts) >= at_most:
+                return "full", at_most
+            db.execute(
+                "INSERT INTO topics (chat_id, since, text, reading, lang) VALUES (?, ?, ?, ?, ?)",
+                (chat_id, int(time.time()), text, reading, lang),
+            )
+            return "followed", len(texts) + 1
+
+    def topics(self, chat_id: int) -> list[str]:
+        """A chat's topics, in the order they were followed (/following numbers them so)."""
+        with self._transaction(write=False) as db:
+            rows = db.execute("SELECT text FROM topics WHERE chat_id = ? ORDER BY id", (chat_id,))
+            return [text for (text,) in rows]
+
+    def unfollow(self, chat_id: int, number: int | None) -> list[str]:
+        """Stop following topic `number` (1-based, as /following lists them), or every topic
+        with None; the texts of those removed."""
+        with self._transaction() as db:
+            rows = list(
+                db.execute("SELECT id, text FROM topics WHERE chat_id = ? ORDER BY id", (chat_id,))
+            )
+            if number is not None:
+                rows = rows[number - 1 : number] if number >= 1 else []
+            db.executemany("DELETE FROM topics WHERE id = ?", ((i,) for i, _ in rows))
+            return [text for _, text in rows]
+
+    def followed(self) -> list[tuple[int, int, str, str, str]]:
+        """Every followed topic: (topic id, chat, text, reading, lang), chat by chat in the
+        order each chat followed them."""
+        with self._transaction(write=False) as db:
+            rows = db.execute(
+                "SELECT id, chat_id, text, reading, lang FROM topics ORDER BY chat_id, id"
+            )
+            return list(rows)
+
+    def reread(self, readings: Iterable[tuple[int, str]]) -> None:
+        """Store topics read again (topic id, reading), after the engine's analysis changed."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE topics SET reading = ? WHERE id = ?", ((r, i) for i, r in readings)
+            )
+
+    def claim_alerts(self, chat_id: int, passages: Iterable[str]) -> set[str]:
+        """Record these passages (alert keys) as pushed to the chat; those that were not
+        recorded before. As claim_new: recorded before sending, so never sent twice."""
+        now = int(time.time())
+        with self._transaction() as db:
+            wanted = list(dict.fromkeys(passages))
+            known = {
+                p
+                for (p,) in db.execute(
+                    f"SELECT passage FROM alerted WHERE chat_id = ? AND passage IN "
+                    f"({', '.join('?' * len(wanted))})",
+                    (chat_id, *wanted),
+                )
+            }
+            new = [p for p in wanted if p not in known]
+            db.executemany(
+                "INSERT INTO alerted (chat_id, passage, at) VALUES (?, ?, ?)",
+                ((chat_id, p, now) for p in new),
+            )
+        return set(new)
+
+    def prune_alerts(self, keep_days: float) -> int:
+        """Forget the passages pushed more than `keep_days` ago; how many were."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM alerted WHERE at < ?", (int(time.time() - keep_days * 86400),)
+            )
+            return max(cursor.rowcount, 0)
 
     # ---- announced articles ---------------------------------------------------------------
 
@@ -252,7 +361,7 @@ def _check(db: sqlite3.Connection) -> set[str]:
         )
     rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     tables = {name for (name,) in rows}
-    if tables and tables != set(_COLUMNS) and not (version < 2 and tables == _TABLES_BEFORE_2):
+    if tables and tables != set(_COLUMNS) and tables != _TABLES_BEFORE.get(version):
         raise UnusableDatabase(
             f"not a subscriptions database: its tables are {', '.join(sorted(tables))}"
         )

@@ -34,8 +34,10 @@ if TYPE_CHECKING:
         Passage,
         SearchResult,
         SkippedFile,
+        TopicMatch,
     )
     from retrieval.question.meaning import Meaning
+    from retrieval.question.topics import Topic
     from retrieval.text import merge_spans, printable
 
 _HOMES = {
@@ -62,10 +64,12 @@ _HOMES = {
             "Passage",
             "SearchResult",
             "SkippedFile",
+            "TopicMatch",
         ),
         "retrieval.models",
     ),
     "Meaning": "retrieval.question.meaning",
+    "Topic": "retrieval.question.topics",
     "Workers": "retrieval.index.parsing",
     **dict.fromkeys(("merge_spans", "printable"), "retrieval.text"),
 }
@@ -85,6 +89,8 @@ __all__ = [
     "Passage",
     "SearchResult",
     "SkippedFile",
+    "Topic",
+    "TopicMatch",
     "Workers",
     "default_index_dir",
     "merge_spans",

@@ -1,5 +1,5 @@
-"""`python -m retrieval search|latest|stats|merge|embed|ingest`: everything from the command
-line."""
+"""`python -m retrieval search|follow|latest|stats|merge|embed|ingest`: everything from the
+command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -97,6 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="one JSON line per query")
     search.add_argument(
         "query", nargs="*", help="the question; without one, one question per stdin line"
+    )
+
+    follow = commands.add_parser(
+        "follow",
+        parents=library,
+        help="what following a topic would have pushed: the passages of recent articles "
+        "that answer it",
+    )
+    follow.add_argument(
+        "--since",
+        default="7d",
+        metavar="AGE",
+        help="articles of the last AGE up to the newest one: 7d (days, the default) or 12h",
+    )
+    follow.add_argument("--json", action="store_true", help="one JSON line per topic")
+    follow.add_argument(
+        "topic", nargs="*", help="the question or topic; without one, one topic per stdin line"
     )
 
     latest = commands.add_parser("latest", parents=library, help="newest articles first")
@@ -192,6 +210,12 @@ def _run(args: argparse.Namespace, ranking: RankingSettings, meaning: bool) -> i
             "the question is empty, there is nothing to search for",
             "put the question after search, or leave it out to type questions one a line",
         )
+    days = _since_days(args.since) if args.command == "follow" else 0.0
+    if args.command == "follow" and args.topic and not " ".join(args.topic).strip():
+        raise Mistake(
+            "the topic is empty, there is nothing to follow",
+            "put the topic after follow, or leave it out to type topics one a line",
+        )
     keeper = _open(args, ranking, meaning)
     library = keeper.library
     try:
@@ -207,6 +231,8 @@ def _run(args: argparse.Namespace, ranking: RankingSettings, meaning: bool) -> i
                 _print_result(question, result, as_json=args.json)
             if refused:
                 return BAD_INPUT if args.query else 1  # a bad argument is a usage error
+        elif args.command == "follow":
+            return _follow(library, args.topic, days, as_json=args.json)
         elif args.command == "embed":
             return _embed(keeper)
         elif args.command == "latest":
@@ -234,7 +260,9 @@ def _open(args: argparse.Namespace, ranking: RankingSettings, meaning: bool) -> 
             args.index_dir,
             aliases_file=args.aliases,
             workers=workers,
-            meaning=Meaning.load() if meaning and args.command in ("search", "embed") else None,
+            meaning=Meaning.load()
+            if meaning and args.command in ("search", "follow", "embed")
+            else None,
             ranking=ranking,
         )
     except OSError as exc:
@@ -245,6 +273,49 @@ def _open(args: argparse.Namespace, ranking: RankingSettings, meaning: bool) -> 
         ) from None
     except store.IndexDirUnusable as exc:
         raise Mistake(f"{exc} {INDEX_FIX}") from None
+
+
+def _since_days(since: str) -> float:
+    """--since 7d, 12h or 7 (days) as days, or a Mistake."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dh]?)\s*", since.lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise Mistake(f"--since {since!r}, not an age such as 7d or 12h", "e.g. --since 7d")
+    number = float(match.group(1))
+    return number / 24 if match.group(2) == "h" else number
+
+
+def _follow(library: Library, words: Sequence[str], days: float, *, as_json: bool) -> int:
+    """Each topic (the arguments, or one a stdin line) with the passages of the last `days`
+    that a chat following it would have been sent, one per article that answers it."""
+    lines = [" ".join(words)] if words else (line for line in sys.stdin)
+    recent = library.recent_article_ids(days)
+    refused = 0
+    for line in lines:
+        topic = " ".join(line.split())
+        if not topic:
+            continue
+        if len(topic) > MAX_QUERY_CHARS:
+            print(error_line(f"the topic is over {MAX_QUERY_CHARS} characters"), file=sys.stderr)
+            refused += 1
+            continue
+        read = library.read_topic(topic)
+        matches = library.match_topics([read], recent) if read.weighed_words else []
+        if as_json:
+            hits = [hit_json(rank, m.hit) for rank, m in enumerate(matches, 1)]
+            line_json = {"topic": topic, "days": days, "articles": len(recent), "hits": hits}
+            print(_json_line(line_json), flush=True)
+            continue
+        print(f"? {one_line(topic)}")
+        if not read.weighed_words:
+            print("  (no word to find articles by: be more specific)")
+        elif not matches:
+            print(f"  (no passage of the last {days:g} days answers it)")
+        for rank, match in enumerate(matches, 1):
+            _print_hit(rank, match.hit)
+        print(flush=True)
+    if refused:
+        return BAD_INPUT if words else 1
+    return 0
 
 
 def _questions(words: Sequence[str], stdin: TextIO) -> Iterator[tuple[int, Asked | BadLine]]:
@@ -457,13 +528,17 @@ def _print_result(question: Asked, result: SearchResult, as_json: bool) -> None:
         missing = f"; the articles lack: {', '.join(result.missing)}" if result.missing else ""
         print(f"  (not confident these answer it{one_line(missing)})")
     for rank, hit in enumerate(result.hits, 1):
-        heading = f" · {hit.passage.section}" if hit.passage.section else ""
-        print(f"{rank}. [{hit.score:.2f}] {one_line(hit.article.title + heading)}")
-        if hit.speaker:
-            print(f"   🗣 {one_line(hit.speaker)}")
-        print(f"   {one_line(hit.passage.text)}")
-        print(f"   {hit.article.published:%Y-%m-%d} {one_line(hit.article.url)}")
+        _print_hit(rank, hit)
     print(flush=True)
+
+
+def _print_hit(rank: int, hit: Hit) -> None:
+    heading = f" · {hit.passage.section}" if hit.passage.section else ""
+    print(f"{rank}. [{hit.score:.2f}] {one_line(hit.article.title + heading)}")
+    if hit.speaker:
+        print(f"   🗣 {one_line(hit.speaker)}")
+    print(f"   {one_line(hit.passage.text)}")
+    print(f"   {hit.article.published:%Y-%m-%d} {one_line(hit.article.url)}")
 
 
 def _print_article(article: Article, as_json: bool) -> None:

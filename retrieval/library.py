@@ -4,11 +4,13 @@ role). Its keeper (retrieval.index.keeper) hands it each new state; it never wri
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache, partial
+
+import numpy as np
 
 from retrieval.articles import speaker
 from retrieval.index import store
@@ -22,9 +24,11 @@ from retrieval.models import (
     Passage,
     SearchResult,
     SkippedFile,
+    TopicMatch,
 )
-from retrieval.question import ranking
+from retrieval.question import ranking, topics
 from retrieval.question.analysis import Analyzer
+from retrieval.question.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,10 @@ class _Snapshot:
         self.cut = lru_cache(maxsize=1024)(self._cut)
         # an answer's article as judged (see ranking.judge): its pages and follow-ups ask again
         self.normalized_text = lru_cache(maxsize=1024)(self._normalized_text)
+        # passages as the characters' ranking reads them, and titles: pages and topic alerts
+        # read the same ones again
+        self.normalized = lru_cache(maxsize=8192)(normalize)
+        self.normalized_title = lru_cache(maxsize=1024)(self._normalized_title)
 
     def _cut(self, segment: int, number: int) -> tuple[Article, list[Passage]]:
         return self.index.segments[segment].article(number)
@@ -83,6 +91,9 @@ class _Snapshot:
     def stats(self) -> LibraryStats:
         # once per state: a health check every few milliseconds costs nothing after the first
         return stats_of(self.state)
+
+    def _normalized_title(self, segment: int, number: int) -> str:
+        return self._normalize(self.cut(segment, number)[0].title)
 
     def decode(self, ranked: Ranked) -> _Found:
         """A ranked passage with its article, decoded."""
@@ -200,39 +211,14 @@ class Library:
         question = self._read(snap, query, context)
         depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
         found = snap.index.rank(question, max(k, depth), settings)
-        scored = [(f, f.ranked.score) for f in map(snap.decode, found)]
-        scored = _ranked_again(
-            scored,
-            settings.character_depth,
-            lambda scores, first: ranking.with_characters(
-                scores,
-                question.characters,
-                [self.analyzer.normalize(f.passage.text) for f in first],
-                settings.character_weight,
-            ),
+        vectors = self.vectors
+        scored = self._ranked_again(
+            snap,
+            found,
+            question,
+            None if vectors is None else lambda: vectors.meaning.question(query),
         )
-        if self.vectors is not None:
-            vectors = self.vectors
-            scored = _ranked_again(
-                scored,
-                settings.meaning_depth,
-                lambda scores, first: ranking.with_meaning(
-                    scores,
-                    vectors.meaning.question(query),
-                    vectors.rows([snap.wanted(f) for f in first]),
-                    settings.meaning_weight,
-                ),
-            )
-        hits = tuple(
-            Hit(
-                score,
-                f.passage,
-                f.article,
-                self.analyzer.highlight_spans(question.terms, f.passage.text),
-                speaker(snap.cut(*f.place)[1], f.passage.ordinal),
-            )
-            for f, score in scored[:k]
-        )
+        hits = tuple(self._hit(snap, f, score, question.terms) for f, score in scored[:k])
         confident, missing = ranking.judge(
             self.analyzer,
             query,
@@ -244,10 +230,172 @@ class Library:
         read_with = question.read_with[-1] if question.read_with else None
         return SearchResult(hits, confident, tuple(missing), read_with)
 
+    def _ranked_again(
+        self,
+        snap: _Snapshot,
+        found: Sequence[Ranked],
+        question: ranking.Question,
+        question_vector: Callable[[], np.ndarray] | None,
+    ) -> list[tuple[_Found, float]]:
+        """Passages ranked by their terms, decoded and ranked again: the first few by the
+        question's characters they hold, then (with passage vectors and `question_vector`,
+        the question's meaning) the first twenty by meaning."""
+        settings = self.ranking
+        scored = [(f, f.ranked.score) for f in map(snap.decode, found)]
+        scored = _ranked_again(
+            scored,
+            settings.character_depth,
+            lambda scores, first: ranking.with_characters(
+                scores,
+                question.characters,
+                [snap.normalized(f.passage.text) for f in first],
+                settings.character_weight,
+            ),
+        )
+        vectors = self.vectors
+        if vectors is not None and question_vector is not None:
+            scored = _ranked_again(
+                scored,
+                settings.meaning_depth,
+                lambda scores, first: ranking.with_meaning(
+                    scores,
+                    question_vector(),
+                    vectors.rows([snap.wanted(f) for f in first]),
+                    settings.meaning_weight,
+                ),
+            )
+        return scored
+
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""
         idfs = [index.passage_idf(t) for t in self.analyzer.terms(word)]
         return max((i for i in idfs if i is not None), default=index.max_idf)
+
+    # --- followed topics ------------------------------------------------------------------
+
+    def read_topic(self, text: str) -> Topic:
+        """A topic to follow, read once: its content words and their terms, its index terms
+        and, with a model of meaning, its vector (retrieval.question.topics)."""
+        words = self.analyzer.content_words(text)
+        written = dict.fromkeys(w for run in words for _, w in run)
+        vector: tuple[float, ...] = ()
+        if self.meaning is not None:
+            vector = tuple(float(x) for x in self.meaning.question(text))
+        return Topic(
+            text,
+            tuple(tuple(run) for run in words),
+            tuple((w, tuple(self.analyzer.terms(w))) for w in written),
+            tuple(self.query_terms(text)),
+            self.analyzer.fingerprint,
+            vector,
+        )
+
+    def is_current(self, topic: Topic) -> bool:
+        """Whether a stored topic was read as this library reads (the same analysis, and a
+        vector exactly when there is a model of meaning); else read it again."""
+        return topic.analyzer == self.analyzer.fingerprint and bool(topic.vector) == (
+            self.meaning is not None
+        )
+
+    def match_topics(
+        self, followed: Sequence[Topic], article_ids: Iterable[str]
+    ) -> list[TopicMatch]:
+        """Each topic that one of these articles (new ones) answers, judged as a question's
+        first hit is (with RankingSettings.topic_coverage), with the best passage of that
+        article for it, which must hold topic_passage_coverage of the topic itself (with its
+        article's title); ordered by topic, then by the articles' order. Only these articles
+        are read, and the statistics are the archive's: the cost does not grow with the
+        archive (docs/performance.md)."""
+        snap = self._current
+        followed = [t if self.is_current(t) else self.read_topic(t.text) for t in followed]
+        places = [p for aid in dict.fromkeys(article_ids) if (p := snap.where.get(aid))]
+        texts = [snap.normalized_text(*place) for place in places]
+        idf_of = self._topic_idf(snap.index, followed)
+        index = snap.index
+
+        def rarity(piece: str) -> float:
+            idf = index.passage_idf(piece)
+            return index.max_idf if idf is None else idf
+
+        pairs = topics.answered(followed, texts, idf_of, self.ranking, rarity)
+        matches = []
+        memo: dict = {}  # postings cut to each new article, for every topic it answers
+        for number, at in sorted(pairs):
+            hit = self._best_passage(snap, followed[number], places[at], idf_of, memo)
+            if hit is not None:
+                matches.append(TopicMatch(number, hit))
+        return matches
+
+    def recent_article_ids(self, days: float) -> list[str]:
+        """The articles published in the `days` up to the newest one, newest first (what a
+        topic would have matched lately)."""
+        refs = self._current.newest_first
+        if not refs:
+            return []
+        since = refs[0].published - timedelta(days=days)
+        return [ref.id for ref in refs if ref.published >= since]
+
+    def _topic_idf(self, index: Index, followed: Sequence[Topic]) -> Callable[[str], float]:
+        """How rare a word is (`_idf_of_word`), from the terms each topic's words were read
+        with; other words (found together: 纳瓦尔 + 尼) are analysed now, once each."""
+        known = {word: terms for topic in followed for word, terms in topic.word_terms}
+        idfs: dict[str, float] = {}
+
+        def idf_of(word: str) -> float:
+            idf = idfs.get(word)
+            if idf is None:
+                terms = known.get(word)
+                if terms is None:
+                    idf = self._idf_of_word(index, word)
+                else:
+                    found = [i for t in terms if (i := index.passage_idf(t)) is not None]
+                    idf = max(found, default=index.max_idf)
+                idfs[word] = idf
+            return idf
+
+        return idf_of
+
+    def _best_passage(
+        self,
+        snap: _Snapshot,
+        topic: Topic,
+        place: tuple[int, int],
+        idf_of: Callable[[str], float],
+        memo: dict | None = None,
+    ) -> Hit | None:
+        """The article's passage that best answers the topic, ranked as a search ranks them,
+        if it holds RankingSettings.topic_passage_coverage of the topic (read with its
+        article's title)."""
+        settings = self.ranking
+        question = ranking.read_question(
+            self.analyzer, topic.text, (), lambda _: list(topic.terms), snap.index.vocab, settings
+        )
+        depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
+        found = snap.index.rank_article(question, place[0], place[1], depth, settings, memo)
+        vector = np.array(topic.vector, dtype=np.float32)
+        scored = self._ranked_again(
+            snap, found, question, (lambda: vector) if topic.vector else None
+        )
+        if not scored:
+            return None
+        best, score = scored[0]
+        title = snap.normalized_title(*best.place)
+        present, missing = ranking.found_in(
+            topic.words, f"{title}\n{snap.normalized(best.passage.text)}"
+        )
+        if ranking.share_found(present, missing, idf_of) < settings.topic_passage_coverage:
+            return None
+        return self._hit(snap, best, score, question.terms)
+
+    def _hit(self, snap: _Snapshot, found: _Found, score: float, terms: Sequence[str]) -> Hit:
+        """A ranked passage as a Hit: its matched words, and who speaks in it."""
+        return Hit(
+            score,
+            found.passage,
+            found.article,
+            self.analyzer.highlight_spans(terms, found.passage.text),
+            speaker(snap.cut(*found.place)[1], found.passage.ordinal),
+        )
 
     def latest(self, n: int = 5) -> list[Article]:
         """The n newest articles, newest first."""

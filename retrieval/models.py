@@ -107,3 +107,11 @@ class LibraryStats:
     newest: datetime | None
     skipped: tuple[SkippedFile, ...] = ()
     segments: int = 1  # the index's segments (merges bring them down)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicMatch:
+    """A new article that answers a followed topic, with its best passage for it."""
+
+    topic: int  # the topic's position in the sequence matched
+    hit: Hit

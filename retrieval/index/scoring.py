@@ -79,6 +79,44 @@ def score(postings: Postings, boosts: Mapping[int, float]) -> tuple[np.ndarray, 
     return docs, scores[docs]
 
 
+def score_range(
+    postings: Postings,
+    boosts: Mapping[int, float],
+    lo: int,
+    hi: int,
+    memo: dict[tuple[int, int], list[tuple[int, int, float]]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`score`, to the last bit, for the docs numbered [lo, hi) only (an article's passages):
+    each term's postings are cut to that range by binary search (a term's docs ascend), so the
+    cost is that of the range, whatever the rest of the postings hold. A range holds a few
+    docs, so the sums run in Python, in `score`'s order. `memo` keeps each term's cut for
+    later calls on the same postings and range (many topics, one new article)."""
+    n_terms = postings.indptr.shape[0] - 1
+    scores = [0.0] * max(hi - lo, 0)
+    touched = [False] * len(scores)
+    for term, boost in boosts.items():
+        if not 0 <= term < n_terms:
+            continue
+        cut = None if memo is None else memo.get((term, lo))
+        if cut is None:
+            start, end = int(postings.indptr[term]), int(postings.indptr[term + 1])
+            docs = postings.indices[start:end]
+            first, last = int(docs.searchsorted(lo)), int(docs.searchsorted(hi))
+            docs = docs[first:last]
+            tf = postings.tf[start + first : start + last]
+            # (doc, tf, norm + tf) as `score` has them
+            parts = postings.norms[docs] + tf
+            cut = list(zip((docs - lo).tolist(), tf.tolist(), parts.tolist(), strict=True))
+            if memo is not None:
+                memo[(term, lo)] = cut
+        factor = boost * (K1 + 1)
+        for at, tf, part in cut:
+            scores[at] += tf * factor / part
+            touched[at] = True
+    docs = np.array([at for at, hit in enumerate(touched) if hit], dtype=np.int64)
+    return docs + lo, np.array([scores[at] for at in docs.tolist()], dtype=np.float64)
+
+
 def best(
     scores: np.ndarray,
     k: int,

@@ -17,8 +17,8 @@ from functools import cached_property
 
 import numpy as np
 
-from retrieval.index.scoring import Postings, best, doc_norms, okapi_idf, score
-from retrieval.index.store import Segment, State
+from retrieval.index.scoring import Postings, best, doc_norms, okapi_idf, score, score_range
+from retrieval.index.store import FIELDS, Segment, State
 from retrieval.question import ranking
 from retrieval.question.cues import OVERVIEW, boosts
 
@@ -133,6 +133,24 @@ class Index:
         )
         return [found[int(i)] for i in chosen]
 
+    def rank_article(
+        self,
+        question: ranking.Question,
+        segment: int,
+        article: int,
+        k: int,
+        settings: ranking.RankingSettings,
+        memo: dict | None = None,
+    ) -> list[Ranked]:
+        """The k best passages of one article (its number in that segment) for a question,
+        best first, scored as `rank` scores them: what it costs is the article's, not the
+        collection's (a topic alert's best passage of a new article). `memo`, a dict kept
+        from call to call, saves cutting the same postings again (many topics, one article)."""
+        found = self._rank_segment(
+            segment, self.segments[segment], question, k, settings, (article, memo)
+        )
+        return [ranked for ranked, _ in found]
+
     def _rank_segment(
         self,
         i: int,
@@ -140,21 +158,36 @@ class Index:
         question: ranking.Question,
         k: int,
         settings: ranking.RankingSettings,
+        within: tuple[int, dict | None] | None = None,
     ) -> list[tuple[Ranked, tuple[int, int, int]]]:
+        """The segment's k best passages, or `within` one article's (its number, and a memo
+        of postings cut to it, or None)."""
         a = segment.arrays
-        passages, bm25 = score(
-            self._postings(i, segment, "passage"),
-            self._boosts(i, self.passage.idf, question.passage_weights),
-        )
+        passage_boosts = self._boosts(i, self.passage.idf, question.passage_weights)
+        article_boosts = self._boosts(i, self.article.idf, question.article_weights)
+        if within is None:
+            passages, bm25 = score(self._postings(i, segment, "passage"), passage_boosts)
+            articles, article_bm25 = score(self._postings(i, segment, "article"), article_boosts)
+        else:
+            article, memo = within
+            lo, hi = (int(n) for n in a["article_passage_start"][article : article + 2])
+            cuts = (None, None) if memo is None else (memo.setdefault((i, f), {}) for f in FIELDS)
+            passage_cuts, article_cuts = cuts
+            passages, bm25 = score_range(
+                self._postings(i, segment, "passage"), passage_boosts, lo, hi, passage_cuts
+            )
+            articles, article_bm25 = score_range(
+                self._postings(i, segment, "article"),
+                article_boosts,
+                article,
+                article + 1,
+                article_cuts,
+            )
         if segment.deleted.any():
             live = segment.live_passages[passages]
             passages, bm25 = passages[live], bm25[live]
         if not passages.size:
             return []
-        articles, article_bm25 = score(
-            self._postings(i, segment, "article"),
-            self._boosts(i, self.article.idf, question.article_weights),
-        )
         by_article = np.zeros(segment.n_articles)
         by_article[articles] = article_bm25
         of_article = a["passage_article"][passages]

@@ -65,6 +65,13 @@ class RankingSettings:
     # number of two digits or more.
     confident_coverage: float = 0.45
     numbers_must_match: bool = True
+    # A followed topic is pushed from a new article only when the article holds at least
+    # topic_coverage of the topic's weight (its words by how rare each is), and the passage
+    # pushed, read with its article's title, topic_passage_coverage: nobody asked this time,
+    # so an article that shares a name with the topic (another story) must not reach it
+    # (retrieval.question.topics; measured in docs/quality.md).
+    topic_coverage: float = 0.75
+    topic_passage_coverage: float = 0.6
 
 
 SHIPPED = RankingSettings()
@@ -182,21 +189,35 @@ def with_meaning(
 # --- does the archive answer it? -----------------------------------------------------------
 
 
+# A text's content words as the judgement reads them (Analyzer.content_words): runs of
+# neighbouring words, each (as matched, as written).
+Words = Sequence[Sequence[tuple[str, str]]]
+
+
 def words_found(
     analyzer: Analyzer, question: str, normalized_text: str
 ) -> tuple[list[str], list[str]]:
-    """The question's content words the text has and those it lacks, as the user wrote them.
+    """The question's content words the text has and those it lacks, as the user wrote them
+    (`found_in` of its content words)."""
+    return found_in(analyzer.content_words(question), normalized_text)
+
+
+def found_in(words: Words, normalized_text: str) -> tuple[list[str], list[str]]:
+    """Of content words (`Words`), those the text has and those it lacks, as written.
 
     Neighbouring words found together count as one (纳瓦尔 + 尼 → 纳瓦尔尼); a lone character
     the text lacks is not reported (it is rarely a word on its own)."""
     present: list[str] = []
     missing: list[str] = []
-    for run in analyzer.content_words(question):
+    for run in words:
         lone: list[tuple[str, str]] = []  # single characters not found, joined when adjacent
         i = 0
         while i < len(run):
             found = 0
-            for j in range(min(len(run), i + 4), i, -1):  # the longest run of words found
+            # words joined from this one on are in the text only if this one is
+            first_matched, first_written = run[i]
+            start = first_matched in normalized_text or first_written.lower() in normalized_text
+            for j in range(min(len(run), i + 4) if start else i, i, -1):  # the longest found
                 matched = "".join(m for m, _ in run[i:j])
                 written = "".join(w for _, w in run[i:j])
                 if ((len(matched) >= 2 or matched.isdigit()) and matched in normalized_text) or (
@@ -226,6 +247,15 @@ def _report_lone(lone: list[tuple[str, str]], missing: list[str]) -> None:
     lone.clear()
 
 
+def share_found(
+    present: Sequence[str], missing: Sequence[str], idf_of: Callable[[str], float]
+) -> float:
+    """The share of words found, each weighed by how rare it is (1.0 when there are none)."""
+    covered = sum(map(idf_of, present))
+    total = covered + sum(map(idf_of, missing))
+    return covered / total if total else 1.0
+
+
 def judge(
     analyzer: Analyzer,
     question: str,
@@ -236,27 +266,41 @@ def judge(
 ) -> tuple[bool, list[str]]:
     """(confident, missing): whether the first hit's article (None: no hit) is about what the
     question asks, and the question's content words it does not contain."""
-    present, missing = words_found(analyzer, question, normalized_article or "")
+    earlier = [analyzer.content_words(text) for text in read_with[-1:]]
+    return judge_words(
+        analyzer.content_words(question), earlier, normalized_article, idf_of, settings
+    )
+
+
+def judge_words(
+    words: Words,
+    earlier: Sequence[Words],
+    normalized_article: str | None,
+    idf_of: Callable[[str], float],
+    settings: RankingSettings = SHIPPED,
+    coverage_at_least: float | None = None,
+) -> tuple[bool, list[str]]:
+    """`judge` of a question's content words (`Words`), read once, with those of the earlier
+    question it leans on (`earlier`: none, or the last one's). `coverage_at_least` asks for
+    another share than settings.confident_coverage (a topic alert's)."""
+    present, missing = found_in(words, normalized_article or "")
     if normalized_article is None:
         return False, missing
     # a follow-up is judged with the earlier question's words too (never reported missing)
     earlier_present: list[str] = []
     earlier_missing: list[str] = []
-    for text in read_with[-1:]:
-        earlier_present, earlier_missing = words_found(analyzer, text, normalized_article)
-    covered = sum(map(idf_of, present + earlier_present))
-    total = covered + sum(map(idf_of, missing + earlier_missing))
-    coverage = covered / total if total else 1.0
+    for earlier_words in earlier[-1:]:
+        earlier_present, earlier_missing = found_in(earlier_words, normalized_article)
+    coverage = share_found(present + earlier_present, missing + earlier_missing, idf_of)
     lacks_a_number = settings.numbers_must_match and any(
         NUMBER_OF_TWO_DIGITS.search(word) for word in missing
     )
     # a follow-up whose own words the article holds none of, not even a character of one
     # (那高铁呢 after a question on a typhoon), asks about something else, however well the
     # earlier question is covered
-    off_topic = bool(read_with) and not any(
-        matched in normalized_article
-        for run in analyzer.content_words(question)
-        for matched, _ in run
+    off_topic = bool(earlier) and not any(
+        matched in normalized_article for run in words for matched, _ in run
     )
-    confident = coverage >= settings.confident_coverage and not lacks_a_number and not off_topic
+    wanted = settings.confident_coverage if coverage_at_least is None else coverage_at_least
+    confident = coverage >= wanted and not lacks_a_number and not off_topic
     return confident, missing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from retrieval import IndexKeeper, Library
@@ -18,6 +20,24 @@ def bot_keeper(tmp_path_factory) -> IndexKeeper:
     root = tmp_path_factory.mktemp("bot-library")
     seeds = write_seeds(root / "seeds", TYPHOON, RAIL)
     return IndexKeeper.open(seeds, index_dir=root / "index", meaning=Meaning.load())
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    """A seeds directory of its own: the seed article and the typhoon (new files go here)."""
+    return write_seeds(tmp_path / "seeds", TYPHOON)
+
+
+@pytest.fixture
+def keeper(seeds: Path, tmp_path: Path) -> IndexKeeper:
+    """The index of `seeds`, by terms alone (no model of meaning): quick to bring up to date."""
+    return IndexKeeper.open(seeds, index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Where a test's subscriptions database goes."""
+    return tmp_path / "subscriptions.sqlite3"
 
 
 @pytest.fixture(scope="session")

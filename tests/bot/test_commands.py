@@ -26,7 +26,8 @@ def test_every_command_has_a_handler_and_console_commands_a_console_method():
 
 def test_listed_commands_have_their_words_in_every_language():
     assert [c.name for c in commands.listed()] == [
-        "ask", "latest", "about", "subscribe", "unsubscribe", "autoanswer", "help",
+        "ask", "latest", "about", "subscribe", "unsubscribe", "follow", "following", "unfollow",
+        "autoanswer", "help",
     ]  # fmt: skip
     for command in commands.listed():
         for lang in LANGUAGES:
@@ -55,7 +56,7 @@ async def test_the_menu_and_help_list_the_same_commands(bot, fake_api):
         assert menus["default", code] == in_help  # private chats
         assert menus["all_chat_administrators", code] == in_help
         # group members see only what they may use: not the administrators' commands
-        assert menus["all_group_chats", code] == ["ask", "latest", "about", "help"]
+        assert menus["all_group_chats", code] == ["ask", "latest", "about", "following", "help"]
     assert "reload" not in in_help
 
 

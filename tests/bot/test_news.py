@@ -26,7 +26,7 @@ from tests.support.fake_bot_api import TOKEN, FakeBotApi, telegram_html_problems
 from tests.support.harness import run_bot, running_bot
 from tests.support.http import LoopbackServer, reply
 from tests.support.legacy import DAMAGE, write_version_0_subscriptions
-from tests.support.seeds import RAIL, SEED_TITLE, SEED_URL, TYPHOON, SeedArticle, write_seeds
+from tests.support.seeds import FLOOD, RAIL, SEED_TITLE, SEED_URL, TYPHOON, SeedArticle, write_seeds
 
 VOLCANO_TITLE = "冰岛雷克雅内斯半岛火山再度喷发 <蓝湖> & 渔村居民撤离"
 VOLCANO_URL = "https://www.voachinese.com/a/iceland-volcano-eruption/7980001.html"
@@ -40,12 +40,6 @@ QUAKE = SeedArticle(
     url="https://www.voachinese.com/a/chile-earthquake/7990001.html",
     published=datetime(2025, 3, 6, 4, 0, tzinfo=UTC),
     paragraphs=("智利北部周四凌晨发生规模七级地震，当局一度对沿海地区发布海啸警报。",),
-)
-FLOOD = SeedArticle(
-    title="巴西南部洪水肆虐 数万人被迫离家",
-    url="https://www.voachinese.com/a/brazil-floods/7990002.html",
-    published=datetime(2025, 3, 7, 4, 0, tzinfo=UTC),
-    paragraphs=("巴西南部连日暴雨引发洪水，数万名居民被迫离开家园。",),
 )
 ECLIPSE = SeedArticle(
     title="日全食横越北美 数百万人仰望天空",
@@ -71,21 +65,6 @@ def serve_feeds(request: BaseHTTPRequestHandler) -> None:
 def feed_server() -> Iterator[LoopbackServer]:
     with LoopbackServer(serve_feeds) as server:
         yield server
-
-
-@pytest.fixture
-def seeds(tmp_path: Path) -> Path:
-    return write_seeds(tmp_path / "seeds", TYPHOON)
-
-
-@pytest.fixture
-def keeper(seeds: Path, tmp_path: Path) -> IndexKeeper:
-    return IndexKeeper.open(seeds, index_dir=tmp_path / "index")
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "subscriptions.sqlite3"
 
 
 def _pushes(fake_api, chat_id: int) -> list[str]:

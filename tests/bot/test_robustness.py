@@ -118,7 +118,8 @@ async def test_the_command_list_is_registered_in_chinese_and_english(bot, fake_a
         if c.params["scope"]["type"] == "default"
     }
     assert {c["command"] for c in by_language[None]} == {
-        "ask", "latest", "about", "subscribe", "unsubscribe", "autoanswer", "help",
+        "ask", "latest", "about", "subscribe", "unsubscribe", "follow", "following", "unfollow",
+        "autoanswer", "help",
     }  # fmt: skip
     assert by_language["en"][0]["description"] == "Ask a question"
 

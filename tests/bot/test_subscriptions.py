@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.subscriptions import KEEP_COPY_DAYS, SubscriptionStore, UnusableDatabase
+from bot.subscriptions import KEEP_COPY_DAYS, SCHEMA_VERSION, SubscriptionStore, UnusableDatabase
 from retrieval import ArticleRef
 from retrieval.seedfile import article_id
 from tests.support.harness import running_bot
@@ -21,11 +21,6 @@ from tests.support.legacy import (
     write_version_0_subscriptions,
     write_version_1_subscriptions,
 )
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "subscriptions.sqlite3"
 
 
 def test_subscribe_and_unsubscribe_say_whether_anything_changed(db):
@@ -93,14 +88,14 @@ def test_autoanswer_is_kept_per_chat_and_moves_with_a_migrated_group(db):
     assert store.autoanswers(-1000055) is False
 
 
-def test_a_version_1_database_gets_the_autoanswer_table_after_a_copy(db):
+def test_a_version_1_database_gets_the_newer_tables_after_a_copy(db):
     write_version_1_subscriptions(db, [42])
     original = db.read_bytes()
     store = SubscriptionStore(db)  # needs no articles: the upgrade only adds a table
     assert store.chats() == [42] and store.autoanswers(-1) is False
     assert db.with_name(f"{db.name}.v1.bak").read_bytes() == original
     with closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_an_unusable_path_fails_when_opened(tmp_path):

@@ -93,6 +93,14 @@ RAIL = SeedArticle(
     ),
 )
 
+# A new article about something else than any test asks (feeds, pushes, topic alerts).
+FLOOD = SeedArticle(
+    title="巴西南部洪水肆虐 数万人被迫离家",
+    url="https://www.voachinese.com/a/brazil-floods/7990002.html",
+    published=datetime(2025, 3, 7, 4, 0, tzinfo=UTC),
+    paragraphs=("巴西南部连日暴雨引发洪水，数万名居民被迫离开家园。",),
+)
+
 
 def write_seeds(directory: Path, *articles: SeedArticle, include_seed_article: bool = True) -> Path:
     """`directory` (created if need be) holding the seed article and `articles`."""
