@@ -320,8 +320,15 @@ class Library:
         pairs = topics.answered(followed, texts, idf_of, self.ranking, rarity)
         matches = []
         memo: dict = {}  # postings cut to each new article, for every topic it answers
+        read: dict[int, ranking.Question] = {}  # each topic read once, however many articles
         for number, at in sorted(pairs):
-            hit = self._best_passage(snap, followed[number], places[at], idf_of, memo)
+            topic = followed[number]
+            if number not in read:
+                terms = list(topic.terms)
+                read[number] = ranking.read_question(
+                    self.analyzer, topic.text, (), lambda _, t=terms: t, index.vocab, self.ranking
+                )
+            hit = self._best_passage(snap, topic, read[number], places[at], idf_of, memo)
             if hit is not None:
                 matches.append(TopicMatch(number, hit))
         return matches
@@ -359,17 +366,15 @@ class Library:
         self,
         snap: _Snapshot,
         topic: Topic,
+        question: ranking.Question,
         place: tuple[int, int],
         idf_of: Callable[[str], float],
         memo: dict | None = None,
     ) -> Hit | None:
-        """The article's passage that best answers the topic, ranked as a search ranks them,
-        if it holds RankingSettings.topic_passage_coverage of the topic (read with its
-        article's title)."""
+        """The article's passage that best answers the topic (`question`: the topic as the
+        engine reads a question), ranked as a search ranks them, if it holds
+        RankingSettings.topic_passage_coverage of the topic (read with its article's title)."""
         settings = self.ranking
-        question = ranking.read_question(
-            self.analyzer, topic.text, (), lambda _: list(topic.terms), snap.index.vocab, settings
-        )
         depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
         found = snap.index.rank_article(question, place[0], place[1], depth, settings, memo)
         vector = np.array(topic.vector, dtype=np.float32)
