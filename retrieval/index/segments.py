@@ -163,31 +163,29 @@ class Index:
         """The segment's k best passages, or `within` one article's (its number, and a memo
         of postings cut to it, or None)."""
         a = segment.arrays
+        passage_postings = self._postings(i, segment, "passage")
         passage_boosts = self._boosts(i, self.passage.idf, question.passage_weights)
-        article_boosts = self._boosts(i, self.article.idf, question.article_weights)
         if within is None:
-            passages, bm25 = score(self._postings(i, segment, "passage"), passage_boosts)
-            articles, article_bm25 = score(self._postings(i, segment, "article"), article_boosts)
+            passages, bm25 = score(passage_postings, passage_boosts)
         else:
             article, memo = within
             lo, hi = (int(n) for n in a["article_passage_start"][article : article + 2])
             cuts = (None, None) if memo is None else (memo.setdefault((i, f), {}) for f in FIELDS)
             passage_cuts, article_cuts = cuts
-            passages, bm25 = score_range(
-                self._postings(i, segment, "passage"), passage_boosts, lo, hi, passage_cuts
-            )
-            articles, article_bm25 = score_range(
-                self._postings(i, segment, "article"),
-                article_boosts,
-                article,
-                article + 1,
-                article_cuts,
-            )
+            passages, bm25 = score_range(passage_postings, passage_boosts, lo, hi, passage_cuts)
         if segment.deleted.any():
             live = segment.live_passages[passages]
             passages, bm25 = passages[live], bm25[live]
         if not passages.size:
-            return []
+            return []  # the articles' scores are not needed
+        article_postings = self._postings(i, segment, "article")
+        article_boosts = self._boosts(i, self.article.idf, question.article_weights)
+        if within is None:
+            articles, article_bm25 = score(article_postings, article_boosts)
+        else:
+            articles, article_bm25 = score_range(
+                article_postings, article_boosts, article, article + 1, article_cuts
+            )
         by_article = np.zeros(segment.n_articles)
         by_article[articles] = article_bm25
         of_article = a["passage_article"][passages]
