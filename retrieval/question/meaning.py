@@ -122,7 +122,7 @@ class Meaning:
             wanted = list({k: t for k, t in zip(keys, texts, strict=True) if k not in rows}.items())
             for start in range(0, len(wanted), BATCH):
                 self._embed(wanted[start : start + BATCH], rows, background)
-        return np.array([rows[k] for k in keys], dtype=np.float32).reshape(len(keys), -1)
+        return np.array([rows[k] for k in keys], dtype=np.float32)
 
     def _embed(
         self, batch: list[tuple[bytes, str]], rows: dict[bytes, np.ndarray], background: bool
