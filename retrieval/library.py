@@ -268,8 +268,7 @@ class Library:
 
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""
-        idfs = [index.passage_idf(t) for t in self.analyzer.terms(word)]
-        return max((i for i in idfs if i is not None), default=index.max_idf)
+        return _idf_of_terms(index, self.analyzer.terms(word))
 
     # --- followed topics ------------------------------------------------------------------
 
@@ -313,11 +312,9 @@ class Library:
         idf_of = self._topic_idf(snap.index, followed)
         index = snap.index
 
-        def rarity(piece: str) -> float:
-            idf = index.passage_idf(piece)
-            return index.max_idf if idf is None else idf
-
-        pairs = topics.answered(followed, texts, idf_of, self.ranking, rarity)
+        pairs = topics.answered(
+            followed, texts, idf_of, self.ranking, lambda piece: _idf_of_terms(index, [piece])
+        )
         matches = []
         memo: dict = {}  # postings cut to each new article, for every topic it answers
         read: dict[int, ranking.Question] = {}  # each topic read once, however many articles
@@ -352,12 +349,9 @@ class Library:
             idf = idfs.get(word)
             if idf is None:
                 terms = known.get(word)
-                if terms is None:
-                    idf = self._idf_of_word(index, word)
-                else:
-                    found = [i for t in terms if (i := index.passage_idf(t)) is not None]
-                    idf = max(found, default=index.max_idf)
-                idfs[word] = idf
+                idf = idfs[word] = (
+                    self._idf_of_word(index, word) if terms is None else _idf_of_terms(index, terms)
+                )
             return idf
 
         return idf_of
@@ -421,6 +415,13 @@ class Library:
         """How many articles and passages, the newest date, the files that were skipped, and
         the index's segments."""
         return self._current.stats
+
+
+def _idf_of_terms(index: Index, terms: Iterable[str]) -> float:
+    """The passage idf of the rarest of these terms; that of a word the archive never uses
+    when it holds none of them."""
+    idfs = [i for t in terms if (i := index.passage_idf(t)) is not None]
+    return max(idfs, default=index.max_idf)
 
 
 def stats_of(state: store.State) -> LibraryStats:
