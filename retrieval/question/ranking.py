@@ -278,11 +278,9 @@ def judge_words(
     normalized_article: str | None,
     idf_of: Callable[[str], float],
     settings: RankingSettings = SHIPPED,
-    coverage_at_least: float | None = None,
 ) -> tuple[bool, list[str]]:
     """`judge` of a question's content words (`Words`), read once, with those of the earlier
-    question it leans on (`earlier`: none, or the last one's). `coverage_at_least` asks for
-    another share than settings.confident_coverage (a topic alert's)."""
+    question it leans on (`earlier`: none, or the last one's)."""
     present, missing = found_in(words, normalized_article or "")
     if normalized_article is None:
         return False, missing
@@ -301,6 +299,5 @@ def judge_words(
     off_topic = bool(earlier) and not any(
         matched in normalized_article for run in words for matched, _ in run
     )
-    wanted = settings.confident_coverage if coverage_at_least is None else coverage_at_least
-    confident = coverage >= wanted and not lacks_a_number and not off_topic
+    confident = coverage >= settings.confident_coverage and not lacks_a_number and not off_topic
     return confident, missing

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from retrieval.question import ranking
 
@@ -220,12 +220,11 @@ def answered(
     without a word that counts (为什么黄了) answers nothing."""
     coverage = settings.topic_coverage
     index = TopicIndex(topics, idf_of, coverage, rarity)
+    as_topic = replace(settings, confident_coverage=coverage)  # judged as an answer, stricter
     pairs: list[tuple[int, int]] = []
     for t, text in enumerate(texts):
         for number in index.candidates(text):
-            confident, _ = ranking.judge_words(
-                topics[number].words, (), text, idf_of, settings, coverage_at_least=coverage
-            )
+            confident, _ = ranking.judge_words(topics[number].words, (), text, idf_of, as_topic)
             if confident:
                 pairs.append((number, t))
     return pairs
