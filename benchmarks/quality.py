@@ -5,7 +5,12 @@ with ../shared/bench/qa_eval.py. Besides the questions as written (simplified), 
 same questions in Taiwan's traditional script and vocabulary (OpenCC s2twp) and with
 full-width letters and digits, and runs the naive pipeline as the yardstick.
 
+With --work DIR the pool and its index are kept there and reused: after
+`python -m retrieval embed --seeds DIR/pool --index-dir DIR/index` a run measures the engine
+with every passage embedded (the passages nearest by meaning join its rankings).
+
 usage: python -m benchmarks.quality [--shared ../shared] [--limit N] [--no-baseline]
+       [--work DIR]
 """
 
 from __future__ import annotations
@@ -49,7 +54,26 @@ VARIANTS = ("simplified (as written)", "traditional, Taiwan wording (s2twp)", "f
 
 def prepare(shared: Path, work: Path, limit: int = 0) -> tuple[Path, dict[str, Path]]:
     """The CMRC dev paragraphs as articles among the VOA corpus (the pool), and the questions
-    in each variant: (pool directory, variant name → questions file)."""
+    in each variant: (pool directory, variant name → questions file). A pool already in
+    `work` is kept."""
+    pool = work / "pool"
+    if not pool.is_dir():
+        _make_pool(shared, work)
+    questions = [json.loads(line) for line in (work / "q.jsonl").open(encoding="utf-8")]
+    if limit:
+        questions = questions[:limit]
+    to_tw = opencc.OpenCC("s2twp")
+    convert = dict(zip(VARIANTS, (lambda q: q, to_tw.convert, full_width), strict=True))
+    files = {}
+    for i, name in enumerate(VARIANTS):
+        files[name] = work / f"q{i}.jsonl"
+        with files[name].open("w", encoding="utf-8") as out:
+            for q in questions:
+                out.write(json.dumps({**q, "q": convert[name](q["q"])}, ensure_ascii=False) + "\n")
+    return pool, files
+
+
+def _make_pool(shared: Path, work: Path) -> None:
     with tarfile.open(shared / "corpus" / "voa-zh-2020.tar.xz") as tar:
         tar.extractall(work, filter="data")
     subprocess.run(
@@ -65,22 +89,12 @@ def prepare(shared: Path, work: Path, limit: int = 0) -> tuple[Path, dict[str, P
         check=True,
         capture_output=True,
     )
-    pool = work / "pool"
-    pool.mkdir()
+    building = work / "pool.tmp"  # a pool is whole or absent
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir()
     for path in [*(work / "voa-zh-2020").glob("*.txt"), *(work / "cmrc").glob("*.txt")]:
-        shutil.copy(path, pool / path.name)
-    questions = [json.loads(line) for line in (work / "q.jsonl").open(encoding="utf-8")]
-    if limit:
-        questions = questions[:limit]
-    to_tw = opencc.OpenCC("s2twp")
-    convert = dict(zip(VARIANTS, (lambda q: q, to_tw.convert, full_width), strict=True))
-    files = {}
-    for i, name in enumerate(VARIANTS):
-        files[name] = work / f"q{i}.jsonl"
-        with files[name].open("w", encoding="utf-8") as out:
-            for q in questions:
-                out.write(json.dumps({**q, "q": convert[name](q["q"])}, ensure_ascii=False) + "\n")
-    return pool, files
+        shutil.copy(path, building / path.name)
+    building.rename(work / "pool")
 
 
 def main() -> int:
@@ -88,11 +102,13 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive pipeline")
+    parser.add_argument("--work", type=Path, help="keep the pool and its index here (reused)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args()
     progress = reporter(args.quiet)
     shared = args.shared.resolve()
-    work = Path(tempfile.mkdtemp(prefix="quality-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="quality-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         pool, files = prepare(shared, work, args.limit)
         index = work / "index"
@@ -120,7 +136,8 @@ def main() -> int:
                     print(row(f"{engine}, {name}", evaluate(shared, path, cmd)), flush=True)
                     advance(1)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

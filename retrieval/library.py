@@ -211,12 +211,13 @@ class Library:
         question = self._read(snap, query, context)
         depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
         found = snap.index.rank(question, max(k, depth), settings)
-        vectors = self.vectors
+        # a question none of whose words the archive holds (🙂🙂) finds nothing, by meaning neither
+        meant = None if self.vectors is None or not found else self.vectors.meaning.question(query)
+        nearest = (
+            () if meant is None or question.read_with else self._nearest(snap, question, meant)
+        )
         scored = self._ranked_again(
-            snap,
-            found,
-            question,
-            None if vectors is None else lambda: vectors.meaning.question(query),
+            snap, found, question, None if meant is None else lambda: meant, nearest
         )
         hits = tuple(self._hit(snap, f, score, question.terms) for f, score in scored[:k])
         confident, missing = ranking.judge(
@@ -236,10 +237,12 @@ class Library:
         found: Sequence[Ranked],
         question: ranking.Question,
         question_vector: Callable[[], np.ndarray] | None,
+        nearest: Sequence[Ranked] = (),
     ) -> list[tuple[_Found, float]]:
         """Passages ranked by their terms, decoded and ranked again: the first few by the
         question's characters they hold, then (with passage vectors and `question_vector`,
-        the question's meaning) the first twenty by meaning."""
+        the question's meaning) the first twenty by meaning, with the `nearest` by meaning
+        among them."""
         settings = self.ranking
         scored = [(f, f.ranked.score) for f in map(snap.decode, found)]
         scored = _ranked_again(
@@ -254,9 +257,21 @@ class Library:
         )
         vectors = self.vectors
         if vectors is not None and question_vector is not None:
+            depth = settings.meaning_depth
+            head = {(f.ranked.segment, f.ranked.passage) for f, _ in scored[:depth]}
+            joining = [r for r in nearest if (r.segment, r.passage) not in head]
+            if joining:
+                places = {(r.segment, r.passage) for r in joining}
+                rest = [
+                    x
+                    for x in scored[depth:]
+                    if (x[0].ranked.segment, x[0].ranked.passage) not in places
+                ]
+                scored = scored[:depth] + [(snap.decode(r), r.score) for r in joining] + rest
+                depth += len(joining)
             scored = _ranked_again(
                 scored,
-                settings.meaning_depth,
+                depth,
                 lambda scores, first: ranking.with_meaning(
                     scores,
                     question_vector(),
@@ -265,6 +280,38 @@ class Library:
                 ),
             )
         return scored
+
+    def _nearest(
+        self, snap: _Snapshot, question: ranking.Question, meant: np.ndarray
+    ) -> list[Ranked]:
+        """The passages nearest the question by meaning over the whole archive (once all of it
+        is embedded), each with its score as a search by terms gives it (0 if it holds none);
+        ties go as the index breaks them, by what the articles are."""
+        k = self.ranking.dense_candidates
+        if self.vectors is None or not k:
+            return []
+        index = snap.index
+        segments = [(s.name, s.n_passages, s.live_passages) for s in index.segments]
+        near = self.vectors.nearest(meant, k, segments)
+
+        def order(item: tuple[float, int, int]) -> tuple[float, int, int, int]:
+            cosine, i, passage = item
+            a = index.segments[i].arrays
+            article = int(a["passage_article"][passage])
+            published = int(a["article_published_ms"][article])
+            key = int(a["article_key"][article])
+            return (-cosine, -published, key, int(a["passage_ordinal"][passage]))
+
+        ranked = []
+        for _, i, passage in sorted(near, key=order)[:k]:
+            segment = index.segments[i]
+            article = int(segment.arrays["passage_article"][passage])
+            every = segment.n_passages  # all of the article's passages that hold a term
+            scores = {
+                r.passage: r for r in index.rank_article(question, i, article, every, self.ranking)
+            }
+            ranked.append(scores.get(passage, Ranked(i, passage, 0.0, 0.0)))
+        return ranked
 
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""

@@ -11,7 +11,7 @@ import pytest
 
 from retrieval import IndexKeeper
 from retrieval.question.meaning import BATCH, EMBEDDED_CHARACTERS, Meaning
-from retrieval.question.ranking import SHIPPED
+from retrieval.question.ranking import SHIPPED, RankingSettings
 from tests.support.seeds import RAIL, TYPHOON, seed_file, write_articles, write_seeds
 from tests.test_cli import search_json
 
@@ -214,3 +214,33 @@ def test_meaning_keeps_a_follow_up_on_the_article_its_context_chose(tmp_path: Pa
     library = IndexKeeper.open(seeds, tmp_path / "index", meaning=Meaning.load()).library
     result = library.search("他们说了什么", k=1, context=["台风海葵在哪里登陆？"])
     assert result.read_with and result.hits[0].article.title == TYPHOON.title
+
+
+def test_a_passage_that_shares_no_word_with_the_question_is_found_by_its_meaning(
+    seeds_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 19: BM25 cannot find an answer in other words (帮助黎巴嫩 against 向贝鲁特提供援助);
+    the passages nearest by meaning over the whole archive join the ranking."""
+    aid = "法国、卡塔尔等多国表示将向贝鲁特提供紧急医疗物资。"
+    articles = {
+        "aid.txt": ("多国承诺运送紧急物资", [aid]),
+        "mourning.txt": ("黎巴嫩总理宣布全国哀悼", ["黎巴嫩总理宣布全国哀悼三天。"]),
+    }
+    for name, (title, paragraphs) in articles.items():
+        url = f"https://news.example/{name}"
+        (seeds_dir / name).write_text(seed_file(title, url, paragraphs), encoding="utf-8")
+    write_articles(seeds_dir, 0, 10)
+    meaning = Meaning.load()
+    keeper = IndexKeeper.open(seeds_dir, tmp_path / "index", meaning=meaning)
+    keeper.embed_ahead()
+    hits = keeper.library.search(QUESTION, k=3).hits
+    assert aid in [h.passage.text for h in hits]
+    words_only = IndexKeeper.open(
+        seeds_dir, tmp_path / "index", meaning=meaning, ranking=RankingSettings(dense_candidates=0)
+    )
+    assert aid not in [h.passage.text for h in words_only.library.search(QUESTION, k=3).hits]
+    # a question none of whose words the archive holds finds nothing, by meaning neither
+    assert keeper.library.search("🙂🙂", k=3).hits == ()
+    # a follow-up keeps to what its words and its context find
+    follow_up = keeper.library.search("那他们呢", k=3, context=["黎巴嫩总理宣布了什么"])
+    assert aid not in [h.passage.text for h in follow_up.hits]

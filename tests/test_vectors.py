@@ -1,6 +1,7 @@
 """The passages' vectors beside the index: embedded ahead of questions (newest first, going on
 after a restart, new articles first), written by searches, carried over by merges, checked
-when read, and never the cause of a different ranking."""
+when read. A ranking depends on the articles alone, and on whether every live passage is
+embedded yet: only then do the passages nearest by meaning over the whole archive join it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from retrieval import IndexKeeper, Meaning
 from retrieval.index import merging, store, vectors
+from retrieval.library import SearchResult, read_for_meaning
 from tests.support.seeds import seed_file, write_articles
 from tests.test_meaning import BEIRUT, QUESTION, CountingModel
 
@@ -55,18 +57,24 @@ def test_every_passage_is_embedded_ahead_newest_article_first(seeds: Path, tmp_p
     assert IndexKeeper.open(seeds, tmp_path / "terms").embed_ahead() == 0  # no model
 
 
+class StoppingModel(CountingModel):
+    """A model that sets `stop` once it has embedded `after` passages: the bot stops."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+        self.stop = threading.Event()
+
+    def passage(self, texts: str | list[str]) -> np.ndarray:
+        if len(self.embedded) >= self.after:
+            self.stop.set()
+        return super().passage(texts)
+
+
 def test_a_restart_goes_on_where_embedding_stopped(seeds: Path, tmp_path: Path):
-    stop = threading.Event()
-
-    class Stopping(CountingModel):
-        def passage(self, texts: str | list[str]) -> np.ndarray:
-            if len(self.embedded) >= 9:
-                stop.set()  # the bot stops while embedding
-            return super().passage(texts)
-
-    first = Stopping()
+    first = StoppingModel(after=9)
     keeper = _open(seeds, tmp_path / "index", first)
-    done = keeper.embed_ahead(stop)
+    done = keeper.embed_ahead(first.stop)
     keeper.close()
     total = keeper.library.stats().passages
     assert 0 < done < total
@@ -85,9 +93,14 @@ def test_rows_a_search_embedded_are_read_after_a_restart_with_the_same_ranking(
     model = CountingModel()
     again = _open(seeds, tmp_path / "index", model).library.search(QUESTION, k=5)
     assert again == first and model.embedded == []
-    ahead = _open(seeds, tmp_path / "ahead")
-    ahead.embed_ahead()
+    stopping = StoppingModel(after=9)
+    ahead = _open(seeds, tmp_path / "ahead", stopping)
+    assert 0 < ahead.embed_ahead(stopping.stop) < ahead.library.stats().passages
     assert ahead.library.search(QUESTION, k=5) == first  # embedded ahead or on demand: the same
+    ahead.embed_ahead()  # all of it: the nearest by meaning join, the same after a restart
+    whole = ahead.library.search(QUESTION, k=5)
+    ahead.close()
+    assert _open(seeds, tmp_path / "ahead").library.search(QUESTION, k=5) == whole
 
 
 def test_new_articles_are_embedded_first_after_a_refresh(seeds: Path, tmp_path: Path):
@@ -134,6 +147,7 @@ def test_damaged_vectors_are_embedded_again_and_never_change_a_ranking(
 ):
     index = tmp_path / "index"
     keeper = _open(seeds, index)
+    words = keeper.library.search(QUESTION, k=5)  # nothing embedded ahead
     keeper.embed_ahead()
     expected = keeper.library.search(QUESTION, k=5)
     keeper.close()
@@ -164,8 +178,10 @@ def test_damaged_vectors_are_embedded_again_and_never_change_a_ranking(
     model = CountingModel()
     reopened = _open(seeds, index, model)
     with caplog.at_level(logging.WARNING):
-        assert reopened.library.search(QUESTION, k=5) == expected
+        # by words until the damaged rows are embedded again, then as before
+        assert reopened.library.search(QUESTION, k=5) == _as_embedded(reopened, words, expected)
         reopened.embed_ahead()
+        assert reopened.library.search(QUESTION, k=5) == expected
     if damage in ("nan", "inf", "boosted", "zero", "one-bit", "sealed-boost"):
         assert len(model.embedded) == 1  # the one bad row, embedded again
     elif damage == "truncated":
@@ -233,6 +249,7 @@ def test_a_flipped_bit_anywhere_is_rebuilt_or_harmless_and_the_bot_still_starts(
     write_articles(seeds, 50, 1)
     (seeds / "00002.txt").unlink()  # a second segment, and a deletions file
     keeper.refresh()
+    words = keeper.library.search(QUESTION, k=10)
     keeper.embed_ahead()
     keeper.close()
     expected = keeper.library.search(QUESTION, k=10)
@@ -253,4 +270,80 @@ def test_a_flipped_bit_anywhere_is_rebuilt_or_harmless_and_the_bot_still_starts(
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             reopened = _open(seeds, damaged)  # never raises: the bot starts
+        found = reopened.library.search(QUESTION, k=10)
+        assert found == _as_embedded(reopened, words, expected), path.name
+        reopened.embed_ahead()
         assert reopened.library.search(QUESTION, k=10) == expected, path.name
+
+
+def _segments(keeper: IndexKeeper) -> list[tuple[str, int, np.ndarray]]:
+    index = keeper.library._current.index
+    return [(s.name, s.n_passages, s.live_passages) for s in index.segments]
+
+
+def _as_embedded(keeper: IndexKeeper, words: SearchResult, whole: SearchResult) -> SearchResult:
+    """What a search must give now: as by `words` (the meaning of their candidates included)
+    until every live passage is embedded, then as with the whole archive embedded."""
+    assert keeper.library.vectors is not None
+    return whole if keeper.library.vectors.complete(_segments(keeper)) else words
+
+
+def _cosines(keeper: IndexKeeper, question: np.ndarray) -> dict[tuple[int, int], float]:
+    """Every live passage's cosine with `question` as the model gives it: (segment position,
+    passage number) → cosine."""
+    index = keeper.library._current.index
+    cosines = {}
+    for i, segment in enumerate(index.segments):
+        for number in range(segment.n_articles):
+            article, passages = segment.article(number)
+            start = int(segment.arrays["article_passage_start"][number])
+            for row, passage in enumerate(passages, start):
+                if segment.live_passages[row]:
+                    meant = CountingModel()._vector(read_for_meaning(article, passage))
+                    cosines[(i, row)] = float(meant @ question)
+    return cosines
+
+
+def test_the_nearest_by_meaning_are_the_live_passages_nearest_once_all_are_embedded(
+    seeds: Path, tmp_path: Path
+):
+    stopping = StoppingModel(after=9)
+    keeper = _open(seeds, tmp_path / "index", stopping)
+    passage_vectors = keeper.library.vectors
+    assert passage_vectors is not None
+    question = CountingModel()._vector("问" * 30)
+    keeper.embed_ahead(stopping.stop)
+    assert passage_vectors.nearest(question, 5, _segments(keeper)) == []  # not all embedded
+    keeper.embed_ahead()
+    (seeds / "beirut.txt").unlink()  # a deleted article's passages are never among them
+    keeper.refresh()
+    nearest = passage_vectors.nearest(question, 5, _segments(keeper))
+    cosines = _cosines(keeper, question)
+    assert len(nearest) >= 5 and len(cosines) > len(nearest)
+    assert [c for c, _, _ in nearest] == sorted((c for c, _, _ in nearest), reverse=True)
+    chosen = {(i, p) for _, i, p in nearest}
+    assert chosen <= set(cosines)
+    for cosine, i, passage in nearest:
+        assert cosine == pytest.approx(cosines[(i, passage)], abs=2e-3)  # stored as float16
+    assert (
+        min(cosines[p] for p in chosen)
+        >= max(c for p, c in cosines.items() if p not in chosen) - 2e-3
+    )
+
+
+def test_a_new_article_joins_the_nearest_once_it_is_embedded(seeds: Path, tmp_path: Path):
+    keeper = _open(seeds, tmp_path / "index")
+    passage_vectors = keeper.library.vectors
+    assert passage_vectors is not None
+    question = CountingModel()._vector("问" * 30)
+    keeper.embed_ahead()
+    assert passage_vectors.nearest(question, 3, _segments(keeper))
+    write_articles(seeds, 100, 1)
+    keeper.refresh()
+    assert passage_vectors.nearest(question, 3, _segments(keeper)) == []  # not embedded yet
+    keeper.embed_ahead()
+    # the rows it compares with were read as embedding finished, not by the next question
+    assert set(passage_vectors._float_rows) == {name for name, _, _ in _segments(keeper)}
+    every = passage_vectors.nearest(question, 1000, _segments(keeper))
+    assert len(every) == keeper.library.stats().passages
+    assert {i for _, i, _ in every} == set(range(len(_segments(keeper))))

@@ -313,6 +313,11 @@ class IndexKeeper:
             passage_vectors.flush()
             if self._state is state:
                 break  # once over an unchanged index (rows that cannot be kept stay pending)
+        if not stop.is_set():
+            # all embedded: the nearest-by-meaning search reads its copy of the rows now,
+            # not in the first question after
+            segments = self._current.segments
+            passage_vectors.prepare([(s.name, s.n_passages, s.live_passages) for s in segments])
         return done
 
     def passages_to_embed(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import re
 import threading
@@ -32,6 +33,8 @@ FILE = re.compile(r"vectors-([0-9a-f]{12})\.npy\Z")
 TEMPORARY = re.compile(r"vectors-[0-9a-f]{12}\.npy\.(\d+)\.tmp\Z")
 # What versions before these files wrote at the top of the index directory: removed.
 OLD_CACHE = re.compile(r"meaning(?:\.npz|-\d+\.tmp)\Z")
+# how far a float32 matrix product's cosine can be from the exact one, and then some
+NEAR_TOLERANCE = 1e-4
 UNIT_TOLERANCE = 0.02  # |norm - 1| of a usable row (float16 rounding is about 0.001)
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,10 @@ class Vectors:
         self.index_dir = index_dir
         self.key = model_key(meaning.name)
         self._files: dict[str, np.memmap | None] = {}  # segment name → its rows (None: none)
+        # segment name → which of its rows are usable, and (once every live passage of the
+        # archive is) its rows as float32: what `nearest` reads, kept up to date by writes
+        self._usable: dict[str, np.ndarray] = {}
+        self._float_rows: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def path(self, segment: str) -> Path:
@@ -121,6 +128,81 @@ class Vectors:
         with self._lock:
             for name in set(self._files) - set(segments):
                 del self._files[name]
+                self._usable.pop(name, None)
+                self._float_rows.pop(name, None)
+
+    def nearest(
+        self, question: np.ndarray, k: int, segments: Sequence[tuple[str, int, np.ndarray]]
+    ) -> list[tuple[float, int, int]]:
+        """The k live passages whose vectors are nearest `question` (a unit vector), as
+        (cosine, position in `segments`, passage number), nearest first, and any tied with the
+        k-th, over (segment name, passage count, live passages) of every segment; exact. None
+        until every live passage is embedded, so that a ranking never depends on how far
+        embedding has got (or on a damaged file)."""
+        if k <= 0 or not self.complete(segments):
+            return []
+        near: list[tuple[float, int, int]] = []
+        for i, (segment, n_passages, live) in enumerate(segments):
+            if not n_passages:
+                continue
+            scores = self._rows_as_float(segment, n_passages) @ question
+            scores[~live] = -np.inf
+            top = np.argpartition(-scores, min(k, n_passages) - 1)[:k]
+            near += [(float(scores[p]), i, int(p)) for p in top if np.isfinite(scores[p])]
+        if not near:
+            return []
+        # A matrix product's last bits depend on how rows are laid out (a merge moves them):
+        # the few near the k-th are scored again exactly, so that a ranking never changes
+        k_th = sorted(score for score, _, _ in near)[-min(k, len(near))]
+        exact = [
+            (self._cosine(segments[i][0], p, question), i, p)
+            for score, i, p in near
+            if score >= k_th - NEAR_TOLERANCE
+        ]
+        exact.sort(key=lambda item: -item[0])
+        cut = exact[min(k, len(exact)) - 1][0]
+        return [item for item in exact if item[0] >= cut]
+
+    def _cosine(self, segment: str, passage: int, question: np.ndarray) -> float:
+        row = self._float_rows[segment][passage].astype(np.float64)
+        return math.fsum(row * question.astype(np.float64))  # products of float16s and
+        # float32s are exact in float64, and fsum rounds once: the same wherever the row is
+
+    def complete(self, segments: Sequence[tuple[str, int, np.ndarray]]) -> bool:
+        """Whether every live passage of these (segment name, passage count, live passages)
+        has a usable row."""
+        for segment, n_passages, live in segments:
+            if not n_passages:
+                continue
+            ok = self._usable_rows(segment, n_passages)
+            if ok is None or np.any(live & ~ok):
+                return False
+        return True
+
+    def prepare(self, segments: Sequence[tuple[str, int, np.ndarray]]) -> None:
+        """Read the rows `nearest` compares with, if every live passage is embedded."""
+        if self.complete(segments):
+            for segment, n_passages, _ in segments:
+                if n_passages:
+                    self._rows_as_float(segment, n_passages)
+
+    def _usable_rows(self, segment: str, n_passages: int) -> np.ndarray | None:
+        stored = self._file(segment, n_passages)
+        if stored is None:
+            return None
+        with self._lock:
+            if segment not in self._usable:
+                self._usable[segment] = usable(stored)
+            return self._usable[segment]
+
+    def _rows_as_float(self, segment: str, n_passages: int) -> np.ndarray:
+        stored = self._file(segment, n_passages)
+        with self._lock:
+            if segment not in self._float_rows:
+                rows = np.asarray(stored[:, :-SEAL], dtype=np.float32)
+                rows[~self._usable[segment]] = 0.0
+                self._float_rows[segment] = rows
+            return self._float_rows[segment]
 
     def flush(self) -> None:
         with self._lock:
@@ -163,6 +245,10 @@ class Vectors:
                 stored = self._files[segment] = self._create(segment, n_passages, width)
             if stored is not None and stored.shape[1] == row.shape[0] + SEAL:
                 stored[passage] = seal(row)
+                if segment in self._usable:
+                    self._usable[segment][passage] = True
+                if segment in self._float_rows:
+                    self._float_rows[segment][passage] = row.astype(np.float16)  # as stored
 
     def _create(self, segment: str, n_passages: int, width: int) -> np.memmap | None:
         """A file of NaN rows for the segment (None: its folder is gone or not writable)."""

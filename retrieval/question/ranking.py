@@ -60,6 +60,11 @@ class RankingSettings:
     # scores for each standard deviation its cosine with the question stands above the lowest.
     meaning_weight: float = 1.5
     meaning_depth: int = 20
+    # A question that stands alone is also compared with every embedded passage, and the
+    # dense_candidates nearest by meaning join those the meaning stage ranks, with their own
+    # scores: a passage that says it in other words can still be found. Not for a follow-up:
+    # its own words (那他怎么回应) are near every article's quotes (docs/quality.md).
+    dense_candidates: int = 5
     # Confident only when the first hit's article holds at least this share of the
     # question's content words, weighted by how rare each is, and (numbers_must_match) every
     # number of two digits or more.
