@@ -98,8 +98,9 @@ def measure(shared: Path, work: Path, name: str, voa: Path, cmrc: tuple[Path, di
     tag = "shipped"  # every row ranks the same index
     wrapper = f"{sys.executable} -m benchmarks.ablation run {name} -- search -k 10 --json"
     values: dict[str, str] = {}
-    sets = newsqa.question_sets(shared).values()
-    for label, questions in zip(("dev", "held-out"), sets, strict=True):
+    sets = newsqa.question_sets(shared)
+    for label in ("dev", "held-out"):
+        questions = sets[label]
         cmd = f"{wrapper} --seeds {voa} --index-dir {work / f'voa-index-{tag}'}"
         line = newsqa.evaluate(shared, questions, cmd, 0)
         found = dict(re.findall(r"(\S+)=(\S+)", line))

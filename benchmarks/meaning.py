@@ -56,7 +56,7 @@ def main() -> int:
     shared = args.shared.resolve()
     work = args.work or Path(tempfile.mkdtemp(prefix="meaning-"))
     seeds = newsqa.prepare(shared, work)
-    with next(iter(newsqa.question_sets(shared).values())).open(encoding="utf-8") as dev:
+    with newsqa.question_sets(shared)["dev"].open(encoding="utf-8") as dev:
         questions = [q["q"] for q in map(json.loads, dev) if q["kind"] == "standalone"]
     by_terms = IndexKeeper.open(seeds, work / "index", workers=workers(progress)).library
     for path in (work / "index").glob("seg-*/*"):  # "the first time" is the first

@@ -45,11 +45,20 @@ def row(name: str, line: str) -> str:
     return f"| {name} | " + " | ".join(values.get(k, "n/a") for k in COLUMNS) + " |"
 
 
+# each set's name, as the table shows it
+LABELS = {
+    "train": "train (160 other articles)",
+    "dev": "dev (50 articles)",
+    "held-out": "held-out (31 other articles)",
+}
+
+
 def question_sets(shared: Path) -> dict[str, Path]:
+    """The question files by set: train, dev, held-out."""
     return {
-        "train (160 other articles)": shared / "datasets" / "newsqa-voa" / "train.jsonl",
-        "dev (50 articles)": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
-        "held-out (31 other articles)": HELDOUT,
+        "train": shared / "datasets" / "newsqa-voa" / "train.jsonl",
+        "dev": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
+        "held-out": HELDOUT,
     }
 
 
@@ -86,7 +95,8 @@ def main() -> int:
         sets = question_sets(shared)
         with task(progress, "scoring", len(sets), "question sets") as advance:
             for name, questions in sets.items():
-                print(row(name, evaluate(shared, questions, cmd, args.show_misses)), flush=True)
+                line = evaluate(shared, questions, cmd, args.show_misses)
+                print(row(LABELS[name], line), flush=True)
                 advance(1)
     finally:
         if args.work is None:
