@@ -214,7 +214,9 @@ class Library:
         # a question none of whose words the archive holds (🙂🙂) finds nothing, by meaning neither
         meant = None if self.vectors is None or not found else self.vectors.meaning.question(query)
         nearest = (
-            () if meant is None or question.read_with else self._nearest(snap, question, meant)
+            ()
+            if meant is None or question.read_with
+            else self._nearest(snap, question, meant, found[: settings.meaning_depth])
         )
         scored = self._ranked_again(
             snap, found, question, None if meant is None else lambda: meant, nearest
@@ -242,7 +244,7 @@ class Library:
         """Passages ranked by their terms, decoded and ranked again: the first few by the
         question's characters they hold, then (with passage vectors and `question_vector`,
         the question's meaning) the first twenty by meaning, with the `nearest` by meaning
-        among them."""
+        (none of them among the twenty) joining them."""
         settings = self.ranking
         scored = [(f, f.ranked.score) for f in map(snap.decode, found)]
         scored = _ranked_again(
@@ -258,17 +260,15 @@ class Library:
         vectors = self.vectors
         if vectors is not None and question_vector is not None:
             depth = settings.meaning_depth
-            head = {(f.ranked.segment, f.ranked.passage) for f, _ in scored[:depth]}
-            joining = [r for r in nearest if (r.segment, r.passage) not in head]
-            if joining:
-                places = {(r.segment, r.passage) for r in joining}
+            if nearest:  # none of them among the first `depth`: they join those
+                places = {(r.segment, r.passage) for r in nearest}
                 rest = [
                     x
                     for x in scored[depth:]
                     if (x[0].ranked.segment, x[0].ranked.passage) not in places
                 ]
-                scored = scored[:depth] + [(snap.decode(r), r.score) for r in joining] + rest
-                depth += len(joining)
+                scored = scored[:depth] + [(snap.decode(r), r.score) for r in nearest] + rest
+                depth += len(nearest)
             scored = _ranked_again(
                 scored,
                 depth,
@@ -282,11 +282,16 @@ class Library:
         return scored
 
     def _nearest(
-        self, snap: _Snapshot, question: ranking.Question, meant: np.ndarray
+        self,
+        snap: _Snapshot,
+        question: ranking.Question,
+        meant: np.ndarray,
+        found: Sequence[Ranked],
     ) -> list[Ranked]:
         """The passages nearest the question by meaning over the whole archive (once all of it
-        is embedded), each with its score as a search by terms gives it (0 if it holds none);
-        ties go as the index breaks them, by what the articles are."""
+        is embedded) that its terms did not find among the first (`found`), each with its score
+        as a search by terms gives it (0 if it holds none); ties go as the index breaks them,
+        by what the articles are."""
         k = self.ranking.dense_candidates
         if self.vectors is None or not k:
             return []
@@ -303,7 +308,10 @@ class Library:
             return (-cosine, -published, key, int(a["passage_ordinal"][passage]))
 
         ranked = []
+        already = {(r.segment, r.passage) for r in found}
         for _, i, passage in sorted(near, key=order)[:k]:
+            if (i, passage) in already:
+                continue
             segment = index.segments[i]
             article = int(segment.arrays["passage_article"][passage])
             every = segment.n_passages  # all of the article's passages that hold a term
