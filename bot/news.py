@@ -119,6 +119,9 @@ class NewsService:
         self._known: dict[str, Path] | None = None
         self.ingests: dict[str, IngestOutcome] = {}  # feed URL → its latest fetch
         self._merging: asyncio.Task[bool] | None = None
+        # pushes under way: awaited by close, also those a refresh started before the
+        # application ran (Application.create_task awaits only the ones made while it runs)
+        self._pushes: set[asyncio.Task[None]] = set()
         # the keeper embedding every passage ahead of questions (IndexKeeper.embed_ahead): a
         # daemon thread, as it may run for hours on a new archive and must not hold up a stop
         self._embedding: threading.Thread | None = None
@@ -234,8 +237,12 @@ class NewsService:
             )
 
     async def close(self) -> None:
-        """Stop embedding ahead and a merge under way (the index stays as it was before
-        it), and write out the passages' vectors (IndexKeeper.close)."""
+        """Wait for the pushes under way (each ends at its next message once the application
+        has stopped, logging what it did not send), stop embedding ahead and a merge under
+        way (the index stays as it was before it), and write out the passages' vectors
+        (IndexKeeper.close)."""
+        if self._pushes:
+            await asyncio.gather(*self._pushes, return_exceptions=True)
         self._stop_embedding.set()
         if self._embedding is not None:
             # one passage's embedding at most; a daemon thread never holds up the exit
@@ -290,9 +297,11 @@ class NewsService:
             except Exception:
                 logger.exception("could not match the followed topics; no alert sent")
         if articles or alerts:
-            application.create_task(
+            push = asyncio.create_task(
                 self._push(application, articles, alerts), name="push-new-articles"
             )
+            self._pushes.add(push)
+            push.add_done_callback(self._pushes.discard)
 
     def _claim_new(self) -> tuple[list[Article], list[str]]:
         """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest); and

@@ -117,6 +117,9 @@ async def running(
                     await application.updater.stop()
                 if application.running:
                     await application.stop()
+                    # as Application.run_polling does: post_stop only after a stop
+                    if application.post_stop:
+                        await application.post_stop(application)
         finally:
             await application.shutdown()
     finally:

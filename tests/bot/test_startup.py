@@ -229,3 +229,33 @@ async def test_the_first_feed_fetch_comes_right_after_start(fake_api, tmp_path):
             await fake_api.wait_for(lambda: library.stats().articles > 1, message="its articles")
             await asyncio.sleep(0.5)
             assert len(feeds.requests) == 1  # and the next one only after the interval
+
+
+async def test_stopping_the_bot_stops_embedding_and_closes_the_index(tmp_path, seeds, fake_api):
+    """`running` started the application itself and never called post_stop: a stopped bot
+    left its background embedding going and its index open (a merge could still start)."""
+    import threading
+
+    import numpy as np
+
+    from retrieval import Meaning
+    from tests.support.seeds import write_articles
+    from tests.test_meaning import CountingModel
+
+    class Slow(CountingModel):
+        started = threading.Event()
+
+        def passage(self, texts: str | list[str]) -> np.ndarray:
+            self.started.set()
+            time.sleep(0.05)
+            return super().passage(texts)
+
+    write_articles(seeds, 0, 40)
+    model = Slow()
+    keeper = IndexKeeper.open(seeds, tmp_path / "index", meaning=Meaning(model, "slow"))
+    async with running_bot(fake_api, keeper):
+        assert await asyncio.to_thread(model.started.wait, 10)
+    embedded = len(model.embedded)
+    await asyncio.sleep(0.3)
+    assert len(model.embedded) == embedded < keeper.library.stats().passages
+    assert keeper.merge_aside() is False  # closed: no merge starts
