@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -357,6 +358,10 @@ def _parsed(read: Callable[[], Asked]) -> Asked | BadLine:
         return exc
 
 
+class Terminated(Exception):
+    """SIGTERM arrived."""
+
+
 def _embed(keeper: IndexKeeper) -> int:
     """Embed what is not embedded yet, showing how far it is on stderr; Ctrl-C stops it, and
     what was embedded is kept."""
@@ -371,16 +376,25 @@ def _embed(keeper: IndexKeeper) -> int:
         except BaseException as exc:
             failed.append(exc)
 
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
     worker = threading.Thread(target=embed, name="embed-ahead")
     worker.start()
+    # `systemctl stop`, `kill` and a background job (which ignores Ctrl-C) stop it as Ctrl-C does
+    main_thread = threading.current_thread() is threading.main_thread()  # where signals go
+    previous = signal.signal(signal.SIGTERM, terminated) if main_thread else None
     try:
         while worker.is_alive():
             worker.join(0.2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
         stop.set()
         worker.join()
         print("stopped: embedded passages are kept; run it again to go on", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if failed:
         raise failed[0]
     stats = keeper.library.stats()

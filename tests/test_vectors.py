@@ -236,6 +236,36 @@ def test_the_command_line_embeds_ahead_and_says_what_it_did(seeds: Path, tmp_pat
     assert "embedded: 0 passages" in again.stdout
 
 
+def test_the_command_line_stops_on_sigterm_as_on_ctrl_c_and_keeps_what_it_embedded(
+    seeds: Path, tmp_path: Path
+):
+    """`systemctl stop` (SIGTERM), or a job started with & (which ignores Ctrl-C), ended it
+    without a word."""
+    import signal
+    import time
+
+    from tests.test_cli import REPO
+
+    write_articles(seeds, 100, 40)  # enough that it is still embedding when stopped
+    index = tmp_path / "index"
+    embedding = subprocess.Popen(
+        [sys.executable, "-m", "retrieval", "embed", "--seeds", str(seeds),
+         "--index-dir", str(index)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not _files(index) and time.monotonic() < deadline:  # the first rows are written
+        time.sleep(0.05)
+    embedding.send_signal(signal.SIGTERM)
+    out, err = embedding.communicate(timeout=60)
+    assert embedding.returncode == 143, err
+    assert "stopped: embedded passages are kept; run it again to go on" in err
+    assert "Traceback" not in err and "embedded:" not in out
+    kept = sum(int(vectors.usable(np.load(path)).sum()) for path in _files(index))
+    passages = IndexKeeper.open(seeds, tmp_path / "terms").library.stats().passages
+    assert 0 < kept < passages
+
+
 def test_a_flipped_bit_anywhere_is_rebuilt_or_harmless_and_the_bot_still_starts(
     seeds: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
