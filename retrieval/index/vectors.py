@@ -145,14 +145,24 @@ class Vectors:
         for i, (segment, n_passages, live) in enumerate(segments):
             if not n_passages:
                 continue
-            scores = self._rows_as_float(segment, n_passages) @ question
-            scores[~live] = -np.inf
-            top = np.argpartition(-scores, min(k, n_passages) - 1)[:k]
-            near += [(float(scores[p]), i, int(p)) for p in top if np.isfinite(scores[p])]
+            # numpy's own loop, not BLAS: OpenBLAS's threads, spinning idle after each product,
+            # took the cores from the model's engine (the bot answered a third fewer questions
+            # a second under load); one core scans 62k rows in about 9 ms all the same
+            by_passage = np.einsum("ij,j->i", self._rows_as_float(segment, n_passages), question)
+            by_passage[~live] = -np.inf
+            k_th = by_passage[np.argpartition(-by_passage, min(k, n_passages) - 1)[:k]].min()
+            if not np.isfinite(k_th):  # fewer than k live: all of them (if any)
+                finite = by_passage[np.isfinite(by_passage)]
+                if not finite.size:
+                    continue
+                k_th = finite.min()
+            # A product's last bits depend on how the rows are laid out (a merge moves them):
+            # those near the k-th are scored again exactly, so that a merge never changes a
+            # ranking
+            close = np.flatnonzero(by_passage >= k_th - NEAR_TOLERANCE)
+            near += [(float(by_passage[p]), i, int(p)) for p in close if np.isfinite(by_passage[p])]
         if not near:
             return []
-        # A matrix product's last bits depend on how rows are laid out (a merge moves them):
-        # the few near the k-th are scored again exactly, so that a ranking never changes
         k_th = sorted(score for score, _, _ in near)[-min(k, len(near))]
         exact = [
             (self._cosine(segments[i][0], p, question), i, p)
