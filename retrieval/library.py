@@ -218,9 +218,7 @@ class Library:
             if meant is None or question.read_with
             else self._nearest(snap, question, meant, found[: settings.meaning_depth])
         )
-        scored = self._ranked_again(
-            snap, found, question, None if meant is None else lambda: meant, nearest
-        )
+        scored = self._ranked_again(snap, found, question, meant, nearest)
         hits = tuple(self._hit(snap, f, score, question.terms) for f, score in scored[:k])
         confident, missing = ranking.judge(
             self.analyzer,
@@ -238,7 +236,7 @@ class Library:
         snap: _Snapshot,
         found: Sequence[Ranked],
         question: ranking.Question,
-        question_vector: Callable[[], np.ndarray] | None,
+        question_vector: np.ndarray | None,
         nearest: Sequence[Ranked] = (),
     ) -> list[tuple[_Found, float]]:
         """Passages ranked by their terms, decoded and ranked again: the first few by the
@@ -274,7 +272,7 @@ class Library:
                 depth,
                 lambda scores, first: ranking.with_meaning(
                     scores,
-                    question_vector(),
+                    question_vector,
                     vectors.rows([snap.wanted(f) for f in first]),
                     settings.meaning_weight,
                 ),
@@ -427,9 +425,7 @@ class Library:
         depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
         found = snap.index.rank_article(question, place[0], place[1], depth, settings, memo)
         vector = np.array(topic.vector, dtype=np.float32)
-        scored = self._ranked_again(
-            snap, found, question, (lambda: vector) if topic.vector else None
-        )
+        scored = self._ranked_again(snap, found, question, vector if topic.vector else None)
         if not scored:
             return None
         best, score = scored[0]
