@@ -7,6 +7,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -25,6 +26,9 @@ ABOUT = "📚 收录了"
 def _controlling_terminal() -> None:
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # as a shell starts a job at its prompt: Ctrl-C interrupts it, even when the tests run
+    # as a background job, whose SIGINT is ignored and would be inherited
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Terminal:
