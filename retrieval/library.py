@@ -297,13 +297,9 @@ class Library:
         segments = [(s.name, s.n_passages, s.live_passages) for s in index.segments]
         near = self.vectors.nearest(meant, k, segments)
 
-        def order(item: tuple[float, int, int]) -> tuple[float, int, int, int]:
+        def order(item: tuple[float, int, int]) -> tuple[float, ...]:
             cosine, i, passage = item
-            a = index.segments[i].arrays
-            article = int(a["passage_article"][passage])
-            published = int(a["article_published_ms"][article])
-            key = int(a["article_key"][article])
-            return (-cosine, -published, key, int(a["passage_ordinal"][passage]))
+            return (-cosine, *(int(key[0]) for key in index.tie_keys(i, np.array([passage]))))
 
         ranked = []
         already = {(r.segment, r.passage) for r in found}

@@ -197,13 +197,7 @@ class Index:
         scores = ranking.combine(bm25, by_article[of_article], cues, settings.article_weight)
 
         def ties(at: np.ndarray) -> tuple[np.ndarray, ...]:
-            """The newer article first, then the article id, then the passage's position."""
-            articles = of_article[at]
-            return (
-                -a["article_published_ms"][articles],
-                a["article_key"][articles],
-                a["passage_ordinal"][passages[at]],
-            )
+            return self.tie_keys(i, passages[at])
 
         chosen = best(scores, k, ties)
         keys = ties(chosen)
@@ -214,6 +208,18 @@ class Index:
             )
             for n, j in enumerate(chosen)
         ]
+
+    def tie_keys(self, i: int, passages: np.ndarray) -> tuple[np.ndarray, ...]:
+        """What breaks ties between these passages of the i-th segment, lowest first: the
+        newer article, then the article id, then the passage's position in it (never which
+        segment holds them)."""
+        a = self.segments[i].arrays
+        articles = a["passage_article"][passages]
+        return (
+            -a["article_published_ms"][articles],
+            a["article_key"][articles],
+            a["passage_ordinal"][passages],
+        )
 
     def _postings(self, i: int, segment: Segment, field: str) -> Postings:
         a = segment.arrays
