@@ -53,6 +53,8 @@ class ConsoleSession:
                 html = getattr(self, command.name)(rest)
             elif name in commands.NEXT.names:  # /next: the page buttons' stand-in
                 html = self._next_page()
+            elif command is not None:  # /subscribe, /following…: they need a chat
+                html = t(self.lang, "console_needs_a_chat", command=f"/{command.name}")
             else:
                 html = t(self.lang, "unknown_command")
         return render.to_plain(html, bold=self.bold)

@@ -205,6 +205,12 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh-Hant": "我只能讀懂文字問題。請用文字提問，或傳送 /help 查看用法。",
         "en": "I can only read text questions. Type a question, or send /help.",
     },
+    # The console has no chat: /subscribe, /following… need one in Telegram.
+    "console_needs_a_chat": {
+        "zh-Hans": "{command} 要在 Telegram 的聊天里用。这里可以直接提问，或用 /follow 预览话题。",
+        "zh-Hant": "{command} 要在 Telegram 的聊天裡用。這裡可以直接提問，或用 /follow 預覽話題。",
+        "en": "{command} needs a Telegram chat. Here, just ask, or preview a topic with /follow.",
+    },
     "unknown_command": {
         "zh-Hans": "我不认识这个命令。发送 /help 查看用法，或者直接提问。",
         "zh-Hant": "我不認識這個指令。傳送 /help 查看用法，或者直接提問。",

@@ -120,3 +120,12 @@ def test_next_with_nothing_to_continue_says_so(bot_library):
     assert "expired" not in session.handle("/next")
     session = ConsoleSession(bot_library, "zh-Hans")
     assert "先提一个问题" in session.handle("/next")
+
+
+def test_commands_that_need_a_chat_say_so_in_the_console(bot_library):
+    session = ConsoleSession(bot_library, "en")
+    for command in ("/following", "/unfollow 1", "/subscribe", "/autoanswer on"):
+        reply = session.handle(command)
+        assert reply.startswith(command.split()[0] + " needs a Telegram chat"), reply
+    assert "don't know that command" in session.handle("/nonsense")
+    assert "要在 Telegram 的聊天里用" in ConsoleSession(bot_library, "zh-Hans").handle("/following")
