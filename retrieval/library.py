@@ -212,7 +212,11 @@ class Library:
         depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
         found = snap.index.rank(question, max(k, depth), settings)
         # a question none of whose words the archive holds (🙂🙂) finds nothing, by meaning neither
-        meant = None if self.vectors is None or not found else self.vectors.meaning.question(query)
+        meant = (
+            None
+            if self.vectors is None or not found
+            else self._meaning_of(query, question.read_with)
+        )
         nearest = (
             ()
             if meant is None or question.read_with
@@ -230,6 +234,16 @@ class Library:
         )
         read_with = question.read_with[-1] if question.read_with else None
         return SearchResult(hits, confident, tuple(missing), read_with)
+
+    def _meaning_of(self, query: str, read_with: Sequence[str]) -> np.ndarray:
+        """The question's unit vector; a follow-up's is also read after its earlier question."""
+        assert self.vectors is not None
+        meaning, weight = self.vectors.meaning, self.ranking.context_meaning_weight
+        own = meaning.question(query)
+        if not read_with or not weight:
+            return own
+        read_after = meaning.question(f"{read_with[-1]} {query}")
+        return ranking.follow_up_meaning(own, read_after, weight)
 
     def _ranked_again(
         self,

@@ -7,7 +7,8 @@ The first few passages so ranked then gain a little for each Chinese character o
 they hold: people's words and the article's often share characters, not words (死伤 against
 死亡…受伤, 多大岁数 against 享年80岁), and the terms alone never see it. Last, when the
 library has a model of meaning (retrieval.question.meaning), the first twenty are ranked again
-by how close each passage, read with its article's title, is to the question in meaning.
+by how close each passage, read with its article's title, is to the question in meaning
+(a follow-up's meaning partly read after its earlier question).
 A follow-up that leans on an earlier question (他/那/这次…, or ending in 呢) is read with
 that question's terms: fully for finding the article, a little for finding the passage.
 Every number is a RankingSettings field, measured on people's questions and on CMRC
@@ -51,6 +52,9 @@ class RankingSettings:
     context_article_weight: float = 1.0
     context_passage_weight: float = 0.25
     context_decay: float = 0.5  # each question further back counts this much less
+    # A follow-up's meaning is its own words' and, weighing context_meaning_weight, its words
+    # read after the earlier question's: alone, 他们说了什么 is near every article's quotes.
+    context_meaning_weight: float = 0.25
     # Among the first character_depth passages, each distinct Chinese character of the
     # question that a passage also holds adds character_weight to its score.
     character_weight: float = 1.0
@@ -189,6 +193,14 @@ def with_meaning(
         (i, score + float(gain)) for i, (score, gain) in enumerate(zip(scores, gains, strict=True))
     ]
     return sorted(scored, key=lambda item: -item[1])
+
+
+def follow_up_meaning(own: np.ndarray, read_after: np.ndarray, weight: float) -> np.ndarray:
+    """A follow-up's unit vector: its own (`own`) and its words read after the earlier
+    question's (`read_after`), the second weighing `weight` (0 to 1)."""
+    mixed = (1.0 - weight) * own + weight * read_after
+    norm = float(np.linalg.norm(mixed))
+    return own if norm == 0.0 else (mixed / norm).astype(own.dtype)
 
 
 # --- does the archive answer it? -----------------------------------------------------------
