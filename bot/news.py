@@ -5,7 +5,9 @@ restart) ends in `NewsService.refresh`, which reloads the library and pushes eac
 pushed before to every subscribed chat, and to each chat that follows a topic (/follow) the
 new passages that answer it: one message a chat a refresh, after its subscription's. The
 subscription store remembers the chats, the articles and passages already pushed, so each is
-pushed at most once, across restarts; the handlers reach it through this service.
+pushed at most once, across restarts, and queues the pushes (its outbox) before they are sent,
+so a stop mid-push leaves the rest for the next start; the handlers reach it through this
+service.
 
 Each feed is fetched on its own (one job per feed, each fetch in its own thread), so a feed
 that drips, hangs or fails never keeps another from arriving. A fetch cannot be interrupted,
@@ -119,9 +121,11 @@ class NewsService:
         self._known: dict[str, Path] | None = None
         self.ingests: dict[str, IngestOutcome] = {}  # feed URL → its latest fetch
         self._merging: asyncio.Task[bool] | None = None
-        # pushes under way: awaited by close, also those a refresh started before the
-        # application ran (Application.create_task awaits only the ones made while it runs)
-        self._pushes: set[asyncio.Task[None]] = set()
+        # the task sending what the outbox holds (one at a time): awaited by close, also when
+        # a refresh started it before the application ran (Application.create_task awaits
+        # only the ones made while it runs)
+        self._sending: asyncio.Task[None] | None = None
+        self._queued_meanwhile = False  # pushes queued while it was looking at the outbox
         # the keeper embedding every passage ahead of questions (IndexKeeper.embed_ahead): a
         # daemon thread, as it may run for hours on a new archive and must not hold up a stop
         self._embedding: threading.Thread | None = None
@@ -156,7 +160,8 @@ class NewsService:
             self._embedding.start()
 
     async def catch_up(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """JobQueue, once the application runs: push what arrived while the bot was down."""
+        """JobQueue, once the application runs: push what arrived while the bot was down, and
+        what the last stop left queued."""
         await self._push_new(context.application)
 
     # ---- new articles -------------------------------------------------------------------
@@ -237,12 +242,12 @@ class NewsService:
             )
 
     async def close(self) -> None:
-        """Wait for the pushes under way (each ends at its next message once the application
-        has stopped, logging what it did not send), stop embedding ahead and a merge under
-        way (the index stays as it was before it), and write out the passages' vectors
-        (IndexKeeper.close)."""
-        if self._pushes:
-            await asyncio.gather(*self._pushes, return_exceptions=True)
+        """Wait for the pushes under way (they end at the next message once the application
+        has stopped; the rest stay queued for the next start), stop embedding ahead and a
+        merge under way (the index stays as it was before it), and write out the passages'
+        vectors (IndexKeeper.close)."""
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
         self._stop_embedding.set()
         if self._embedding is not None:
             # one passage's embedding at most; a daemon thread never holds up the exit
@@ -282,26 +287,37 @@ class NewsService:
     # ---- pushing ------------------------------------------------------------------------
 
     async def _push_new(self, application: Application) -> None:
-        """Record the articles not pushed yet and push them, with the alerts of the topics
-        they answer, in the background, so a long push (many chats, flood limits) holds up
-        neither the jobs nor /reload."""
+        """Claim the articles not pushed yet and queue them, with the alerts of the topics
+        they answer, then send the queue in the background, so a long push (many chats,
+        flood limits) holds up neither the jobs nor /reload."""
         try:
             articles, new_ids = await asyncio.to_thread(self._claim_new)
+            alerts: list[Alert] = []
+            if new_ids:
+                try:
+                    alerts = await asyncio.to_thread(self._alerts, new_ids, articles)
+                except Exception:
+                    logger.exception("could not match the followed topics; no alert sent")
+            await asyncio.to_thread(self._queue, articles, alerts)
         except Exception:
-            logger.exception("could not work out which articles are new; nothing pushed")
-            return
-        alerts: list[Alert] = []
-        if new_ids:
-            try:
-                alerts = await asyncio.to_thread(self._alerts, new_ids, articles)
-            except Exception:
-                logger.exception("could not match the followed topics; no alert sent")
-        if articles or alerts:
-            push = asyncio.create_task(
-                self._push(application, articles, alerts), name="push-new-articles"
+            logger.exception("could not work out or queue what is new; nothing pushed")
+        self._queued_meanwhile = True
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send_queued(application), name="push")
+
+    def _queue(self, articles: Sequence[Article], alerts: Sequence[Alert]) -> None:
+        """Queue each article for every subscribed chat, then each chat its alert."""
+        if articles:
+            chats = self.subscriptions.queue_articles([a.id for a in articles])
+            logger.info(
+                "pushing %s to %s", counted(len(articles), "new article"), counted(chats, "chat")
             )
-            self._pushes.add(push)
-            push.add_done_callback(self._pushes.discard)
+        if alerts:
+            logger.info("sending topic alerts to %s", counted(len(alerts), "chat"))
+        for alert in alerts:
+            self.subscriptions.queue_alert(
+                alert.chat_id, render.render_alert(alert.items, alert.lang)
+            )
 
     def _claim_new(self) -> tuple[list[Article], list[str]]:
         """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest); and
@@ -383,46 +399,42 @@ class NewsService:
         alert.items = [fresh[k] for k in keys if k in claimed]
         return bool(alert.items)
 
-    async def _push(
-        self, application: Application, articles: Sequence[Article], alerts: Sequence[Alert] = ()
-    ) -> None:
-        """Send each article to each subscribed chat, then each chat its alert; chats that are
-        gone are forgotten (their subscription and topics)."""
-        gone: set[int] = set()
-        for number, article in enumerate(articles):
-            # Read per article: a chat that unsubscribed meanwhile gets no more.
-            chats = [c for c in await asyncio.to_thread(self.subscriptions.chats) if c not in gone]
-            if number == 0:
-                logger.info(
-                    "pushing %s to %s",
-                    counted(len(articles), "new article"),
-                    counted(len(chats), "chat"),
-                )
-            html = render.render_new_article(article)
-            for chat_id in chats:
-                if not application.running:  # shutting down: do not hold up the stop
-                    logger.warning("stopped before pushing %s to every chat", article.url)
+    async def _send_queued(self, application: Application) -> None:
+        """Send what the outbox holds, first queued first, until it is empty; stop at the next
+        message once the application stops (the rest is sent after the next start). A chat
+        that is gone is forgotten, its queue with it; an article gone from the library is
+        skipped."""
+        try:
+            while application.running:
+                self._queued_meanwhile = False
+                queued = await asyncio.to_thread(self.subscriptions.take_queued)
+                if queued is None:
+                    if self._queued_meanwhile:  # queued after the outbox was looked at
+                        continue
                     return
-                if not await self._send(application.bot, chat_id, html):
-                    gone.add(chat_id)
-        if alerts:
-            logger.info("sending topic alerts to %s", counted(len(alerts), "chat"))
-        for alert in alerts:
-            if alert.chat_id in gone:
-                continue
-            if not application.running:
-                logger.warning("stopped before sending every topic alert")
-                return
-            await _after_answers(application, alert.chat_id)
-            await self._send(
-                application.bot, alert.chat_id, render.render_alert(alert.items, alert.lang)
+                if queued.article_id is not None:
+                    article = await asyncio.to_thread(self.library.article, queued.article_id)
+                    if article is None:
+                        continue
+                    html = render.render_new_article(article)
+                else:
+                    await _after_answers(application, queued.chat_id)
+                    html = queued.alert or ""
+                await self._send(application.bot, queued.chat_id, html)
+            left = await asyncio.to_thread(self.subscriptions.queued)
+            if left:
+                logger.info("stopping: %s queued for the next start", counted(left, "push"))
+        except Exception:
+            logger.exception(
+                "sending the queued pushes failed; the rest waits for the next refresh"
             )
 
-    async def _send(self, bot: Bot, chat_id: int, html: str) -> bool:
-        """Send one push. False when the chat is gone for good; it is then unsubscribed."""
+    async def _send(self, bot: Bot, chat_id: int, html: str) -> None:
+        """Send one push. A chat that is gone for good is forgotten (its subscription, topics
+        and queue); one that moved (a group that became a supergroup) gets it at its new id."""
         try:
             await bot.send_message(chat_id, html)
-            return True
+            return
         except ChatMigrated as exc:  # the group became a supergroup, with a new id
             await asyncio.to_thread(self.subscriptions.move, chat_id, exc.new_chat_id)
             logger.info(
@@ -431,20 +443,19 @@ class NewsService:
                 pseudonym(exc.new_chat_id),
             )
             await self._send(bot, exc.new_chat_id, html)
-            return False  # the old id is gone; the next article goes to the new one
+            return
         except Forbidden as exc:  # blocked by the user, kicked from the group, deactivated
             reason = exc.message
         except BadRequest as exc:
             if "chat not found" not in exc.message.lower():
                 logger.warning("push to chat %s failed: %s", pseudonym(chat_id), exc.message)
-                return True
+                return
             reason = exc.message
         except TelegramError as exc:  # flood limits and retries are the rate limiter's job
             logger.warning("push to chat %s failed: %s", pseudonym(chat_id), exc.message)
-            return True
+            return
         await asyncio.to_thread(self.subscriptions.forget, chat_id)
         logger.info("chat %s unsubscribed: %s", pseudonym(chat_id), reason)
-        return False
 
 
 async def _after_answers(application: Application, chat_id: int) -> None:

@@ -1,6 +1,6 @@
 """Which chats want new articles pushed, which articles were already pushed, which groups
-have /autoanswer on, the topics chats follow and the passages pushed to them as alerts: one
-SQLite file.
+have /autoanswer on, the topics chats follow, the passages pushed to them as alerts, and the
+pushes queued and not sent yet: one SQLite file.
 
 Plain stdlib sqlite3 with a short-lived connection per call, so the store is safe to use from
 any thread (the bot calls it through asyncio.to_thread) and needs no shutdown step. Every call
@@ -11,9 +11,10 @@ The file's `PRAGMA user_version` says how its article ids are made:
   1  retrieval.seedfile.article_id: sha1 of the canonical URL (no #fragment, lower-case host)
   2  the same, and the table `autoanswer`
   3  the same, and the tables `topics` (what /follow keeps) and `alerted` (passages pushed)
+  4  the same, and the table `outbox` (pushes queued: what a stop left unsent goes next start)
 A database at version 0 is brought up to date by `migrate`, which needs the library's
-articles, so the bot calls it at start-up; one at version 1 or 2 only needs the new tables,
-which opening it adds.
+articles, so the bot calls it at start-up; one at version 1, 2 or 3 only needs the new
+tables, which opening it adds.
 
 Opening checks the file before anything is written to it: a damaged file (zeroed pages,
 flipped bytes), another program's database or a wrong schema raises `UnusableDatabase`, one
@@ -34,6 +35,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval import ArticleRef
@@ -42,19 +44,21 @@ TIMEOUT = 10.0  # seconds to wait for another writer's lock
 # Time to notice an upgrade gone wrong and restore its copy; after that the copy only keeps
 # former subscribers' chat ids.
 KEEP_COPY_DAYS = 7
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _COLUMNS = {
     "subscriptions": ("chat_id", "since"),
     "announced": ("article_id", "at"),
     "autoanswer": ("chat_id", "since"),
     "topics": ("id", "chat_id", "since", "text", "reading", "lang"),
     "alerted": ("chat_id", "passage", "at"),
+    "outbox": ("id", "chat_id", "article_id", "alert", "at"),
 }
 # The tables of a file at an older version, which opening it completes.
 _TABLES_BEFORE = {
     0: {"subscriptions", "announced"},
     1: {"subscriptions", "announced"},
     2: {"subscriptions", "announced", "autoanswer"},
+    3: {"subscriptions", "announced", "autoanswer", "topics", "alerted"},
 }
 _SCHEMA = (
     # since: unix time of /subscribe
@@ -74,7 +78,21 @@ _SCHEMA = (
     # keys: bot.news), so none is pushed twice whatever merges renumber; at: unix time
     "CREATE TABLE IF NOT EXISTS alerted (chat_id INTEGER NOT NULL, passage TEXT NOT NULL,"
     " at INTEGER NOT NULL, PRIMARY KEY (chat_id, passage))",
+    # pushes queued, sent in id order: a new article (article_id) or a topic alert (alert:
+    # its HTML, rendered in the follower's language); at: unix time it was queued
+    "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL,"
+    " article_id TEXT, alert TEXT, at INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS outbox_of_chat ON outbox (chat_id)",
 )
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A push taken from the outbox: a new article (its id) or a topic alert (its HTML)."""
+
+    chat_id: int
+    article_id: str | None
+    alert: str | None
 
 
 class UnusableDatabase(sqlite3.DatabaseError):
@@ -106,7 +124,7 @@ class SubscriptionStore:
                 self._keep_copy(f"v{version}")
             for statement in _SCHEMA:
                 db.execute(statement)
-            if version in (1, 2):  # versions 2 and 3 only add tables
+            if version in (1, 2, 3):  # versions 2, 3 and 4 only add tables
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _keep_copy(self, label: str) -> None:
@@ -166,25 +184,29 @@ class SubscriptionStore:
             return cursor.rowcount == 1
 
     def unsubscribe(self, chat_id: int) -> bool:
-        """Unsubscribe a chat; False if it was not subscribed."""
+        """Unsubscribe a chat (the new articles queued for it go too); False if it was not
+        subscribed."""
         with self._transaction() as db:
             cursor = db.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,))
+            db.execute(
+                "DELETE FROM outbox WHERE chat_id = ? AND article_id IS NOT NULL", (chat_id,)
+            )
             return cursor.rowcount == 1
 
     def move(self, old_chat_id: int, new_chat_id: int) -> None:
         """A group became a supergroup (new id): keep its subscription, /autoanswer, topics
-        and the passages already pushed to it."""
+        the passages already pushed to it and those queued for it."""
         with self._transaction() as db:
-            for table in ("subscriptions", "autoanswer", "topics", "alerted"):
+            for table in ("subscriptions", "autoanswer", "topics", "alerted", "outbox"):
                 db.execute(
                     f"UPDATE OR REPLACE {table} SET chat_id = ? WHERE chat_id = ?",
                     (new_chat_id, old_chat_id),
                 )
 
     def forget(self, chat_id: int) -> None:
-        """The bot was blocked or removed: the chat's subscription and topics go."""
+        """The bot was blocked or removed: the chat's subscription, topics and queue go."""
         with self._transaction() as db:
-            for table in ("subscriptions", "topics", "alerted"):
+            for table in ("subscriptions", "topics", "alerted", "outbox"):
                 db.execute(f"DELETE FROM {table} WHERE chat_id = ?", (chat_id,))
 
     def chats(self) -> list[int]:
@@ -293,6 +315,47 @@ class SubscriptionStore:
                 "DELETE FROM alerted WHERE at < ?", (int(time.time() - keep_days * 86400),)
             )
             return max(cursor.rowcount, 0)
+
+    # ---- the outbox ------------------------------------------------------------------------
+
+    def queue_articles(self, article_ids: Iterable[str]) -> int:
+        """Queue each article, in order, for every subscribed chat (oldest subscription
+        first); how many chats that is."""
+        now = int(time.time())
+        with self._transaction() as db:
+            chats = [
+                c
+                for (c,) in db.execute("SELECT chat_id FROM subscriptions ORDER BY since, chat_id")
+            ]
+            db.executemany(
+                "INSERT INTO outbox (chat_id, article_id, at) VALUES (?, ?, ?)",
+                ((chat_id, article_id, now) for article_id in article_ids for chat_id in chats),
+            )
+        return len(chats)
+
+    def queue_alert(self, chat_id: int, html: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO outbox (chat_id, alert, at) VALUES (?, ?, ?)",
+                (chat_id, html, int(time.time())),
+            )
+
+    def take_queued(self) -> Queued | None:
+        """The push queued first, taken off the queue (None when it is empty). Taken before
+        it is sent, as articles are claimed: a crash loses one push, never sends one twice."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, chat_id, article_id, alert FROM outbox ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM outbox WHERE id = ?", (row[0],))
+        return Queued(*row[1:])
+
+    def queued(self) -> int:
+        """How many pushes are queued."""
+        with self._transaction(write=False) as db:
+            return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
     # ---- announced articles ---------------------------------------------------------------
 

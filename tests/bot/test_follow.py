@@ -232,7 +232,7 @@ def test_a_version_2_database_gets_the_topic_tables_and_keeps_everything(db):
     assert store.claim_new(["0123456789abcdef", "fedcba9876543210"]) == {"fedcba9876543210"}
     assert store.follow(42, TOPIC, "{}", "en", 10) == ("followed", 1)
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert SubscriptionStore(db).topics(42) == [TOPIC]  # and it opens again as it is
 
 

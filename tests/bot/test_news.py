@@ -406,3 +406,37 @@ async def test_info_logs_name_no_chat_or_user_id(fake_api, bot_keeper, db, caplo
     assert pseudonym(user["id"]) in said  # subscribed, and later over the rate
     assert f"{pseudonym(group['id'])} is now {pseudonym(supergroup['id'])}" in said
     assert pseudonym(("user", user["id"])) in said
+
+
+async def test_a_stop_mid_push_leaves_the_rest_queued_and_the_next_start_sends_it(
+    fake_api, keeper, seeds, db, caplog
+):
+    """Pushes are queued before they are sent: a stop sends no more, and the next start sends
+    the rest, each article to each chat once."""
+    caplog.set_level(logging.INFO, logger="bot")
+    store = SubscriptionStore(db)
+    readers = list(range(8601, 8621))
+    for chat_id in readers:
+        store.subscribe(chat_id)
+
+    def sent() -> int:
+        return sum(len(_pushes(fake_api, chat_id)) for chat_id in readers)
+
+    fake_api.send_seconds = 0.05  # 40 pushes: two seconds at least
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db), RELOAD_SECONDS="0.2"):
+        QUAKE.write(seeds, "300_quake.txt")
+        FLOOD.write(seeds, "301_flood.txt")
+        await fake_api.wait_for(lambda: sent() >= 3)
+    sent_before_the_stop = sent()
+    assert 3 <= sent_before_the_stop < 40
+    assert store.queued() == 40 - sent_before_the_stop  # none lost, none sent twice
+    assert any("queued for the next start" in r.getMessage() for r in caplog.records)
+
+    fake_api.send_seconds = 0.0
+    async with running_bot(fake_api, keeper, SUBSCRIPTIONS_DB=str(db)):
+        await fake_api.wait_for(lambda: sent() == 40)
+        await fake_api.settle()
+    assert sent() == 40 and store.queued() == 0
+    for chat_id in readers:
+        first, second = _pushes(fake_api, chat_id)
+        assert QUAKE.title in first and FLOOD.title in second  # oldest first

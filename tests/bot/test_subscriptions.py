@@ -224,3 +224,48 @@ async def test_the_bot_deletes_an_old_copy_when_it_starts(fake_api, bot_keeper, 
         pass
     assert not copy.exists()
     assert SubscriptionStore(db).chats() == [42]
+
+
+def test_the_outbox_is_first_in_first_out_and_follows_its_chats(db):
+    store = SubscriptionStore(db)
+    for chat_id in (1, 2, 3):
+        store.subscribe(chat_id)
+    assert store.queue_articles(["a", "b"]) == 3
+    store.queue_alert(2, "<b>alert</b>")
+    assert store.queued() == 7
+    first = store.take_queued()
+    assert (first.chat_id, first.article_id, first.alert) == (1, "a", None)
+    assert store.unsubscribe(2)  # its new articles go; its topic alert stays
+    store.move(3, -1003)
+    store.forget(1)
+    left = []
+    while (queued := store.take_queued()) is not None:
+        left.append((queued.chat_id, queued.article_id, queued.alert))
+    assert left == [(-1003, "a", None), (-1003, "b", None), (2, None, "<b>alert</b>")]
+    assert store.queued() == 0 and store.take_queued() is None
+
+
+def test_a_version_3_database_gets_the_outbox_and_keeps_everything(db):
+    with sqlite3.connect(db) as raw:
+        raw.executescript(
+            "CREATE TABLE subscriptions (chat_id INTEGER PRIMARY KEY, since INTEGER NOT NULL);"
+            "CREATE TABLE announced (article_id TEXT PRIMARY KEY, at INTEGER NOT NULL);"
+            "CREATE TABLE autoanswer (chat_id INTEGER PRIMARY KEY, since INTEGER NOT NULL);"
+            "CREATE TABLE topics (id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL,"
+            " since INTEGER NOT NULL, text TEXT NOT NULL, reading TEXT NOT NULL,"
+            " lang TEXT NOT NULL);"
+            "CREATE TABLE alerted (chat_id INTEGER NOT NULL, passage TEXT NOT NULL,"
+            " at INTEGER NOT NULL, PRIMARY KEY (chat_id, passage));"
+            "INSERT INTO subscriptions VALUES (42, 1700000000);"
+            "INSERT INTO announced VALUES ('0123456789abcdef', 1700000000);"
+            "INSERT INTO topics VALUES (1, 42, 1700000001, '日本防卫支出', '{}', 'en');"
+            "PRAGMA user_version = 3;"
+        )
+    before = db.read_bytes()
+    store = SubscriptionStore(db)
+    assert (db.parent / f"{db.name}.v3.bak").read_bytes() == before
+    assert store.chats() == [42] and store.topics(42) == ["日本防卫支出"]
+    assert store.claim_new(["0123456789abcdef"]) == set()
+    assert store.queue_articles(["fedcba9876543210"]) == 1 and store.queued() == 1
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4

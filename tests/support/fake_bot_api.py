@@ -140,6 +140,7 @@ class FakeBotApi:
     privacy_mode: bool = True
     calls: list[Call] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what Telegram would have refused
+    send_seconds: float = 0.0  # how long each sendMessage takes (a slow network)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -404,6 +405,8 @@ class FakeBotApi:
             if failure.retry_after is not None:
                 payload["parameters"] = {"retry_after": failure.retry_after}
             return _reply(request, failure.status, payload)
+        if method == "sendMessage" and self.send_seconds:
+            time.sleep(self.send_seconds)  # this request's server thread only
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             call.status, call.done = 404, True
