@@ -308,8 +308,7 @@ class Library:
         if self.vectors is None or not k:
             return []
         index = snap.index
-        segments = [(s.name, s.n_passages, s.live_passages) for s in index.segments]
-        near = self.vectors.nearest(meant, k, segments)
+        near = self.vectors.nearest(meant, k, index.segments)
 
         def order(item: tuple[float, int, int]) -> tuple[float, ...]:
             cosine, i, passage = item

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -306,9 +307,8 @@ def test_a_flipped_bit_anywhere_is_rebuilt_or_harmless_and_the_bot_still_starts(
         assert reopened.library.search(QUESTION, k=10) == expected, path.name
 
 
-def _segments(keeper: IndexKeeper) -> list[tuple[str, int, np.ndarray]]:
-    index = keeper.library._current.index
-    return [(s.name, s.n_passages, s.live_passages) for s in index.segments]
+def _segments(keeper: IndexKeeper) -> Sequence[store.Segment]:
+    return keeper.library._current.index.segments
 
 
 def _as_embedded(keeper: IndexKeeper, words: SearchResult, whole: SearchResult) -> SearchResult:
@@ -373,7 +373,7 @@ def test_a_new_article_joins_the_nearest_once_it_is_embedded(seeds: Path, tmp_pa
     assert passage_vectors.nearest(question, 3, _segments(keeper)) == []  # not embedded yet
     keeper.embed_ahead()
     # the rows it compares with were read as embedding finished, not by the next question
-    assert set(passage_vectors._float_rows) == {name for name, _, _ in _segments(keeper)}
+    assert set(passage_vectors._float_rows) == {s.name for s in _segments(keeper)}
     every = passage_vectors.nearest(question, 1000, _segments(keeper))
     assert len(every) == keeper.library.stats().passages
     assert {i for _, i, _ in every} == set(range(len(_segments(keeper))))

@@ -316,8 +316,7 @@ class IndexKeeper:
         if not stop.is_set():
             # all embedded: the nearest-by-meaning search reads its copy of the rows now,
             # not in the first question after
-            segments = self._current.segments
-            passage_vectors.prepare([(s.name, s.n_passages, s.live_passages) for s in segments])
+            passage_vectors.prepare(self._current.segments)
         return done
 
     def passages_to_embed(self) -> int:

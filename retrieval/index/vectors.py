@@ -23,6 +23,7 @@ import threading
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -38,6 +39,17 @@ NEAR_TOLERANCE = 1e-4
 UNIT_TOLERANCE = 0.02  # |norm - 1| of a usable row (float16 rounding is about 0.001)
 
 log = logging.getLogger(__name__)
+
+
+class SegmentPassages(Protocol):
+    """What the vectors need of a served segment (store.Segment)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def n_passages(self) -> int: ...
+    @property
+    def live_passages(self) -> np.ndarray: ...
 
 
 def model_key(model_name: str) -> str:
@@ -132,17 +144,18 @@ class Vectors:
                 self._float_rows.pop(name, None)
 
     def nearest(
-        self, question: np.ndarray, k: int, segments: Sequence[tuple[str, int, np.ndarray]]
+        self, question: np.ndarray, k: int, segments: Sequence[SegmentPassages]
     ) -> list[tuple[float, int, int]]:
         """The k live passages whose vectors are nearest `question` (a unit vector), as
         (cosine, position in `segments`, passage number), nearest first, and any tied with the
-        k-th, over (segment name, passage count, live passages) of every segment; exact. None
+        k-th, over the live passages of every segment; exact. None
         until every live passage is embedded, so that a ranking never depends on how far
         embedding has got (or on a damaged file)."""
         if k <= 0 or not self.complete(segments):
             return []
         near: list[tuple[float, int, int]] = []
-        for i, (segment, n_passages, live) in enumerate(segments):
+        for i, served in enumerate(segments):
+            segment, n_passages, live = served.name, served.n_passages, served.live_passages
             if not n_passages:
                 continue
             # numpy's own loop, not BLAS: OpenBLAS's threads, spinning idle after each product,
@@ -165,7 +178,7 @@ class Vectors:
             return []
         k_th = sorted(score for score, _, _ in near)[-min(k, len(near))]
         exact = [
-            (self._cosine(segments[i][0], p, question), i, p)
+            (self._cosine(segments[i].name, p, question), i, p)
             for score, i, p in near
             if score >= k_th - NEAR_TOLERANCE
         ]
@@ -178,23 +191,22 @@ class Vectors:
         return math.fsum(row * question.astype(np.float64))  # products of float16s and
         # float32s are exact in float64, and fsum rounds once: the same wherever the row is
 
-    def complete(self, segments: Sequence[tuple[str, int, np.ndarray]]) -> bool:
-        """Whether every live passage of these (segment name, passage count, live passages)
-        has a usable row."""
-        for segment, n_passages, live in segments:
-            if not n_passages:
+    def complete(self, segments: Sequence[SegmentPassages]) -> bool:
+        """Whether every live passage of these segments has a usable row."""
+        for served in segments:
+            if not served.n_passages:
                 continue
-            ok = self._usable_rows(segment, n_passages)
-            if ok is None or np.any(live & ~ok):
+            ok = self._usable_rows(served.name, served.n_passages)
+            if ok is None or np.any(served.live_passages & ~ok):
                 return False
         return True
 
-    def prepare(self, segments: Sequence[tuple[str, int, np.ndarray]]) -> None:
+    def prepare(self, segments: Sequence[SegmentPassages]) -> None:
         """Read the rows `nearest` compares with, if every live passage is embedded."""
         if self.complete(segments):
-            for segment, n_passages, _ in segments:
-                if n_passages:
-                    self._rows_as_float(segment, n_passages)
+            for served in segments:
+                if served.n_passages:
+                    self._rows_as_float(served.name, served.n_passages)
 
     def _usable_rows(self, segment: str, n_passages: int) -> np.ndarray | None:
         stored = self._file(segment, n_passages)
