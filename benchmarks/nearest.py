@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,15 @@ from retrieval.question.meaning import Meaning
 from retrieval.question.ranking import SHIPPED
 
 WIDTH = 384  # the shipped model's (multilingual-e5-small)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """A segment as the vectors see it (vectors.SegmentPassages)."""
+
+    name: str
+    n_passages: int
+    live_passages: np.ndarray
 
 
 class _Unused:
@@ -57,7 +67,7 @@ def measure(n: int, repeat: int, folder: Path) -> tuple[float, float, float]:
     path = passage_vectors.path(name)
     path.parent.mkdir(parents=True)
     np.save(path, stored_rows(n, rng), allow_pickle=False)
-    segments = [(name, n, np.ones(n, bool))]
+    segments = [_Segment(name, n, np.ones(n, bool))]
     k = SHIPPED.dense_candidates
     question = rng.standard_normal(WIDTH).astype(np.float32)
     question /= np.linalg.norm(question)
