@@ -9,6 +9,8 @@ of the same kinds, each among the seed and all 4,216 VOA articles:
             measuring and for finding out why a question fails
   held-out  benchmarks/data/newsqa-heldout.jsonl (153 questions about 31 other articles,
             written for this project): decides whether a change helped; never tuned on
+  english   benchmarks/data/newsqa-english.jsonl (46 of train's questions as an English
+            reader asks them, written for this project): questions across scripts
 
 usage: python -m benchmarks.newsqa [--shared ../shared] [--work DIR] [--show-misses N]
 """
@@ -27,6 +29,7 @@ from benchmarks import ROOT, build_index, reporter, scorer_lines
 from retrieval.progress import task
 
 HELDOUT = ROOT / "benchmarks" / "data" / "newsqa-heldout.jsonl"
+ENGLISH = ROOT / "benchmarks" / "data" / "newsqa-english.jsonl"
 COLUMNS = ("R@1", "R@3", "MRR@10", "fu_R@1", "xctx_R@1", "declined", "answered", "answered_right")
 
 
@@ -50,15 +53,17 @@ LABELS = {
     "train": "train (160 other articles)",
     "dev": "dev (50 articles)",
     "held-out": "held-out (31 other articles)",
+    "english": "English (30 of train's articles)",
 }
 
 
 def question_sets(shared: Path) -> dict[str, Path]:
-    """The question files by set: train, dev, held-out."""
+    """The question files by set: train, dev, held-out, English."""
     return {
         "train": shared / "datasets" / "newsqa-voa" / "train.jsonl",
         "dev": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
         "held-out": HELDOUT,
+        "english": ENGLISH,
     }
 
 

@@ -27,7 +27,7 @@ from retrieval.models import (
     TopicMatch,
 )
 from retrieval.question import ranking, topics
-from retrieval.question.analysis import Analyzer
+from retrieval.question.analysis import Analyzer, written_in
 from retrieval.question.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,17 @@ class _Snapshot:
     def stats(self) -> LibraryStats:
         # once per state: a health check every few milliseconds costs nothing after the first
         return stats_of(self.state)
+
+    @cached_property
+    def written_in(self) -> str | None:
+        """The script the archive is mostly written in (analysis.written_in), read from up
+        to 200 titles of each segment when first asked for."""
+        titles = [
+            self.normalized_title(i, int(number))
+            for i, segment in enumerate(self.index.segments)
+            for number in np.flatnonzero(segment.live_articles)[:200]
+        ]
+        return written_in("\n".join(titles))
 
     def _normalized_title(self, segment: int, number: int) -> str:
         return self._normalize(self.cut(segment, number)[0].title)
@@ -209,6 +220,10 @@ class Library:
     def _search(self, query: str, k: int, context: Sequence[str]) -> SearchResult:
         snap, settings = self._current, self.ranking
         question = self._read(snap, query, context)
+        if not question.read_with and self._across_scripts(snap, query):
+            across = self._by_meaning_alone(snap, question, query, k)
+            if across is not None:
+                return across
         depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
         found = snap.index.rank(question, max(k, depth), settings)
         # a question none of whose words the archive holds (🙂🙂) finds nothing, by meaning neither
@@ -234,6 +249,29 @@ class Library:
         )
         read_with = question.read_with[-1] if question.read_with else None
         return SearchResult(hits, confident, tuple(missing), read_with)
+
+    def _across_scripts(self, snap: _Snapshot, query: str) -> bool:
+        """Whether the question is written in another script than the archive (English
+        about Chinese articles): its words then cannot meet the articles' own."""
+        asked_in = written_in(self.analyzer.normalize(query))
+        return self.vectors is not None and asked_in is not None and asked_in != snap.written_in
+
+    def _by_meaning_alone(
+        self, snap: _Snapshot, question: ranking.Question, query: str, k: int
+    ) -> SearchResult | None:
+        """A question in another script than the archive's, answered by the passages nearest
+        it in meaning alone (None until every passage is embedded: then by its words, as any
+        question). Never confident, and no word is named missing: a word of another script is
+        not one the articles could hold."""
+        assert self.vectors is not None
+        near = self._nearest_by_meaning(snap, self.vectors.meaning.question(query), k)
+        if not near:
+            return None
+        hits = tuple(
+            self._hit(snap, snap.decode(Ranked(i, passage, cosine, 0.0)), cosine, question.terms)
+            for cosine, i, passage in near
+        )
+        return SearchResult(hits, False, ())
 
     def _meaning_of(self, query: str, read_with: Sequence[str]) -> np.ndarray:
         """The question's unit vector; a follow-up's is also read after its earlier question."""
@@ -308,15 +346,9 @@ class Library:
         if self.vectors is None or not k:
             return []
         index = snap.index
-        near = self.vectors.nearest(meant, k, index.segments)
-
-        def order(item: tuple[float, int, int]) -> tuple[float, ...]:
-            cosine, i, passage = item
-            return (-cosine, *(int(key[0]) for key in index.tie_keys(i, np.array([passage]))))
-
         ranked = []
         already = {(r.segment, r.passage) for r in found}
-        for _, i, passage in sorted(near, key=order)[:k]:
+        for _, i, passage in self._nearest_by_meaning(snap, meant, k):
             if (i, passage) in already:
                 continue
             segment = index.segments[i]
@@ -327,6 +359,21 @@ class Library:
             }
             ranked.append(scores.get(passage, Ranked(i, passage, 0.0, 0.0)))
         return ranked
+
+    def _nearest_by_meaning(
+        self, snap: _Snapshot, meant: np.ndarray, k: int
+    ) -> list[tuple[float, int, int]]:
+        """The k live passages nearest `meant` over the archive, as (cosine, segment position,
+        passage), nearest first; ties go as the index breaks them, by what the articles are.
+        None until every live passage is embedded (Vectors.nearest)."""
+        assert self.vectors is not None
+        index = snap.index
+
+        def order(item: tuple[float, int, int]) -> tuple[float, ...]:
+            cosine, i, passage = item
+            return (-cosine, *(int(key[0]) for key in index.tie_keys(i, np.array([passage]))))
+
+        return sorted(self.vectors.nearest(meant, k, index.segments), key=order)[:k]
 
     def _idf_of_word(self, index: Index, word: str) -> float:
         """How rare a word is among passages: its rarest index term's idf."""

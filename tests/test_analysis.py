@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from retrieval.articles import passages_of, read_article
-from retrieval.question.analysis import Analyzer, bigram_code, bigram_strings
+from retrieval.question.analysis import Analyzer, bigram_code, bigram_strings, written_in
 from retrieval.text import merge_spans
 from tests.support.seeds import SEED
 
@@ -157,3 +157,13 @@ def test_merge_spans_sorts_joins_touching_spans_and_clips_to_the_text() -> None:
     assert merge_spans([(5, 7), (0, 2), (2, 3), (6, 9)]) == ((0, 3), (5, 9))
     # Clipped to a 6-character text: what falls outside, or is left empty, is dropped.
     assert merge_spans([(-2, 1), (4, 4), (5, 20), (8, 9)], length=6) == ((0, 1), (5, 6))
+
+
+def test_a_text_is_written_in_the_script_most_of_it_is(analyzer: Analyzer) -> None:
+    def script(text: str) -> str | None:
+        return written_in(analyzer.normalize(text))
+
+    assert script("What did Ishiba promise Trump?") == "latin"
+    assert script("石破茂 summit tariffs") == "han"  # three characters against two words
+    assert script("Ortagus 發推怎麼反駁習近平講的朝鮮戰爭") == "han"
+    assert script("２０２４年") == "han" and script("🙂🙂 2024") is None

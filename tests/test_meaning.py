@@ -264,3 +264,27 @@ def test_a_passage_that_shares_no_word_with_the_question_is_found_by_its_meaning
     # a follow-up keeps to what its words and its context find
     follow_up = keeper.library.search("那他们呢", k=3, context=["黎巴嫩总理宣布了什么"])
     assert aid not in [h.passage.text for h in follow_up.hits]
+
+
+def test_a_question_in_another_script_is_answered_by_meaning_once_all_is_embedded(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: the words of an English question cannot meet a Chinese article's; once every
+    passage is embedded it is answered by the passages nearest it in meaning, never with
+    confidence, and none of its English words is named missing."""
+    seeds = write_seeds(tmp_path / "seeds", TYPHOON, RAIL)
+    keeper = IndexKeeper.open(seeds, tmp_path / "index", meaning=Meaning.load())
+    library = keeper.library
+    question = "How long is the new high-speed rail trip from Beijing to Shanghai?"
+    assert library.search(question, k=3).hits == ()  # by its words: nothing
+    chinese = library.search("高铁从北京到上海要多久", k=3)
+    keeper.embed_ahead()
+    result = library.search(question, k=3)
+    assert result.hits and result.hits[0].article.title == RAIL.title
+    assert not result.confident and result.missing == ()
+    meant = library.vectors.meaning.question(question)
+    nearest = library.vectors.nearest(meant, 3, library._current.index.segments)
+    assert [h.score for h in result.hits] == sorted((c for c, _, _ in nearest), reverse=True)[:3]
+    # a question in the archive's own script is ranked as before, its words and all
+    again = library.search("高铁从北京到上海要多久", k=3)
+    assert again.confident and again.hits[0].passage == chinese.hits[0].passage

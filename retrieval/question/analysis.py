@@ -58,6 +58,18 @@ def chinese_characters(normalized: str) -> frozenset[str]:
     return frozenset(_HAN.findall(normalized))
 
 
+_LATIN_WORD = re.compile(r"[a-z]{2,}")
+
+
+def written_in(normalized: str) -> str | None:
+    """The script a normalized text is mostly written in, "han" or "latin": its Chinese
+    characters against its words of Latin letters, one each (None: neither)."""
+    han, latin = len(_HAN.findall(normalized)), len(_LATIN_WORD.findall(normalized))
+    if not han and not latin:
+        return None
+    return "han" if han >= latin else "latin"
+
+
 def bigram_code(term: str) -> int | None:
     """The code of a term of two Chinese characters (None for any other term), whether it is
     a bigram or a word: one term, one id, as for strings."""
