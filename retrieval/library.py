@@ -27,7 +27,7 @@ from retrieval.models import (
     TopicMatch,
 )
 from retrieval.question import ranking, topics
-from retrieval.question.analysis import Analyzer, written_in
+from retrieval.question.analysis import Analyzer, latin_words, written_in
 from retrieval.question.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -252,9 +252,16 @@ class Library:
 
     def _across_scripts(self, snap: _Snapshot, query: str) -> bool:
         """Whether the question is written in another script than the archive (English
-        about Chinese articles): its words then cannot meet the articles' own."""
-        asked_in = written_in(self.analyzer.normalize(query))
-        return self.vectors is not None and asked_in is not None and asked_in != snap.written_in
+        about Chinese articles): its words then cannot meet the articles' own. A lone word
+        (LNG, Kovrig, a typo) is not: it is looked up as written, as the articles gloss
+        names and acronyms so."""
+        if self.vectors is None:
+            return False
+        normalized = self.analyzer.normalize(query)
+        asked_in = written_in(normalized)
+        if asked_in is None or asked_in == snap.written_in:
+            return False
+        return asked_in != "latin" or latin_words(normalized) >= 2
 
     def _by_meaning_alone(
         self, snap: _Snapshot, question: ranking.Question, query: str, k: int

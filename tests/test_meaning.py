@@ -285,6 +285,9 @@ def test_a_question_in_another_script_is_answered_by_meaning_once_all_is_embedde
     meant = library.vectors.meaning.question(question)
     nearest = library.vectors.nearest(meant, 3, library._current.index.segments)
     assert [h.score for h in result.hits] == sorted((c for c, _, _ in nearest), reverse=True)[:3]
+    # a lone word (an acronym, a name the articles gloss) is looked up by its words
+    lone = library.search("LNG", k=1)
+    assert lone.confident and "液化天然气(LNG)" in lone.hits[0].passage.text
     # a question in the archive's own script is ranked as before, its words and all
     again = library.search("高铁从北京到上海要多久", k=3)
     assert again.confident and again.hits[0].passage == chinese.hits[0].passage

@@ -70,6 +70,11 @@ def written_in(normalized: str) -> str | None:
     return "han" if han >= latin else "latin"
 
 
+def latin_words(normalized: str) -> int:
+    """How many words of Latin letters a normalized text holds."""
+    return len(_LATIN_WORD.findall(normalized))
+
+
 def bigram_code(term: str) -> int | None:
     """The code of a term of two Chinese characters (None for any other term), whether it is
     a bigram or a word: one term, one id, as for strings."""

@@ -129,7 +129,7 @@ def test_every_string_exists_in_every_language_and_is_valid_html():
                           articles=1, passages=2, newest="d", count=1, result="r", topic="t",
                           examples="x", commands="c", rate=20, missing="m", words="w",
                           word="w", earlier="e", title="t", interval=120,
-                          state="on", most=10, number=1, days=7)  # fmt: skip
+                          state="on", most=10, number=1, days=7, command="/c")  # fmt: skip
             assert telegram_html_problems(text) == [], (key, lang)
 
 
