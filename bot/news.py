@@ -307,17 +307,16 @@ class NewsService:
 
     def _queue(self, articles: Sequence[Article], alerts: Sequence[Alert]) -> None:
         """Queue each article for every subscribed chat, then each chat its alert."""
+        chats = self.subscriptions.queue(
+            [a.id for a in articles],
+            [(a.chat_id, render.render_alert(a.items, a.lang)) for a in alerts],
+        )
         if articles:
-            chats = self.subscriptions.queue_articles([a.id for a in articles])
             logger.info(
                 "pushing %s to %s", counted(len(articles), "new article"), counted(chats, "chat")
             )
         if alerts:
             logger.info("sending topic alerts to %s", counted(len(alerts), "chat"))
-        for alert in alerts:
-            self.subscriptions.queue_alert(
-                alert.chat_id, render.render_alert(alert.items, alert.lang)
-            )
 
     def _claim_new(self) -> tuple[list[Article], list[str]]:
         """The new articles to push, oldest first, at most PUSH_MAX_ARTICLES (the newest); and
@@ -404,6 +403,7 @@ class NewsService:
         message once the application stops (the rest is sent after the next start). A chat
         that is gone is forgotten, its queue with it; an article gone from the library is
         skipped."""
+        rendered: dict[str, str | None] = {}  # article id → its push (None: gone), made once
         try:
             while application.running:
                 self._queued_meanwhile = False
@@ -413,10 +413,14 @@ class NewsService:
                         continue
                     return
                 if queued.article_id is not None:
-                    article = await asyncio.to_thread(self.library.article, queued.article_id)
-                    if article is None:
+                    if queued.article_id not in rendered:
+                        article = await asyncio.to_thread(self.library.article, queued.article_id)
+                        rendered[queued.article_id] = (
+                            None if article is None else render.render_new_article(article)
+                        )
+                    html = rendered[queued.article_id]
+                    if html is None:
                         continue
-                    html = render.render_new_article(article)
                 else:
                     await _after_answers(application, queued.chat_id)
                     html = queued.alert or ""

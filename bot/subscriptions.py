@@ -212,8 +212,7 @@ class SubscriptionStore:
     def chats(self) -> list[int]:
         """Every subscribed chat, oldest subscription first."""
         with self._transaction(write=False) as db:
-            rows = db.execute("SELECT chat_id FROM subscriptions ORDER BY since, chat_id")
-            return [chat_id for (chat_id,) in rows]
+            return _subscribed(db)
 
     # ---- /autoanswer ---------------------------------------------------------------------
 
@@ -318,27 +317,22 @@ class SubscriptionStore:
 
     # ---- the outbox ------------------------------------------------------------------------
 
-    def queue_articles(self, article_ids: Iterable[str]) -> int:
-        """Queue each article, in order, for every subscribed chat (oldest subscription
-        first); how many chats that is."""
+    def queue(self, article_ids: Iterable[str], alerts: Iterable[tuple[int, str]] = ()) -> int:
+        """Queue, in one transaction, each article in order for every subscribed chat (oldest
+        subscription first), then each (chat id, HTML) topic alert; how many chats the
+        articles go to."""
         now = int(time.time())
         with self._transaction() as db:
-            chats = [
-                c
-                for (c,) in db.execute("SELECT chat_id FROM subscriptions ORDER BY since, chat_id")
-            ]
+            chats = _subscribed(db)
             db.executemany(
                 "INSERT INTO outbox (chat_id, article_id, at) VALUES (?, ?, ?)",
                 ((chat_id, article_id, now) for article_id in article_ids for chat_id in chats),
             )
-        return len(chats)
-
-    def queue_alert(self, chat_id: int, html: str) -> None:
-        with self._transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO outbox (chat_id, alert, at) VALUES (?, ?, ?)",
-                (chat_id, html, int(time.time())),
+                ((chat_id, html, now) for chat_id, html in alerts),
             )
+        return len(chats)
 
     def take_queued(self) -> Queued | None:
         """The push queued first, taken off the queue (None when it is empty). Taken before
@@ -436,6 +430,12 @@ def _check(db: sqlite3.Connection) -> set[str]:
                 f"expected ({', '.join(_COLUMNS[table])})"
             )
     return tables
+
+
+def _subscribed(db: sqlite3.Connection) -> list[int]:
+    """Every subscribed chat, oldest subscription first."""
+    rows = db.execute("SELECT chat_id FROM subscriptions ORDER BY since, chat_id")
+    return [chat_id for (chat_id,) in rows]
 
 
 def _version(db: sqlite3.Connection) -> int:

@@ -230,8 +230,7 @@ def test_the_outbox_is_first_in_first_out_and_follows_its_chats(db):
     store = SubscriptionStore(db)
     for chat_id in (1, 2, 3):
         store.subscribe(chat_id)
-    assert store.queue_articles(["a", "b"]) == 3
-    store.queue_alert(2, "<b>alert</b>")
+    assert store.queue(["a", "b"], [(2, "<b>alert</b>")]) == 3
     assert store.queued() == 7
     first = store.take_queued()
     assert (first.chat_id, first.article_id, first.alert) == (1, "a", None)
@@ -266,6 +265,6 @@ def test_a_version_3_database_gets_the_outbox_and_keeps_everything(db):
     assert (db.parent / f"{db.name}.v3.bak").read_bytes() == before
     assert store.chats() == [42] and store.topics(42) == ["日本防卫支出"]
     assert store.claim_new(["0123456789abcdef"]) == set()
-    assert store.queue_articles(["fedcba9876543210"]) == 1 and store.queued() == 1
+    assert store.queue(["fedcba9876543210"]) == 1 and store.queued() == 1
     with sqlite3.connect(db) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
