@@ -95,7 +95,7 @@ class _Snapshot:
     @cached_property
     def written_in(self) -> str | None:
         """The script the archive is mostly written in (analysis.written_in), read from up
-        to 200 titles of each segment when first asked for."""
+        to 200 titles of each segment (Library.serve reads it when there is a model)."""
         titles = [
             self.normalized_title(i, int(number))
             for i, segment in enumerate(self.index.segments)
@@ -176,9 +176,12 @@ class Library:
 
     def serve(self, state: store.State) -> None:
         """Answer from this state from now on (searches under way finish on the one before)."""
-        self._snapshot = _Snapshot(state, self.analyzer.normalize)
+        snapshot = _Snapshot(state, self.analyzer.normalize)
         if self.vectors is not None:
             self.vectors.keep_only([s.name for s in state.segments])
+            # read here, in the keeper's thread, not by the first question after a refresh
+            _ = snapshot.written_in
+        self._snapshot = snapshot
 
     @property
     def _current(self) -> _Snapshot:
