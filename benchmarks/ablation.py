@@ -43,17 +43,12 @@ BARE = replace(
     SHIPPED,
     cues=NO_CUES,
     context="never",
-    confident_coverage=0.0,
-    numbers_must_match=False,
+    judgement=None,
     character_weight=0.0,
 )
 WITH_CUES = replace(BARE, cues=SHIPPED.cues)
 WITH_CONTEXT = replace(WITH_CUES, context=SHIPPED.context)
-WITH_JUDGEMENT = replace(
-    WITH_CONTEXT,
-    confident_coverage=SHIPPED.confident_coverage,
-    numbers_must_match=SHIPPED.numbers_must_match,
-)
+WITH_JUDGEMENT = replace(WITH_CONTEXT, judgement=SHIPPED.judgement)
 
 ABLATIONS: dict[str, Row] = {
     "bare": Row("article evidence, question words dropped; no cues, context, judgement, "

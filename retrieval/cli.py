@@ -530,6 +530,7 @@ def _print_result(question: Asked, result: SearchResult, as_json: bool) -> None:
         line["read_with"] = result.read_with
         line["confident"] = result.confident
         line["missing"] = list(result.missing)
+        line["probability"] = None if result.probability is None else round(result.probability, 4)
         line["hits"] = [hit_json(rank, hit) for rank, hit in enumerate(result.hits, 1)]
         print(_json_line(line), flush=True)
         return
@@ -581,6 +582,8 @@ def _print_stats(library: Library, index_dir: Path, args: argparse.Namespace) ->
     print(f"passages: {stats.passages}")
     print(f"newest:   {newest}")
     print(f"segments: {stats.segments}")
+    judgement = library.ranking.judgement
+    print(f"judgement: {judgement.identity if judgement else 'none'}")
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:
         print(f"  {one_line(str(skipped.path))}: {one_line(skipped.reason)}")

@@ -242,16 +242,22 @@ class Library:
         )
         scored = self._ranked_again(snap, found, question, meant, nearest)
         hits = tuple(self._hit(snap, f, score, question.terms) for f, score in scored[:k])
-        confident, missing = ranking.judge(
+        verdict = ranking.judge(
             self.analyzer,
             query,
             question.read_with,
             snap.normalized_text(*scored[0][0].place) if hits else None,
             partial(self._idf_of_word, snap.index),
-            settings,
+            settings.judgement,
         )
-        read_with = question.read_with[-1] if question.read_with else None
-        return SearchResult(hits, confident, tuple(missing), read_with)
+        return SearchResult(
+            hits,
+            verdict.confident,
+            verdict.missing,
+            question.read_with[-1] if question.read_with else None,
+            verdict.probability,
+            verdict.evidence,
+        )
 
     def _across_scripts(self, snap: _Snapshot, query: str) -> bool:
         """Whether the question is written in another script than the archive (English

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retrieval.question.judgement import Evidence
 
 # The longest query worth analysing: the cost grows with its length (a 1 MB one took 56 s)
 # and 1,000 characters is far more than any real question. The bot and the CLI cut to it.
@@ -83,11 +87,13 @@ class SearchResult:
     """The best passages for a question, and whether they answer it."""
 
     hits: tuple[Hit, ...]
-    # the engine's judgement that the archive covers what the question asks: that the first
-    # hit's article holds the question's rarer words (and every number of two digits or more)
+    # the engine's judgement that the first hit answers the question: its learned probability
+    # reached the threshold (retrieval.question.judgement)
     confident: bool
     missing: tuple[str, ...]  # the question's words, as written, that the article lacks
     read_with: str | None = None  # the earlier question a follow-up was read with
+    probability: float | None = None  # the judgement's (None: no hit, or not judged)
+    evidence: Evidence | None = None  # what the judgement weighed (None: no hit)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.question.ranking import SHIPPED
 from tests.support import REPO
 from tests.support.seeds import HOSTILE, UNSAFE_CHARACTERS, seed_file, write_hostile_seeds
 
@@ -182,6 +183,10 @@ def test_search_says_when_the_archive_does_not_answer(corpus: Path, tmp_path: Pa
     assert "2024" in unanswered["missing"]
     assert answered["confident"] is True
     assert answered["missing"] == []
+    # the learned judgement's probability, beside its verdict
+    threshold = SHIPPED.judgement.threshold
+    assert 0.0 <= unanswered["probability"] <= 1.0
+    assert answered["probability"] >= threshold
     listing = run(
         "search", "--seeds", str(corpus), "--index-dir", str(tmp_path / "i"), "2024年美国大选谁赢了"
     )
@@ -214,6 +219,7 @@ def test_stats_lists_skipped_files_with_reasons(corpus: Path) -> None:
     assert result.returncode == 0
     assert "articles: 2" in result.stdout
     assert "passages: 21" in result.stdout  # the seed's 20 and the new one
+    assert f"judgement: {SHIPPED.judgement.identity}" in result.stdout  # which model answers
     assert "broken.txt: no [title](url) header line" in result.stdout
     assert "broken.txt" in result.stderr  # the one warning
 

@@ -26,6 +26,7 @@ from retrieval.question.cues import (
 from retrieval.question.ranking import (
     SHIPPED,
     RankingSettings,
+    Verdict,
     judge,
     leans_on_context,
     read_question,
@@ -138,10 +139,36 @@ def test_judgement_wants_the_rare_words_and_every_number(analyzer: Analyzer) -> 
     def idf(word: str) -> float:
         return {"美国": 1.0, "大选": 2.0}.get(analyzer.normalize(word), 5.0)
 
-    assert judge(analyzer, "2020年美国大选谁赢了", (), article, idf) == (True, [])
-    assert judge(analyzer, "2024年美国大选谁赢了", (), article, idf)[0] is False
-    assert judge(analyzer, "纳瓦尔尼在哪个监狱", (), article, idf)[0] is False
-    assert judge(analyzer, "美国大选", (), None, idf) == (False, ["美国", "大选"])  # no hit
+    def verdict(question: str, text: str | None = article) -> Verdict:
+        return judge(analyzer, question, (), text, idf, SHIPPED.judgement)
+
+    answered = verdict("2020年美国大选谁赢了")
+    assert answered.confident and answered.missing == ()
+    assert answered.probability is not None and answered.probability >= SHIPPED.judgement.threshold
+    assert verdict("2024年美国大选谁赢了").confident is False  # a number the article lacks
+    assert verdict("纳瓦尔尼在哪个监狱").confident is False
+    assert verdict("美国大选", None) == Verdict(False, ("美国", "大选"))  # no hit
+    # without a judgement (for measuring), every hit is an answer
+    assert judge(analyzer, "纳瓦尔尼在哪个监狱", (), article, idf, None).confident
+
+
+def test_the_judgement_learned_which_kinds_of_question_the_archive_lacks(
+    analyzer: Analyzer,
+) -> None:
+    """The article holds the words of each question but 后来 or 最后: asking what happened
+    later is what an archive often lacks, however well it names the people (a rule of
+    coverage alone answered these); asking what someone said is what it holds."""
+    article = analyzer.normalize("孟晚舟在温哥华被捕后，引渡听证会开庭，中国外交部批评加拿大。")
+
+    def verdict(question: str) -> Verdict:
+        return judge(analyzer, question, (), article, lambda _: 1.0, SHIPPED.judgement)
+
+    for later in ("孟晚舟后来被引渡了吗", "孟晚舟的引渡听证会最后怎么判的"):
+        assert verdict(later).evidence.coverage >= 0.6
+        assert verdict(later).confident is False, later
+    for said in ("中国外交部怎么批评加拿大", "孟晚舟引渡听证会开庭 中国怎么说"):
+        assert verdict(said).missing == ()
+        assert verdict(said).confident is True, said
 
 
 def test_the_first_passages_gain_for_each_character_of_the_question_they_hold() -> None:

@@ -91,12 +91,12 @@ def test_the_inverted_match_finds_what_judging_every_pair_finds(keeper, seed_tex
     idf_of = library._topic_idf(snap.index, followed)
     for coverage in (0.3, 0.45, 0.75, 1.0):
         settings = replace(ranking.SHIPPED, topic_coverage=coverage)
-        judged_so = replace(settings, confident_coverage=coverage)
         every = [
             (t, a)
             for t, topic in enumerate(followed)
             for a, text in enumerate(normalized)
-            if ranking.judge_words(topic.words, (), text, idf_of, judged_so)[0]
+            if (held := ranking.covered(topic.words, (), text, idf_of)).share >= coverage
+            and not held.lacks_a_number
         ]
         assert sorted(topics.answered(followed, normalized, idf_of, settings)) == every
         assert every  # the comparison is not empty

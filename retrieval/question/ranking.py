@@ -25,8 +25,10 @@ from typing import Literal
 
 import numpy as np
 
+from retrieval.question import judgement as judgement_model
 from retrieval.question.analysis import Analyzer, chinese_characters
 from retrieval.question.cues import AskedCues, CueGains, asked_cues
+from retrieval.question.judgement import Evidence, Judgement
 
 # A question leans on what was asked before when it points back (pronouns, demonstratives,
 # 当时/之前/后来), goes on (starts with 那/还有/然后…), or is elliptic (ends with 呢).
@@ -69,11 +71,9 @@ class RankingSettings:
     # scores: a passage that says it in other words can still be found. Not for a follow-up:
     # its own words (那他怎么回应) are near every article's quotes (docs/quality.md).
     dense_candidates: int = 5
-    # Confident only when the first hit's article holds at least this share of the
-    # question's content words, weighted by how rare each is, and (numbers_must_match) every
-    # number of two digits or more.
-    confident_coverage: float = 0.45
-    numbers_must_match: bool = True
+    # Whether the first hit answers: learned from people's questions
+    # (retrieval.question.judgement); None judges every hit an answer (for measuring).
+    judgement: Judgement | None = field(default_factory=judgement_model.shipped)
     # A followed topic is pushed from a new article only when the article holds at least
     # topic_coverage of the topic's weight (its words by how rare each is), and the passage
     # pushed, read with its article's title, topic_passage_coverage: nobody asked this time,
@@ -273,48 +273,76 @@ def share_found(
     return covered / total if total else 1.0
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a question's content words a text holds."""
+
+    share: float  # of the words, each weighed by how rare it is (1.0 when there are none)
+    missing: tuple[str, ...]  # the words it lacks, as the user wrote them
+    lacks_a_number: bool  # one of those is a number of two digits or more
+    # a follow-up whose own words the text holds none of, not even a character of one
+    # (那高铁呢 after a question on a typhoon): it asks about something else, however well the
+    # earlier question is covered
+    off_topic: bool
+
+
+def covered(
+    words: Words,
+    earlier: Sequence[Words],
+    normalized_text: str,
+    idf_of: Callable[[str], float],
+) -> Coverage:
+    """How much of a question's content words (`Words`) a text holds, with those of the
+    earlier question it leans on (`earlier`: none, or the last one's; never reported
+    missing)."""
+    present, missing = found_in(words, normalized_text)
+    earlier_present: list[str] = []
+    earlier_missing: list[str] = []
+    for earlier_words in earlier[-1:]:
+        earlier_present, earlier_missing = found_in(earlier_words, normalized_text)
+    return Coverage(
+        share_found(present + earlier_present, missing + earlier_missing, idf_of),
+        tuple(missing),
+        any(NUMBER_OF_TWO_DIGITS.search(word) for word in missing),
+        bool(earlier)
+        and not any(matched in normalized_text for run in words for matched, _ in run),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the first hit answers the question, and why."""
+
+    confident: bool
+    missing: tuple[str, ...]  # the question's content words its article lacks, as written
+    probability: float | None = None  # the learned judgement's (None: no hit, or none asked)
+    evidence: Evidence | None = None  # what it weighed (None: no hit)
+
+
 def judge(
     analyzer: Analyzer,
     question: str,
     read_with: Sequence[str],
     normalized_article: str | None,
     idf_of: Callable[[str], float],
-    settings: RankingSettings = SHIPPED,
-) -> tuple[bool, list[str]]:
-    """(confident, missing): whether the first hit's article (None: no hit) is about what the
-    question asks, and the question's content words it does not contain."""
-    earlier = [analyzer.content_words(text) for text in read_with[-1:]]
-    return judge_words(
-        analyzer.content_words(question), earlier, normalized_article, idf_of, settings
-    )
-
-
-def judge_words(
-    words: Words,
-    earlier: Sequence[Words],
-    normalized_article: str | None,
-    idf_of: Callable[[str], float],
-    settings: RankingSettings = SHIPPED,
-) -> tuple[bool, list[str]]:
-    """`judge` of a question's content words (`Words`), read once, with those of the earlier
-    question it leans on (`earlier`: none, or the last one's)."""
-    present, missing = found_in(words, normalized_article or "")
+    judgement: Judgement | None,
+) -> Verdict:
+    """Whether the first hit's article (None: no hit) answers the question, by the learned
+    judgement (None: every hit answers, for measuring what the judgement adds)."""
+    words = analyzer.content_words(question)
     if normalized_article is None:
-        return False, missing
-    # a follow-up is judged with the earlier question's words too (never reported missing)
-    earlier_present: list[str] = []
-    earlier_missing: list[str] = []
-    for earlier_words in earlier[-1:]:
-        earlier_present, earlier_missing = found_in(earlier_words, normalized_article)
-    coverage = share_found(present + earlier_present, missing + earlier_missing, idf_of)
-    lacks_a_number = settings.numbers_must_match and any(
-        NUMBER_OF_TWO_DIGITS.search(word) for word in missing
+        return Verdict(False, tuple(found_in(words, "")[1]))
+    earlier = [analyzer.content_words(text) for text in read_with[-1:]]
+    coverage = covered(words, earlier, normalized_article, idf_of)
+    evidence = Evidence(
+        coverage.share,
+        coverage.lacks_a_number,
+        coverage.off_topic,
+        analyzer.question_words(question),
     )
-    # a follow-up whose own words the article holds none of, not even a character of one
-    # (那高铁呢 after a question on a typhoon), asks about something else, however well the
-    # earlier question is covered
-    off_topic = bool(earlier) and not any(
-        matched in normalized_article for run in words for matched, _ in run
+    if judgement is None:
+        return Verdict(True, coverage.missing, None, evidence)
+    probability = judgement.probability(evidence)
+    return Verdict(
+        judgement.answers(evidence, probability), coverage.missing, probability, evidence
     )
-    confident = coverage >= settings.confident_coverage and not lacks_a_number and not off_topic
-    return confident, missing

@@ -2,9 +2,11 @@
 
 A topic is a question or a few words a chat follows (`Topic`): read once, when it is followed
 (its content words, their terms, its index terms), and kept as JSON (`Topic.dumps`). When new
-articles arrive, each topic is judged against each new article as a question's first hit is
-(retrieval.question.ranking.judge_words: the article must hold the topic's rarer words, and
-its numbers), with the archive's global statistics.
+articles arrive, each topic is judged against each new article by what the article holds of
+it (retrieval.question.ranking.covered: the topic's rarer words, and its numbers), with the
+archive's global statistics. Not by the learned judgement of questions: its words of
+question kinds (后来, 怎么) say what a question asks now, and a topic is followed for what is
+to come.
 
 Judging 10,000 topics against every new article would cost 10,000 × the refresh; an inverted
 match keeps it to the topics that could pass. An article covers at least a share `c` of a
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from retrieval.question import ranking
 
@@ -213,18 +215,16 @@ def answered(
     settings: ranking.RankingSettings = ranking.SHIPPED,
     rarity: Callable[[str], float] = lambda _: 0.0,
 ) -> list[tuple[int, int]]:
-    """(topic, text) positions of each topic an article's normalised text answers, as the
-    engine judges a question's first hit, with settings.topic_coverage as the share of the
-    topic's weight the article must hold. Topics filed under none of a text's keys are not
-    judged (they could not pass); `rarity` picks the pieces they are filed under. A topic
-    without a word that counts (为什么黄了) answers nothing."""
+    """(topic, text) positions of each topic an article's normalised text answers: it holds
+    settings.topic_coverage of the topic's weight and every number of it. Topics filed under
+    none of a text's keys are not judged (they could not pass); `rarity` picks the pieces
+    they are filed under. A topic without a word that counts (为什么黄了) answers nothing."""
     coverage = settings.topic_coverage
     index = TopicIndex(topics, idf_of, coverage, rarity)
-    as_topic = replace(settings, confident_coverage=coverage)  # judged as an answer, stricter
     pairs: list[tuple[int, int]] = []
     for t, text in enumerate(texts):
         for number in index.candidates(text):
-            confident, _ = ranking.judge_words(topics[number].words, (), text, idf_of, as_topic)
-            if confident:
+            held = ranking.covered(topics[number].words, (), text, idf_of)
+            if held.share >= coverage and not held.lacks_a_number:
                 pairs.append((number, t))
     return pairs

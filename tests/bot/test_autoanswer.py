@@ -73,11 +73,11 @@ async def test_admins_turn_it_on_and_the_bot_answers_what_it_can_once_an_interva
         reply = await fake_api.wait_for_reply(question)  # threaded to the question
         assert TYPHOON.title in reply.params["text"]
         # The group's next automatic answer waits for the interval; another group's does not.
-        too_soon = fake_api.send_text(group, member, "高铁新线什么时候通车？")
-        elsewhere = fake_api.send_text(other_group, member, "高铁新线什么时候通车？")
+        too_soon = fake_api.send_text(group, member, "北京到上海的高铁要多久？")
+        elsewhere = fake_api.send_text(other_group, member, "北京到上海的高铁要多久？")
         assert RAIL.title in (await fake_api.wait_for_reply(elsewhere)).params["text"]
         # Addressed to the bot, a question is answered whatever the interval.
-        asked = fake_api.send_text(group, member, "/ask@ThisBot 高铁新线什么时候通车？")
+        asked = fake_api.send_text(group, member, "/ask@ThisBot 北京到上海的高铁要多久？")
         await fake_api.wait_for_reply(asked)
         await fake_api.settle()
         for message in (before, chatter, unanswered, from_bot, too_soon):
