@@ -9,7 +9,8 @@ MIN_SUBJECTS articles (a kind of question, not a topic). Five folds grouped by a
 regularisation is the one with the best area under the ROC curve on the held-out folds, the
 threshold the highest probability at which the folds' answerable questions are answered at
 least ANSWERED of the time, the judgement's rules (a number missing, a follow-up off topic)
-applied. Writes the model into the package
+applied. The kind words jieba's dictionary does not tag as names (后来, 觉得, not 香港) are
+kept as words a decline never names missing. Writes the model into the package
 (retrieval/data/judgement.json) and prints the folds' figures. About two minutes once the
 index is built (`--work` keeps it; an index that `python -m retrieval embed` has filled gives
 the shipped model, as the nearest passages then join the rankings).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -112,6 +114,21 @@ def roc_area(p: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+# jieba's tags for names: of places, people, organisations, other proper nouns
+NAME_TAGS = ("ns", "nr", "nt", "nz")
+
+
+def names_something(word: str) -> bool:
+    """Whether a kind word still says what a question is about: jieba's dictionary tags it
+    as a name (香港, 拜登), or does not know it whole (川普). 后来, 觉得 and 那边 do not."""
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)  # not its dictionary-loading chatter
+    cut = jieba.posseg.lcut(word, HMM=False)
+    return len(cut) != 1 or cut[0].flag.startswith(NAME_TAGS)
+
+
 def folds_of(examples: list[Example]) -> np.ndarray:
     """Each example's fold: one article's questions share a fold (they share words)."""
     subjects = sorted({e.subject for e in examples})
@@ -167,6 +184,7 @@ def train(examples: list[Example]) -> tuple[Judgement, dict[str, float]]:
     }
     w = fit(x, y, strength)
     model = Judgement(
+        unnamed=frozenset(w for w in words if not names_something(w)),
         bias=round(float(w[0]), 6),
         coverage=round(float(w[1]), 6),
         words={word: round(float(v), 6) for word, v in zip(words, w[2:], strict=True)},

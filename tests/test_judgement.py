@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.judgement import ANSWERED, Example, train
+from benchmarks.judgement import ANSWERED, Example, names_something, train
 from retrieval.question.judgement import Evidence, Judgement, shipped
 
 
@@ -77,3 +77,11 @@ def test_training_learns_the_kinds_of_question_not_their_topics() -> None:
     assert not model.answers(unseen, model.probability(unseen))
     asked = evidence(0.8, "人物999", "怎么")
     assert model.answers(asked, model.probability(asked))
+
+
+def test_the_kind_words_a_decline_never_names_are_those_that_name_nothing() -> None:
+    assert not any(map(names_something, ["后来", "觉得", "那边", "到底", "一共", "现在"]))
+    assert all(map(names_something, ["香港", "拜登", "川普", "石破茂"]))  # 川普: not known whole
+    model = shipped()
+    assert {"后来", "最后", "觉得"} <= model.unnamed <= set(model.words)
+    assert "香港" not in model.unnamed

@@ -166,6 +166,9 @@ def test_the_judgement_learned_which_kinds_of_question_the_archive_lacks(
     for later in ("孟晚舟后来被引渡了吗", "孟晚舟的引渡听证会最后怎么判的"):
         assert verdict(later).evidence.coverage >= 0.6
         assert verdict(later).confident is False, later
+        assert verdict(later).missing == ()  # 后来 and 最后 are not what it is about
+    # the subject's words are still named
+    assert verdict("孟晚舟后来被引渡到美国了吗").missing == ("美国",)
     for said in ("中国外交部怎么批评加拿大", "孟晚舟引渡听证会开庭 中国怎么说"):
         assert verdict(said).missing == ()
         assert verdict(said).confident is True, said

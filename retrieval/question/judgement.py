@@ -44,6 +44,10 @@ class Judgement:
     coverage: float
     words: Mapping[str, float] = field(hash=False)
     threshold: float
+    # words of a question's kind that say nothing of its subject (后来, 觉得, 那边): a decline
+    # never names them missing. Derived by the training command (jieba's dictionary does
+    # not tag them as names), not listed by hand.
+    unnamed: frozenset[str] = frozenset()
     about: Mapping[str, object] = field(default_factory=dict, hash=False, compare=False)
 
     def probability(self, evidence: Evidence) -> float:
@@ -71,6 +75,7 @@ class Judgement:
             "bias": self.bias,
             "coverage": self.coverage,
             "threshold": self.threshold,
+            "unnamed": sorted(self.unnamed),
             "words": dict(sorted(self.words.items())),
         }
         if with_about:
@@ -85,6 +90,7 @@ class Judgement:
             coverage=float(data["coverage"]),
             words={str(k): float(v) for k, v in data["words"].items()},
             threshold=float(data["threshold"]),
+            unnamed=frozenset(map(str, data.get("unnamed", ()))),
             about=dict(data.get("about", {})),
         )
 

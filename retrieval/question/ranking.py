@@ -343,6 +343,5 @@ def judge(
     if judgement is None:
         return Verdict(True, coverage.missing, None, evidence)
     probability = judgement.probability(evidence)
-    return Verdict(
-        judgement.answers(evidence, probability), coverage.missing, probability, evidence
-    )
+    missing = tuple(w for w in coverage.missing if analyzer.normalize(w) not in judgement.unnamed)
+    return Verdict(judgement.answers(evidence, probability), missing, probability, evidence)
