@@ -280,9 +280,8 @@ class Coverage:
     share: float  # of the words, each weighed by how rare it is (1.0 when there are none)
     missing: tuple[str, ...]  # the words it lacks, as the user wrote them
     lacks_a_number: bool  # one of those is a number of two digits or more
-    # a follow-up whose own words the text holds none of, not even a character of one
-    # (那高铁呢 after a question on a typhoon): it asks about something else, however well the
-    # earlier question is covered
+    # a follow-up whose own content words the text holds none of (那高铁呢 after a question on
+    # a typhoon): it asks about something else, however well the earlier question is covered
     off_topic: bool
 
 
