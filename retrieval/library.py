@@ -293,10 +293,9 @@ class Library:
         """The question's unit vector; a follow-up's is also read after its earlier question."""
         assert self.vectors is not None
         meaning, weight = self.vectors.meaning, self.ranking.context_meaning_weight
-        own = meaning.question(query)
         if not read_with or not weight:
-            return own
-        read_after = meaning.question(f"{read_with[-1]} {query}")
+            return meaning.question(query)
+        own, read_after = meaning.questions([query, f"{read_with[-1]} {query}"])
         return ranking.follow_up_meaning(own, read_after, weight)
 
     def _ranked_again(

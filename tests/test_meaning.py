@@ -22,6 +22,7 @@ class CountingModel:
     def __init__(self) -> None:
         self.embedded: list[str] = []
         self.asked: list[str] = []
+        self.questions: list[int] = []  # how many questions each call embedded
         self.batches: list[int] = []  # how many texts each call embedded
 
     def _vector(self, text: str) -> np.ndarray:
@@ -29,8 +30,12 @@ class CountingModel:
         return np.array([np.cos(angle), np.sin(angle)], dtype=np.float32)
 
     def query(self, texts: str | list[str]) -> np.ndarray:
-        self.asked.append(str(texts))
-        return self._vector(str(texts))
+        if isinstance(texts, str):
+            self.asked.append(texts)
+            return self._vector(texts)
+        self.asked.extend(texts)
+        self.questions.append(len(texts))
+        return np.array([self._vector(t) for t in texts])
 
     def passage(self, texts: str | list[str]) -> np.ndarray:
         if isinstance(texts, str):
@@ -221,6 +226,18 @@ def test_a_follow_up_is_read_after_its_earlier_question_by_meaning_too(tmp_path:
     ).library
     result = own_words_only.search("那官方怎么说", k=1, context=context)
     assert result.hits[0].article.title.startswith("石破")  # the summit's quotes
+
+
+def test_a_follow_up_and_its_reading_after_the_earlier_question_are_one_call(
+    tmp_path: Path,
+) -> None:
+    model = CountingModel()
+    seeds = write_seeds(tmp_path / "seeds", TYPHOON, RAIL)
+    library = IndexKeeper.open(seeds, tmp_path / "index", meaning=Meaning(model)).library
+    library.search("台风海葵在哪里登陆？", k=1)
+    library.search("那官方怎么说", k=1, context=["台风海葵在哪里登陆？"])
+    assert model.questions == [1, 2]
+    assert model.asked[-2:] == ["那官方怎么说", "台风海葵在哪里登陆？ 那官方怎么说"]
 
 
 @pytest.mark.xfail(

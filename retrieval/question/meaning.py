@@ -100,8 +100,16 @@ class Meaning:
                 self._no_search.notify_all()
 
     def question(self, text: str) -> np.ndarray:
+        return self.questions([text])[0]
+
+    def questions(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, in order, from one call of the model: the same numbers as one
+        text at a time, for about two thirds of the time of two (a follow-up is read alone
+        and after its earlier question)."""
+        texts = [t[:EMBEDDED_CHARACTERS] for t in texts]
         with self.searching(), self._lock:
-            return np.asarray(self._model.query(text[:EMBEDDED_CHARACTERS]), dtype=np.float32)
+            rows = np.asarray(self._model.query(texts), dtype=np.float32)
+        return rows.reshape(len(texts), -1)
 
     def passages(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray:
         """One row per text, in order; each text is embedded at most once while it is cached.
