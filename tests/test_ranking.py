@@ -315,6 +315,13 @@ def test_a_follow_up_about_something_the_article_lacks_is_not_confident(
     off_topic = library.search("那高铁呢", k=1, context=["伊朗核科学家是谁杀的"])
     assert off_topic.read_with == "伊朗核科学家是谁杀的"
     assert not off_topic.confident and off_topic.missing == ("高铁",)
+    # pointing back with a pronoun, it asks more of the same subject in its own words
+    more = library.search("那他们怎么反驳的", k=1, context=["伊朗核科学家是谁杀的"])
+    assert more.read_with == "伊朗核科学家是谁杀的" and more.missing == ("反驳",)
+    assert more.evidence is not None and not more.evidence.off_topic
+    # 其他 (others) is no pronoun
+    others = library.search("那其他高铁呢", k=1, context=["伊朗核科学家是谁杀的"])
+    assert others.evidence is not None and others.evidence.off_topic
 
 
 def test_characters_the_question_shares_decide_between_close_passages(

@@ -9,8 +9,8 @@ articles count, so a kind is learned and a topic is not. Trained by
 `python -m benchmarks.judgement` on train.jsonl, the threshold set on its folds for answering
 85% of the answerable questions (docs/quality.md); the model is a small JSON file inside the
 package. Two cases the training questions are too few to teach stay rules: an article that
-lacks a number of the question (2024年 of an article on 2020), and a follow-up whose own
-words the article lacks (那高铁呢 after a typhoon) are never answers.
+lacks a number of the question (2024年 of an article on 2020), and a follow-up about
+something else (那高铁呢 after a typhoon) are never answers.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Evidence:
 
     coverage: float  # share of the question's content words the article holds, by rarity
     lacks_a_number: bool  # a number of two digits or more that the article does not hold
-    off_topic: bool  # a follow-up whose own words the article holds none of
+    off_topic: bool  # a follow-up about something else: see retrieval.question.ranking.judge
     words: frozenset[str]  # the question's words, normalised (Analyzer.question_words)
 
 

@@ -38,6 +38,8 @@ LEANS_ON_CONTEXT = re.compile(
     r"|当时|之前|后来|呢\W*\Z"
 )
 NUMBER_OF_TWO_DIGITS = re.compile(r"\d\d")
+# a pronoun that points back to what was asked before (他, 她们, 它), not 其他 (others)
+REFERS_BACK = re.compile(r"(?<!其)[他她它]")
 
 
 @dataclass(frozen=True)
@@ -280,9 +282,7 @@ class Coverage:
     share: float  # of the words, each weighed by how rare it is (1.0 when there are none)
     missing: tuple[str, ...]  # the words it lacks, as the user wrote them
     lacks_a_number: bool  # one of those is a number of two digits or more
-    # a follow-up whose own content words the text holds none of (那高铁呢 after a question on
-    # a typhoon): it asks about something else, however well the earlier question is covered
-    off_topic: bool
+    holds_a_word: bool  # the text holds at least one of the words (earlier ones aside)
 
 
 def covered(
@@ -303,8 +303,7 @@ def covered(
         share_found(present + earlier_present, missing + earlier_missing, idf_of),
         tuple(missing),
         any(NUMBER_OF_TWO_DIGITS.search(word) for word in missing),
-        bool(earlier)
-        and not any(matched in normalized_text for run in words for matched, _ in run),
+        any(matched in normalized_text for run in words for matched, _ in run),
     )
 
 
@@ -333,11 +332,17 @@ def judge(
         return Verdict(False, tuple(found_in(words, "")[1]))
     earlier = [analyzer.content_words(text) for text in read_with[-1:]]
     coverage = covered(words, earlier, normalized_article, idf_of)
+    # A follow-up whose own words the article holds none of, and that does not point back
+    # with a pronoun, asks about something else (那高铁呢 after a question on a typhoon),
+    # however well the earlier question is covered; one that points back (那他怎么反驳的)
+    # asks more of the same subject, in words the article may not use.
+    off_topic = (
+        bool(earlier)
+        and not coverage.holds_a_word
+        and not REFERS_BACK.search(analyzer.normalize(question))
+    )
     evidence = Evidence(
-        coverage.share,
-        coverage.lacks_a_number,
-        coverage.off_topic,
-        analyzer.question_words(question),
+        coverage.share, coverage.lacks_a_number, off_topic, analyzer.question_words(question)
     )
     if judgement is None:
         return Verdict(True, coverage.missing, None, evidence)
