@@ -29,21 +29,19 @@ class CountingModel:
         angle = len(text) / 10
         return np.array([np.cos(angle), np.sin(angle)], dtype=np.float32)
 
-    def query(self, texts: str | list[str]) -> np.ndarray:
+    def _embed(self, texts: str | list[str], seen: list[str], calls: list[int]) -> np.ndarray:
         if isinstance(texts, str):
-            self.asked.append(texts)
+            seen.append(texts)
             return self._vector(texts)
-        self.asked.extend(texts)
-        self.questions.append(len(texts))
+        seen.extend(texts)
+        calls.append(len(texts))
         return np.array([self._vector(t) for t in texts])
 
+    def query(self, texts: str | list[str]) -> np.ndarray:
+        return self._embed(texts, self.asked, self.questions)
+
     def passage(self, texts: str | list[str]) -> np.ndarray:
-        if isinstance(texts, str):
-            self.embedded.append(texts)
-            return self._vector(texts)
-        self.embedded.extend(texts)
-        self.batches.append(len(texts))
-        return np.array([self._vector(t) for t in texts])
+        return self._embed(texts, self.embedded, self.batches)
 
 
 def test_a_passage_is_embedded_once_while_it_is_cached() -> None:

@@ -355,10 +355,10 @@ class Analyzer:
             runs[-1].append((self._alias_map.get(word, word), written.strip()))
         return [run for run in runs if run]
 
-    def question_words(self, text: str) -> frozenset[str]:
-        """The text's words as segmented, normalised, stopwords and question words included:
+    def question_words(self, normalized: str) -> frozenset[str]:
+        """A normalised text's words as segmented, stopwords and question words included:
         what says which kind of question it is (retrieval.question.judgement)."""
-        words = self._segmenter.cut(self.normalize(text), False)
+        words = self._segmenter.cut(normalized, False)
         return frozenset(w.strip() for w in words if any(ch.isalnum() for ch in w))
 
     def query_terms(

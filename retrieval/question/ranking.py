@@ -337,13 +337,10 @@ def judge(
     # with a pronoun, asks about something else (那高铁呢 after a question on a typhoon),
     # however well the earlier question is covered; one that points back (那他怎么反驳的)
     # asks more of the same subject, in words the article may not use.
-    off_topic = (
-        bool(earlier)
-        and not coverage.holds_a_word
-        and not REFERS_BACK.search(analyzer.normalize(question))
-    )
+    normalized = analyzer.normalize(question)
+    off_topic = bool(earlier) and not coverage.holds_a_word and not REFERS_BACK.search(normalized)
     evidence = Evidence(
-        coverage.share, coverage.lacks_a_number, off_topic, analyzer.question_words(question)
+        coverage.share, coverage.lacks_a_number, off_topic, analyzer.question_words(normalized)
     )
     if judgement is None:
         return Verdict(True, coverage.missing, None, evidence)
