@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from retrieval import progress
 
 ROOT = Path(__file__).resolve().parent.parent
+Collected = TypeVar("Collected")
 
 
 def reporter(quiet: bool = False) -> progress.Reporter:
@@ -37,6 +43,25 @@ def build_index(seeds: Path, index: Path) -> None:
         stdout=subprocess.DEVNULL,
         cwd=ROOT,
     )
+
+
+def collected_for_training(
+    doc: str, model_file: str, collect: Callable[[Path, Path], Collected]
+) -> tuple[Collected, Path]:
+    """A training command's questions as `collect(shared, work)` gathers them, and the file to
+    write its model to, from its arguments: --shared (../shared), --work (a folder kept for
+    the next run; else a temporary one, removed) and --out (the model inside the package)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--work", type=Path, help="keep the corpus and index here (reused)")
+    parser.add_argument("--out", type=Path, default=ROOT / "retrieval" / "data" / model_file)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="training-"))
+    try:
+        return collect(args.shared.resolve(), work), args.out
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def scorer_lines(shared: Path, script: str, *args: str) -> list[str]:

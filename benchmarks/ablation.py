@@ -44,21 +44,24 @@ BARE = replace(
     cues=NO_CUES,
     context="never",
     judgement=None,
-    character_weight=0.0,
+    ranker=None,
 )
 WITH_CUES = replace(BARE, cues=SHIPPED.cues)
 WITH_CONTEXT = replace(WITH_CUES, context=SHIPPED.context)
 WITH_JUDGEMENT = replace(WITH_CONTEXT, judgement=SHIPPED.judgement)
+assert SHIPPED.ranker is not None
+RANKER = SHIPPED.ranker
 
 ABLATIONS: dict[str, Row] = {
     "bare": Row("article evidence, question words dropped; no cues, context, judgement, "
-                "characters or meaning", BARE, meaning=False),
+                "ranker or meaning", BARE, meaning=False),
     "+cues": Row("+ answer-type cues", WITH_CUES, meaning=False),
     "+context": Row("+ follow-ups read with their context", WITH_CONTEXT, meaning=False),
     "+judgement": Row("+ judgement (confident, missing)", WITH_JUDGEMENT, meaning=False),
-    "+characters": Row("+ the question's characters among the first 10 passages", SHIPPED,
-                       meaning=False),
-    "shipped": Row("+ meaning among the first 20 passages: as shipped", SHIPPED),
+    "+ranker": Row("+ the learned ranker by words (score, characters) over the first 20",
+                   SHIPPED, meaning=False),
+    "shipped": Row("+ meaning: the ranker with cosines, the 5 nearest joining: as shipped",
+                   SHIPPED),
     "-unit-cue": Row("without meaning, − the asked-unit cue",
                      replace(SHIPPED, cues=replace(SHIPPED.cues, unit=0.0)), meaning=False),
     "context-always": Row("without meaning, context used even when not leaned on",
@@ -67,14 +70,13 @@ ABLATIONS: dict[str, Row] = {
                        replace(SHIPPED, article_weight=0.5), meaning=False),
     "article-2": Row("without meaning, article weight 2", replace(SHIPPED, article_weight=2.0),
                      meaning=False),
-    "characters-0.5": Row("without meaning, character weight 0.5",
-                          replace(SHIPPED, character_weight=0.5), meaning=False),
-    "characters-2": Row("without meaning, character weight 2",
-                        replace(SHIPPED, character_weight=2.0), meaning=False),
-    "meaning-1": Row("shipped, meaning weight 1", replace(SHIPPED, meaning_weight=1.0)),
-    "meaning-2": Row("shipped, meaning weight 2", replace(SHIPPED, meaning_weight=2.0)),
-    "meaning-depth-10": Row("shipped, meaning among the first 10",
-                            replace(SHIPPED, meaning_depth=10)),
+    "no-ranker": Row("shipped, the terms' order (no ranker, so no meaning either)",
+                     replace(SHIPPED, ranker=None)),
+    "no-characters": Row("shipped, the ranker without the characters",
+                         replace(SHIPPED, ranker=replace(RANKER, with_meaning=(
+                             RANKER.with_meaning[0], 0.0, RANKER.with_meaning[2])))),
+    "ranked-depth-10": Row("shipped, the ranker over the first 10",
+                           replace(SHIPPED, ranked_depth=10)),
 }  # fmt: skip
 COLUMNS = ("dev R@1", "dev R@3", "dev fu_R@1", "dev xctx", "dev declined", "dev answered")
 COLUMNS += ("held-out R@1", "held-out R@3", "held-out fu_R@1", "held-out declined")

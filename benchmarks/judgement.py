@@ -20,12 +20,10 @@ usage: python -m benchmarks.judgement [--shared ../shared] [--work DIR] [--out F
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import shutil
 import sys
-import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import rankdata
 
-from benchmarks import ROOT, build_index, reporter
+from benchmarks import build_index, collected_for_training, reporter
 from benchmarks.newsqa import prepare, question_sets
 from retrieval.progress import task
 from retrieval.question.judgement import FILE, Evidence, Judgement
@@ -128,12 +126,13 @@ def names_something(word: str) -> bool:
     return len(cut) != 1 or cut[0].flag.startswith(NAME_TAGS)
 
 
-def folds_of(examples: list[Example]) -> np.ndarray:
-    """Each example's fold: one article's questions share a fold (they share words)."""
-    subjects = sorted({e.subject for e in examples})
-    order = np.random.default_rng(0).permutation(len(subjects))
-    fold = {subjects[i]: n % FOLDS for n, i in enumerate(order)}
-    return np.array([fold[e.subject] for e in examples])
+def folds_of(subjects: Sequence[str]) -> np.ndarray:
+    """Each question's fold, by its subject: one article's questions share a fold (they
+    share words)."""
+    distinct = sorted(set(subjects))
+    order = np.random.default_rng(0).permutation(len(distinct))
+    fold = {distinct[i]: n % FOLDS for n, i in enumerate(order)}
+    return np.array([fold[subject] for subject in subjects])
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, folds: np.ndarray, strength: float) -> np.ndarray:
@@ -156,7 +155,7 @@ def train(examples: list[Example]) -> tuple[Judgement, dict[str, float]]:
     words = sorted(w for w, s in subjects.items() if len(s) >= MIN_SUBJECTS)
     x = features(found, words)
     y = np.array([e.answerable for e in found], dtype=float)
-    folds = folds_of(found)
+    folds = folds_of([e.subject for e in found])
     areas = {c: roc_area(out_of_fold(x, y, folds, c), y) for c in STRENGTHS}
     strength = max(STRENGTHS, key=lambda c: areas[c])
     p = out_of_fold(x, y, folds, strength)
@@ -200,21 +199,10 @@ def train(examples: list[Example]) -> tuple[Judgement, dict[str, float]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
-    parser.add_argument("--work", type=Path, help="keep the corpus and index here (reused)")
-    parser.add_argument("--out", type=Path, default=ROOT / "retrieval" / "data" / FILE)
-    args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="judgement-"))
-    try:
-        model, figures = train(collect(args.shared.resolve(), work))
-    finally:
-        if args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
-    args.out.write_text(model.to_json(), encoding="utf-8")
-    print(
-        f"wrote {args.out} ({model.identity}): " + ", ".join(f"{k} {v}" for k, v in figures.items())
-    )
+    examples, out = collected_for_training(__doc__, FILE, collect)
+    model, figures = train(examples)
+    out.write_text(model.to_json(), encoding="utf-8")
+    print(f"wrote {out} ({model.identity}): " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     return 0
 
 

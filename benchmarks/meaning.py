@@ -69,7 +69,7 @@ def main() -> int:
     with_meaning = IndexKeeper.open(seeds, work / "index", meaning=meaning).library
     stats = by_terms.stats()
     print(f"library: {stats.articles} articles, {stats.passages} passages")
-    print(f"{len(questions)} questions, k=3, meaning over the first {SHIPPED.meaning_depth}\n")
+    print(f"{len(questions)} questions, k=3, meaning over the first {SHIPPED.ranked_depth}\n")
 
     timings: dict[str, list[float]] = {"terms": [], "first": [], "again": [], "question": []}
     with task(progress, "asking", len(questions), "questions") as advance:

