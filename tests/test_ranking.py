@@ -29,6 +29,7 @@ from retrieval.question.ranking import (
     RankingSettings,
     Verdict,
     characters_held,
+    combine,
     judge,
     leans_on_context,
     read_question,
@@ -365,3 +366,27 @@ def test_characters_the_question_shares_decide_between_close_passages(
         seeds_dir, tmp_path / "index", ranking=replace(SHIPPED, ranker=blind)
     ).library
     assert [h.passage.text for h in without.search(question, k=2).hits] == paragraphs
+
+
+def test_a_cue_raises_a_passage_whatever_the_sign_of_its_score() -> None:
+    scores = combine(np.array([-3.0, 2.0, 2.0]), np.zeros(3), np.array([1.4, 1.4, 1.0]), 1.0)
+    assert scores == pytest.approx([-1.8, 2.8, 2.0])
+
+
+def test_a_number_question_prefers_the_number_in_a_library_of_one_article(tmp_path: Path) -> None:
+    """In a small library rank_bm25's idf of a term in most documents is negative, and so is
+    every score: multiplied by the number cue (× 1.4), the passage with the number lost."""
+    paragraphs = [
+        "台积电宣布在美国亚利桑那州建厂，台积电表示将扩大投资。",
+        "台积电在美国亚利桑那州建厂，投资约120亿美元。",
+    ]
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "tsmc.txt").write_text(
+        seed_file("台积电赴美建厂", "https://news.example/tsmc", paragraphs), encoding="utf-8"
+    )
+    library = IndexKeeper.open(seeds, tmp_path / "index").library
+    ranked = library.rank("台积电在美国建厂投资多少", k=2)
+    assert all(r.bm25 < 0 for r in ranked)
+    assert [r.passage for r in ranked] == [1, 0]
+    assert library.search("台积电在美国建厂投资多少", k=1).hits[0].passage.text == paragraphs[1]

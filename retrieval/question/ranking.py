@@ -154,8 +154,12 @@ def combine(
     cue_factors: np.ndarray | float,
     article_weight: float,
 ) -> np.ndarray:
-    """The score that ranks, for candidate passages (all arrays aligned)."""
-    return (passage_scores + article_weight * article_scores) * cue_factors
+    """The score that ranks, for candidate passages (all arrays aligned). A cue raises a
+    score by its share of the score's size: in a small library BM25 is negative (rank_bm25's
+    idf of a term in most of the documents), and multiplying would lower the passages that
+    show what was asked for."""
+    scores = passage_scores + article_weight * article_scores
+    return scores + np.abs(scores) * (np.asarray(cue_factors) - 1.0)
 
 
 def characters_held(question_characters: frozenset[str], normalized_text: str) -> float:

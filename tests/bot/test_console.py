@@ -72,9 +72,10 @@ class Terminal:
             if select.select([self.controller], [], [], 0.2)[0]:
                 try:
                     self.seen += os.read(self.controller, 65536)
-                except OSError:  # the terminal closed with the process
+                except OSError:  # the terminal closed: the process is ending
                     break
-        code = self.process.wait(timeout=10)
+        # it may still be saving what it embedded: on a busy machine that takes a while
+        code = self.process.wait(timeout=max(0.0, deadline - time.monotonic()) + 10)
         os.close(self.controller)
         return code
 
