@@ -22,7 +22,6 @@ usage: python -m benchmarks.alert_quality [--shared ../shared] [--work DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks import ROOT, build_index, reporter
-from benchmarks.newsqa import prepare
+from benchmarks.newsqa import holds_answer, prepare, questions
 from retrieval.progress import task
 
 
@@ -54,16 +53,12 @@ class Tally:
         )
 
 
-def squash(text: str) -> str:
-    return "".join(text.split())
-
-
 def topics_of(shared: Path) -> dict[str, list[dict]]:
     """The questions followed as topics, by set and kind."""
     sets: dict[str, list[dict]] = {}
     for name in ("dev", "train"):
         path = shared / "datasets" / "newsqa-voa" / f"{name}.jsonl"
-        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        lines = questions(path)
         for kind in ("standalone", "unanswerable"):
             sets[f"{name} {kind}"] = [q for q in lines if q["kind"] == kind]
     return sets
@@ -76,8 +71,7 @@ def measure(library, questions: list[dict], new_ids: list[str], show: int) -> Ta
     shown = 0
     for match in library.match_topics(topics, new_ids):
         q = questions[match.topic]
-        text = squash(match.hit.passage.text)
-        right = any(squash(g) in text for g in q.get("gold_any", []) if g.strip())
+        right = holds_answer(match.hit.passage.text, q.get("gold_any", []))
         own = Path(match.hit.article.source).name == q.get("article")
         tally.pushes += 1
         tally.right += right

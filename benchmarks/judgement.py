@@ -20,7 +20,6 @@ usage: python -m benchmarks.judgement [--shared ../shared] [--work DIR] [--out F
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -32,8 +31,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import rankdata
 
-from benchmarks import build_index, collected_for_training, reporter
-from benchmarks.newsqa import prepare, question_sets
+from benchmarks import collected_for_training, reporter
+from benchmarks.newsqa import context_of, engine, question_sets, questions
 from retrieval.progress import task
 from retrieval.question.judgement import FILE, Evidence, Judgement
 
@@ -54,19 +53,16 @@ class Example:
 
 def collect(shared: Path, work: Path) -> list[Example]:
     """Train's questions through the engine, with what the judgement weighed of each."""
-    from retrieval import IndexKeeper, Meaning
-
-    library = prepare(shared, work)
-    build_index(library, work / "index")
-    engine = IndexKeeper.open(library, work / "index", meaning=Meaning.load()).library
-    lines = question_sets(shared)["train"].read_text(encoding="utf-8").splitlines()
-    questions = [json.loads(line) for line in lines if line.strip()]
-    questions = [q for q in questions if q.get("article") != SHARED_WITH_HELDOUT]
+    library = engine(shared, work)
+    asked = [
+        q
+        for q in questions(question_sets(shared)["train"])
+        if q.get("article") != SHARED_WITH_HELDOUT
+    ]
     examples = []
-    with task(reporter(), "asking", len(questions), "questions") as advance:
-        for q in questions:
-            context = q.get("history", []) if q["kind"] == "followup" else []
-            result = engine.search(q["q"], k=1, context=context)
+    with task(reporter(), "asking", len(asked), "questions") as advance:
+        for q in asked:
+            result = library.search(q["q"], k=1, context=context_of(q))
             answerable = q["kind"] != "unanswerable"
             examples.append(Example(result.evidence, answerable, q.get("article") or q["q"]))
             advance(1)

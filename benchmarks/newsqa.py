@@ -18,6 +18,7 @@ usage: python -m benchmarks.newsqa [--shared ../shared] [--work DIR] [--show-mis
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -67,6 +68,24 @@ def question_sets(shared: Path) -> dict[str, Path]:
     }
 
 
+def questions(path: Path) -> list[dict]:
+    """A question set's questions, one JSON object a line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def context_of(question: dict) -> list[str]:
+    """The earlier questions a question is asked after: a follow-up's history, else none."""
+    return question.get("history", []) if question["kind"] == "followup" else []
+
+
+def holds_answer(text: str, gold_any: list[str]) -> bool:
+    """Whether a passage holds one of the question's gold snippets, as the scorer decides
+    (../shared/bench/newsqa_eval.py: whitespace ignored)."""
+    squashed = "".join(text.split())
+    return any("".join(g.split()) in squashed for g in gold_any if g.strip())
+
+
 def prepare(shared: Path, work: Path) -> Path:
     """The library the questions are about: the seed and the VOA corpus (kept in `work`)."""
     library = work / "voa-zh-2020"
@@ -76,6 +95,16 @@ def prepare(shared: Path, work: Path) -> Path:
         for seed in (shared / "seeds").glob("*.txt"):
             shutil.copy(seed, library / seed.name)
     return library
+
+
+def engine(shared: Path, work: Path):  # -> Library
+    """The library the questions are about, built in `work` and opened here with the model of
+    meaning, for benchmarks that ask it in process."""
+    from retrieval import IndexKeeper, Meaning  # the engine loads only when a benchmark needs it
+
+    library = prepare(shared, work)
+    build_index(library, work / "index")  # in a process of its own, its progress shown
+    return IndexKeeper.open(library, work / "index", meaning=Meaning.load()).library
 
 
 def main() -> int:

@@ -28,9 +28,9 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
-from benchmarks import build_index, collected_for_training, reporter
+from benchmarks import collected_for_training, reporter
 from benchmarks.judgement import FOLDS, SHARED_WITH_HELDOUT, folds_of
-from benchmarks.newsqa import prepare, question_sets
+from benchmarks.newsqa import context_of, engine, holds_answer, question_sets, questions
 from retrieval import Library
 from retrieval.progress import task
 from retrieval.question.ranker import BY_WORDS, FEATURES, FILE, Ranker, relative
@@ -60,44 +60,32 @@ class Example:
         )
 
 
-def squash(text: str) -> str:
-    return "".join(text.split())
-
-
 def collect(shared: Path, work: Path) -> dict[str, list[Example]]:
     """Train's and dev's answerable questions through the engine, with their candidates."""
-    from retrieval import IndexKeeper, Meaning
-
-    library = prepare(shared, work)
-    build_index(library, work / "index")
-    engine = IndexKeeper.open(library, work / "index", meaning=Meaning.load()).library
-    return {name: asked(engine, shared, name) for name in ("train", "dev")}
+    library = engine(shared, work)
+    return {name: asked(library, shared, name) for name in ("train", "dev")}
 
 
-def asked(engine: Library, shared: Path, name: str) -> list[Example]:
-    lines = question_sets(shared)[name].read_text(encoding="utf-8").splitlines()
-    questions = [json.loads(line) for line in lines if line.strip()]
-    questions = [
+def asked(library: Library, shared: Path, name: str) -> list[Example]:
+    answerable = [
         q
-        for q in questions
+        for q in questions(question_sets(shared)[name])
         if q["kind"] != "unanswerable" and q.get("article") != SHARED_WITH_HELDOUT
     ]
     examples = []
-    with task(reporter(), f"asking {name}'s", len(questions), "questions") as advance:
-        for q in questions:
-            followup = q["kind"] == "followup"
-            candidates = engine.candidates(q["q"], context=q.get("history", []) if followup else [])
-            golds = [squash(g) for g in q["gold_any"] if g]
+    with task(reporter(), f"asking {name}'s", len(answerable), "questions") as advance:
+        for q in answerable:
+            candidates = library.candidates(q["q"], context=context_of(q))
             advance(1)
             if not candidates:
                 continue
             examples.append(
                 Example(
                     np.array([c.features for c in candidates], dtype=float),
-                    np.array([any(g in squash(c.passage.text) for g in golds) for c in candidates]),
+                    np.array([holds_answer(c.passage.text, q["gold_any"]) for c in candidates]),
                     np.array([c.nearest for c in candidates]),
                     q.get("article", ""),
-                    followup,
+                    q["kind"] == "followup",
                 )
             )
     return examples

@@ -237,21 +237,17 @@ class Library:
     def candidates(self, query: str, *, context: Sequence[str] = ()) -> tuple[Candidate, ...]:
         """The passages the learned ranker orders for this query, as they come to it, with
         the features it weighs (retrieval.question.ranker): what its training learns from.
-        A question in another script, answered by meaning alone, has none."""
+        They are those of the archive's script: `search` answers a question in another
+        script by meaning alone once the archive is embedded, and never ranks these."""
         with self.meaning.searching() if self.meaning is not None else nullcontext():
             snap = self._current
             question = self._read(snap, query, context)
             found, meant, nearest = self._found(snap, question, query, 0)
             first, features = self._candidates(snap, found, question, meant, nearest)
-            joined = {(r.segment, r.passage) for r in nearest}
+            by_terms = len(first) - len(nearest)  # the nearest by meaning come last
             return tuple(
-                Candidate(
-                    f.passage,
-                    f.article,
-                    tuple(map(float, row)),
-                    (f.ranked.segment, f.ranked.passage) in joined,
-                )
-                for (f, _), row in zip(first, features, strict=True)
+                Candidate(f.passage, f.article, tuple(map(float, row)), i >= by_terms)
+                for i, ((f, _), row) in enumerate(zip(first, features, strict=True))
             )
 
     def _found(

@@ -2,19 +2,18 @@
 people's questions.
 
 Each candidate (the first passages by terms, and the nearest by meaning that join them) is
-described by three numbers: its score by terms (BM25 of the passage and its article, times the
-cue of the kind of answer asked for), the share of the Chinese characters of the question's
-content words it holds (people's words and the article's often share characters, not words:
-死伤 against 死亡…受伤), and its cosine with the question in meaning. The score is read as
-its distance below the best candidate's (a share of the largest score's size) and the
-cosine as its distance below the best one's, so a
-weight means the same whatever a question's scale, and a gap stays a gap however few the
-candidates (z-scores among six candidates made a small lead in meaning outweigh a fourfold
-lead in score: docs/quality.md). The weighted sum orders them. Without a model of meaning the
-last is absent and a second set of weights, learned without it, orders them. Trained by
-`python -m benchmarks.ranker` on train.jsonl (a softmax over each question's candidates, the
-right passage as its target), the regularisation chosen on folds grouped by article
-(docs/quality.md). The model is a small JSON file inside the package.
+described by three numbers: its score by terms (BM25 of the passage and its article, raised
+by the cue of the kind of answer asked for), the share of the question's Chinese characters
+it holds (people's words and the article's often share characters, not words: 死伤 against
+死亡…受伤), and its cosine with the question in meaning. The score is read as its distance
+below the best candidate's (a share of the largest score's size) and the cosine as its
+distance below the best one's, so a weight means the same whatever a question's scale, and a
+gap stays a gap however few the candidates (z-scores among six candidates made a small lead
+in meaning outweigh a fourfold lead in score: docs/quality.md). The weighted sum orders them.
+Without a model of meaning the last is absent and a second set of weights, learned without
+it, orders them. Trained by `python -m benchmarks.ranker` on train.jsonl (a softmax over each
+question's candidates, the right passage as its target), the regularisation chosen on folds
+grouped by article (docs/quality.md). The model is a small JSON file inside the package.
 """
 
 from __future__ import annotations
