@@ -11,6 +11,8 @@ of the same kinds, each among the seed and all 4,216 VOA articles:
             written for this project): decides whether a change helped; never tuned on
   english   benchmarks/data/newsqa-english.jsonl (46 of train's questions as an English
             reader asks them, written for this project): questions across scripts
+  english-dev  benchmarks/data/newsqa-english-dev.jsonl (dev's 153 standalone questions as an
+            English reader asks them, written for this project): for choosing how they are read
 
 usage: python -m benchmarks.newsqa [--shared ../shared] [--work DIR] [--show-misses N]
 """
@@ -31,6 +33,7 @@ from retrieval.progress import task
 
 HELDOUT = ROOT / "benchmarks" / "data" / "newsqa-heldout.jsonl"
 ENGLISH = ROOT / "benchmarks" / "data" / "newsqa-english.jsonl"
+ENGLISH_DEV = ROOT / "benchmarks" / "data" / "newsqa-english-dev.jsonl"
 COLUMNS = ("R@1", "R@3", "MRR@10", "fu_R@1", "xctx_R@1", "declined", "answered", "answered_right")
 
 
@@ -55,16 +58,18 @@ LABELS = {
     "dev": "dev (50 articles)",
     "held-out": "held-out (31 other articles)",
     "english": "English (30 of train's articles)",
+    "english-dev": "English, dev's (50 articles)",
 }
 
 
 def question_sets(shared: Path) -> dict[str, Path]:
-    """The question files by set: train, dev, held-out, English."""
+    """The question files by set: train, dev, held-out, and English of train's and dev's."""
     return {
         "train": shared / "datasets" / "newsqa-voa" / "train.jsonl",
         "dev": shared / "datasets" / "newsqa-voa" / "dev.jsonl",
         "held-out": HELDOUT,
         "english": ENGLISH,
+        "english-dev": ENGLISH_DEV,
     }
 
 

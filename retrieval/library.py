@@ -27,7 +27,7 @@ from retrieval.models import (
     SkippedFile,
     TopicMatch,
 )
-from retrieval.question import ranking, topics
+from retrieval.question import english, ranking, topics
 from retrieval.question.analysis import Analyzer, latin_words, written_in
 from retrieval.question.topics import Topic
 
@@ -211,7 +211,7 @@ class Library:
         snap, settings = self._current, self.ranking
         question = self._read(snap, query, context)
         if not question.read_with and self._across_scripts(snap, query):
-            across = self._by_meaning_alone(snap, question, query, k)
+            across = self._across(snap, question, query, k)
             if across is not None:
                 return across
         found, meant, nearest = self._found(snap, question, query, k)
@@ -283,20 +283,55 @@ class Library:
             return False
         return asked_in != "latin" or latin_words(normalized) >= 2
 
-    def _by_meaning_alone(
+    def prepare_across(self) -> None:
+        """Read the dictionary English questions are read with now, if the archive is
+        Chinese, rather than in the first English question after (retrieval.question.english)."""
+        if self._current.written_in == "han":
+            english.glossary()
+
+    def _across(
         self, snap: _Snapshot, question: ranking.Question, query: str, k: int
     ) -> SearchResult | None:
-        """A question in another script than the archive's, answered by the passages nearest
-        it in meaning alone (None until every passage is embedded: then by its words, as any
-        question). Never confident, and no word is named missing: a word of another script is
-        not one the articles could hold."""
+        """A question in another script than the archive's, None until every passage is
+        embedded (then it is read by its words, as any question). An English question about
+        Chinese articles is read in their words (retrieval.question.english), the words its
+        nearest passages in meaning use, and ranked as any question; any other, or one none of
+        whose words is read so, is answered by the passages nearest it in meaning alone.
+        Never confident, and no word is named missing: the judgement learned from questions
+        in the archive's script, and a word of another script is not one the articles hold."""
         assert self.vectors is not None
-        near = self._nearest_by_meaning(snap, self.vectors.meaning.question(query), k)
+        meant = self.vectors.meaning.question(query)
+        near = self._nearest_by_meaning(snap, meant, max(k, self.ranking.read_across_nearest))
         if not near:
             return None
+        normalized = self.analyzer.normalize(query)
+        if snap.written_in == "han" and written_in(normalized) == "latin":
+            nearby = "\n".join(
+                snap.normalized(snap.decode(Ranked(i, passage, 0.0, 0.0)).passage.text)
+                for _, i, passage in near
+            )
+            nearby_words = frozenset(english.english_words(nearby))
+            vocab = snap.index.vocab
+
+            def usable(word: str) -> bool:
+                terms = self.query_terms(word)
+                return bool(terms) and all(t in vocab for t in terms)
+
+            def used_nearby(word: str) -> bool:
+                return word in nearby_words if word.isascii() else word in nearby
+
+            readings = english.read_in_chinese(normalized, english.glossary(), usable, used_nearby)
+            read = ranking.read_across(question, readings, self.query_terms, vocab, used_nearby)
+            found = snap.index.rank(read, max(k, self.ranking.ranked_depth), self.ranking)
+            if readings and found:
+                depth = self.ranking.ranked_depth
+                nearest = self._nearest(snap, read, meant, found[:depth], near)
+                scored = self._ranked_again(snap, found, read, meant, nearest)
+                hits = tuple(self._hit(snap, f, score, read.terms) for f, score in scored[:k])
+                return SearchResult(hits, False, ())
         hits = tuple(
             self._hit(snap, snap.decode(Ranked(i, passage, cosine, 0.0)), cosine, question.terms)
-            for cosine, i, passage in near
+            for cosine, i, passage in near[:k]
         )
         return SearchResult(hits, False, ())
 
@@ -367,18 +402,20 @@ class Library:
         question: ranking.Question,
         meant: np.ndarray,
         found: Sequence[Ranked],
+        near: Sequence[tuple[float, int, int]] | None = None,
     ) -> list[Ranked]:
         """The passages nearest the question by meaning over the whole archive (once all of it
         is embedded) that its terms did not find among the first (`found`), each with its score
         as a search by terms gives it (0 if it holds none); ties go as the index breaks them,
-        by what the articles are."""
+        by what the articles are. `near`: the nearest, if already known (_nearest_by_meaning's,
+        at least dense_candidates of them)."""
         k = self.ranking.dense_candidates
         if self.vectors is None or not k:
             return []
         index = snap.index
         ranked = []
         already = {(r.segment, r.passage) for r in found}
-        for _, i, passage in self._nearest_by_meaning(snap, meant, k):
+        for _, i, passage in (near or self._nearest_by_meaning(snap, meant, k))[:k]:
             if (i, passage) in already:
                 continue
             segment = index.segments[i]

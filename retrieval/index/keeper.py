@@ -315,8 +315,9 @@ class IndexKeeper:
                 break  # once over an unchanged index (rows that cannot be kept stay pending)
         if not stop.is_set():
             # all embedded: the nearest-by-meaning search reads its copy of the rows now,
-            # not in the first question after
+            # and English questions their dictionary, not in the first question after
             passage_vectors.prepare(self._current.segments)
+            self.library.prepare_across()
         return done
 
     def passages_to_embed(self) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -30,6 +30,7 @@ from retrieval.question import judgement as judgement_model
 from retrieval.question import ranker as ranker_model
 from retrieval.question.analysis import Analyzer, chinese_characters
 from retrieval.question.cues import AskedCues, CueGains, asked_cues
+from retrieval.question.english import Reading
 from retrieval.question.judgement import Evidence, Judgement
 from retrieval.question.ranker import Ranker
 
@@ -73,6 +74,10 @@ class RankingSettings:
     # scores: a passage that says it in other words can still be found. Not for a follow-up:
     # its own words (那他怎么回应) are near every article's quotes (docs/quality.md).
     dense_candidates: int = 5
+    # An English question about Chinese articles is read as the Chinese words, of those its
+    # words are glossed as, that the read_across_nearest passages nearest it in meaning use
+    # (retrieval.question.english; measured in docs/quality.md).
+    read_across_nearest: int = 50
     # Whether the first hit answers: learned from people's questions
     # (retrieval.question.judgement); None judges every hit an answer (for measuring).
     judgement: Judgement | None = field(default_factory=judgement_model.shipped)
@@ -145,6 +150,37 @@ def read_question(
         asked_cues(normalized),
         chinese_characters(normalized),
         read_with,
+    )
+
+
+def read_across(
+    question: Question,
+    readings: Sequence[Reading],
+    query_terms: Callable[[str], list[str]],
+    vocab: dict[str, int],
+    used_nearby: Callable[[str], bool],
+) -> Question:
+    """A question in English about Chinese articles, with its phrases read in Chinese words
+    (retrieval.question.english): each of a phrase's words weighs its share of the phrase,
+    as one of its readings. Of its own terms, those of another script stay only where the
+    passages nearest it in meaning use them (TikTok, FDA; not is, did), and the Chinese names
+    the articles gloss in English (Kovrig: 康明凯) stay."""
+    terms = [t for t in question.terms if t in vocab and (not t.isascii() or used_nearby(t))]
+    weights = {vocab[t]: question.passage_weights[vocab[t]] for t in terms}
+    characters = set(question.characters)
+    for reading in readings:
+        for word in reading.words:
+            word_terms = [t for t in query_terms(word) if t in vocab]
+            terms += word_terms
+            characters |= chinese_characters(word)
+            for term in word_terms:
+                weights[vocab[term]] = weights.get(vocab[term], 0.0) + 1.0 / len(reading.words)
+    return replace(
+        question,
+        terms=tuple(dict.fromkeys(terms)),
+        passage_weights=weights,
+        article_weights=dict(weights),
+        characters=frozenset(characters),
     )
 
 
