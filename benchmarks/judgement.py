@@ -33,6 +33,7 @@ from scipy.stats import rankdata
 
 from benchmarks import collected_for_training, reporter
 from benchmarks.newsqa import context_of, engine, question_sets, questions
+from retrieval import Library
 from retrieval.progress import task
 from retrieval.question.judgement import FILE, Evidence, Judgement
 
@@ -62,11 +63,20 @@ def collect(shared: Path, work: Path) -> list[Example]:
     examples = []
     with task(reporter(), "asking", len(asked), "questions") as advance:
         for q in asked:
-            result = library.search(q["q"], k=1, context=context_of(q))
-            answerable = q["kind"] != "unanswerable"
-            examples.append(Example(result.evidence, answerable, q.get("article") or q["q"]))
+            examples.append(example(library, q))
             advance(1)
     return examples
+
+
+def example(library: Library, q: dict) -> Example:
+    """A question through the engine, as the judgement learns from it."""
+    result = library.search(q["q"], k=1, context=context_of(q))
+    return Example(result.evidence, q["kind"] != "unanswerable", subject_of(q))
+
+
+def subject_of(q: dict) -> str:
+    """What a question is about: its article; an unanswerable question is its own subject."""
+    return q.get("article") or q["q"]
 
 
 def features(examples: list[Example], words: list[str]) -> np.ndarray:

@@ -10,8 +10,9 @@ and the questions asked again while other passages are embedded in another threa
 does after a refresh: in the background (questions first), and as a search would.
 With --embedded, the same questions on an index of the library whose every passage is
 embedded, with and without the passages nearest by meaning over the whole archive joining
-each search, in turn, each question's own embedding made before (so the two rows are the
-searches' own cost).
+each search, and the same questions in English (benchmarks/data/newsqa-english-dev.jsonl,
+read in the articles' words), in turn, each question's own embedding made before (so the
+rows are the searches' own cost).
 Asserts nothing about time. Starts without the vectors a previous run saved.
 
 usage: python -m benchmarks.meaning [--shared ../shared] [--work DIR] [--embedded DIR]
@@ -126,14 +127,22 @@ def main() -> int:
         without = IndexKeeper.open(
             seeds, args.embedded, meaning=meaning, ranking=replace(SHIPPED, dense_candidates=0)
         )
+        # the same questions as an English reader asks them, in the same order
+        english = [q["q"] for q in newsqa.questions(newsqa.question_sets(shared)["english-dev"])]
         # each question's embedding made once before: what is left is the searches' own cost
-        vectors_of = {question: meaning.question(question) for question in questions}
+        vectors_of = {question: meaning.question(question) for question in questions + english}
         asked, meaning.question = meaning.question, vectors_of.__getitem__  # type: ignore[method-assign]
-        timings["whole"], timings["whole, without"] = [], []
-        for question in questions:  # the two engines in turn: the same noise for both
-            for key, keeper in (("whole", whole), ("whole, without", without)):
+        whole.library.prepare_across()  # as the end of embedding does, in the bot
+        timings["whole"], timings["whole, without"], timings["english"] = [], [], []
+        for question, in_english in zip(questions, english, strict=True):
+            # the engines and the languages in turn: the same noise for each
+            for key, keeper, text in (
+                ("whole", whole, question),
+                ("whole, without", without, question),
+                ("english", whole, in_english),
+            ):
                 started = time.perf_counter()
-                keeper.library.search(question, k=3)
+                keeper.library.search(text, k=3)
                 timings[key].append(time.perf_counter() - started)
         meaning.question = asked  # type: ignore[method-assign]
 
@@ -156,6 +165,10 @@ def main() -> int:
             f"{SHIPPED.dense_candidates} by meaning join | {_ms(timings['whole'])} |"
         )
         print(f"| the same, without them (dense_candidates=0) | {_ms(timings['whole, without'])} |")
+        print(
+            "| the same questions in English, read in the articles' words "
+            f"| {_ms(timings['english'])} |"
+        )
     print(f"| a question's embedding alone | {_ms(timings['question'])} |")
     print(f"| a passage's embedding alone | {_ms(passage_seconds)} |")
     print(f"| a passage's embedding, {BATCH} at a time (per passage) | {_ms(batch_seconds)} |")

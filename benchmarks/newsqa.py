@@ -4,7 +4,8 @@ Scores `python -m retrieval search` with ../shared/bench/newsqa_eval.py (follow-
 their context, standalone questions also sent with an unrelated earlier question) on two sets
 of the same kinds, each among the seed and all 4,216 VOA articles:
   train     ../shared/datasets/newsqa-voa/train.jsonl (736 questions about 160 other
-            articles): for learning; nothing shipped was set on it
+            articles): what the ranker and the judgement learn from; each question answered
+            by models trained without its article (benchmarks.crossed: five folds)
   dev       ../shared/datasets/newsqa-voa/dev.jsonl (233 questions about 50 articles): for
             measuring and for finding out why a question fails
   held-out  benchmarks/data/newsqa-heldout.jsonl (153 questions about 31 other articles,
@@ -54,7 +55,7 @@ def row(name: str, line: str) -> str:
 
 # each set's name, as the table shows it
 LABELS = {
-    "train": "train (160 other articles)",
+    "train": "train (160 other articles; five folds by article)",
     "dev": "dev (50 articles)",
     "held-out": "held-out (31 other articles)",
     "english": "English (30 of train's articles)",
@@ -123,18 +124,21 @@ def main() -> int:
     shared = args.shared.resolve()
     work = args.work or Path(tempfile.mkdtemp(prefix="newsqa-"))
     try:
+        from benchmarks import crossed  # (it trains with benchmarks.ranker, which imports this)
+
         library = prepare(shared, work)
-        cmd = (
-            f"{sys.executable} -m retrieval search --seeds {library} "
-            f"--index-dir {work / 'index'} -k 10 --json"
-        )
+        search = f"--seeds {library} --index-dir {work / 'index'} -k 10 --json"
+        cmd = f"{sys.executable} -m retrieval search {search}"
         build_index(library, work / "index")  # here, where its progress shows
         print("| set | " + " | ".join(COLUMNS) + " |")
         print("|---" * (len(COLUMNS) + 1) + "|")
         sets = question_sets(shared)
         with task(progress, "scoring", len(sets), "question sets") as advance:
             for name, questions in sets.items():
-                line = evaluate(shared, questions, cmd, args.show_misses)
+                if name == "train":  # answered by models trained without its article
+                    line = crossed.train_line(shared, work, search, progress)
+                else:
+                    line = evaluate(shared, questions, cmd, args.show_misses)
                 print(row(LABELS[name], line), flush=True)
                 advance(1)
     finally:

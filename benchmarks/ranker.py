@@ -75,20 +75,26 @@ def asked(library: Library, shared: Path, name: str) -> list[Example]:
     examples = []
     with task(reporter(), f"asking {name}'s", len(answerable), "questions") as advance:
         for q in answerable:
-            candidates = library.candidates(q["q"], context=context_of(q))
+            found = example(library, q)
             advance(1)
-            if not candidates:
-                continue
-            examples.append(
-                Example(
-                    np.array([c.features for c in candidates], dtype=float),
-                    np.array([holds_answer(c.passage.text, q["gold_any"]) for c in candidates]),
-                    np.array([c.nearest for c in candidates]),
-                    q.get("article", ""),
-                    q["kind"] == "followup",
-                )
-            )
+            if found is not None:
+                examples.append(found)
     return examples
+
+
+def example(library: Library, q: dict) -> Example | None:
+    """An answerable question's candidates, as the ranker learns from them (None: none).
+    They do not depend on a ranker: it orders them."""
+    candidates = library.candidates(q["q"], context=context_of(q))
+    if not candidates:
+        return None
+    return Example(
+        np.array([c.features for c in candidates], dtype=float),
+        np.array([holds_answer(c.passage.text, q["gold_any"]) for c in candidates]),
+        np.array([c.nearest for c in candidates]),
+        q.get("article", ""),
+        q["kind"] == "followup",
+    )
 
 
 def fit(examples: list[Example], penalty: float) -> np.ndarray:
