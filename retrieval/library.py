@@ -284,10 +284,10 @@ class Library:
         return asked_in != "latin" or latin_words(normalized) >= 2
 
     def prepare_across(self) -> None:
-        """Read the dictionary English questions are read with now, if the archive is
-        Chinese, rather than in the first English question after (retrieval.question.english)."""
+        """Read what English questions are read with now, if the archive is Chinese, rather
+        than in the first English question after (retrieval.question.english)."""
         if self._current.written_in == "han":
-            english.glossary()
+            english.prepare()
 
     def _across(
         self, snap: _Snapshot, question: ranking.Question, query: str, k: int
@@ -321,6 +321,9 @@ class Library:
                 return word in nearby_words if word.isascii() else word in nearby
 
             readings = english.read_in_chinese(normalized, english.glossary(), usable, used_nearby)
+            read = {reading.phrase for reading in readings}
+            names = english.names_in_pinyin(query, nearby)
+            readings += tuple(name for name in names if name.phrase not in read)
             read = ranking.read_across(question, readings, self.query_terms, vocab, used_nearby)
             found = snap.index.rank(read, max(k, self.ranking.ranked_depth), self.ranking)
             if readings and found:

