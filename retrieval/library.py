@@ -304,30 +304,11 @@ class Library:
         near = self._nearest_by_meaning(snap, meant, max(k, self.ranking.read_across_nearest))
         if not near:
             return None
-        normalized = self.analyzer.normalize(query)
-        if snap.written_in == "han" and written_in(normalized) == "latin":
-            nearby = "\n".join(
-                snap.normalized(snap.decode(Ranked(i, passage, 0.0, 0.0)).passage.text)
-                for _, i, passage in near
-            )
-            nearby_words = frozenset(english.english_words(nearby))
-            vocab = snap.index.vocab
-
-            def usable(word: str) -> bool:
-                terms = self.query_terms(word)
-                return bool(terms) and all(t in vocab for t in terms)
-
-            def used_nearby(word: str) -> bool:
-                return word in nearby_words if word.isascii() else word in nearby
-
-            readings = english.read_in_chinese(normalized, english.glossary(), usable, used_nearby)
-            read = {reading.phrase for reading in readings}
-            names = english.names_in_pinyin(query, nearby)
-            readings += tuple(name for name in names if name.phrase not in read)
-            read = ranking.read_across(question, readings, self.query_terms, vocab, used_nearby)
-            found = snap.index.rank(read, max(k, self.ranking.ranked_depth), self.ranking)
-            if readings and found:
-                depth = self.ranking.ranked_depth
+        if snap.written_in == "han" and written_in(self.analyzer.normalize(query)) == "latin":
+            read = self._read_in_chinese(snap, question, query, near)
+            depth = self.ranking.ranked_depth
+            found = [] if read is None else snap.index.rank(read, max(k, depth), self.ranking)
+            if read is not None and found:
                 nearest = self._nearest(snap, read, meant, found[:depth], near)
                 scored = self._ranked_again(snap, found, read, meant, nearest)
                 hits = tuple(self._hit(snap, f, score, read.terms) for f, score in scored[:k])
@@ -337,6 +318,39 @@ class Library:
             for cosine, i, passage in near[:k]
         )
         return SearchResult(hits, False, ())
+
+    def _read_in_chinese(
+        self,
+        snap: _Snapshot,
+        question: ranking.Question,
+        query: str,
+        near: Sequence[tuple[float, int, int]],
+    ) -> ranking.Question | None:
+        """An English question read in the words of Chinese articles that the passages
+        nearest it in meaning (`near`) use: its phrases by the dictionary, its names in pinyin
+        by their characters (retrieval.question.english). None if none of it is read so."""
+        nearby = "\n".join(
+            snap.normalized(snap.decode(Ranked(i, passage, 0.0, 0.0)).passage.text)
+            for _, i, passage in near
+        )
+        nearby_words = frozenset(english.english_words(nearby))
+        vocab = snap.index.vocab
+
+        def usable(word: str) -> bool:
+            terms = self.query_terms(word)
+            return bool(terms) and all(t in vocab for t in terms)
+
+        def used_nearby(word: str) -> bool:
+            return word in nearby_words if word.isascii() else word in nearby
+
+        normalized = self.analyzer.normalize(query)
+        readings = english.read_in_chinese(normalized, english.glossary(), usable, used_nearby)
+        phrases = {reading.phrase for reading in readings}
+        names = english.names_in_pinyin(query, nearby)
+        readings += tuple(name for name in names if name.phrase not in phrases)
+        if not readings:
+            return None
+        return ranking.read_across(question, readings, self.query_terms, vocab, used_nearby)
 
     def _meaning_of(self, query: str, read_with: Sequence[str]) -> np.ndarray:
         """The question's unit vector; a follow-up's is also read after its earlier question."""
