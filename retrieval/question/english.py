@@ -116,7 +116,7 @@ def english_words(normalized: str) -> list[str]:
 
 def forms(word: str) -> list[str]:
     """A word and the forms a gloss may have it in (arrested: arrest, arreste): plurals, past
-    and -ing forms undone by their endings; a form that is no gloss is not looked up."""
+    and -ing forms undone by their endings. The first of them that is a gloss is read."""
     found = [word]
     for ending, instead in (("ies", "y"), ("ied", "y"), ("es", ""), ("s", ""), ("ed", ""),
                             ("ed", "e"), ("ing", ""), ("ing", "e")):  # fmt: skip
