@@ -9,7 +9,7 @@ own folds), then the judgement, on the other four's questions answered with that
 (benchmarks.judgement.train: its strength and threshold chosen so). The fold's questions are
 then scored by ../shared/bench/newsqa_eval.py through `python -m retrieval search` with
 those two models, and the folds' figures pooled, each over its own questions.
-`python -m benchmarks.newsqa` prints the result as train's row; about ten minutes once the
+`python -m benchmarks.newsqa` prints the result as train's row; about six minutes once the
 index is built. The ranker without a model of meaning is the shipped one: the library here
 has the model, so it is never used.
 
