@@ -21,7 +21,6 @@ usage: python -m benchmarks.meaning [--shared ../shared] [--work DIR] [--embedde
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -60,8 +59,8 @@ def main() -> int:
     shared = args.shared.resolve()
     work = args.work or Path(tempfile.mkdtemp(prefix="meaning-"))
     seeds = newsqa.prepare(shared, work)
-    with newsqa.question_sets(shared)["dev"].open(encoding="utf-8") as dev:
-        questions = [q["q"] for q in map(json.loads, dev) if q["kind"] == "standalone"]
+    dev = newsqa.questions(newsqa.question_sets(shared)["dev"])
+    questions = [q["q"] for q in dev if q["kind"] == "standalone"]
     by_terms = IndexKeeper.open(seeds, work / "index", workers=workers(progress)).library
     for path in (work / "index").glob("seg-*/*"):  # "the first time" is the first
         if vectors.FILE.match(path.name):

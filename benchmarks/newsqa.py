@@ -134,11 +134,11 @@ def main() -> int:
         print("|---" * (len(COLUMNS) + 1) + "|")
         sets = question_sets(shared)
         with task(progress, "scoring", len(sets), "question sets") as advance:
-            for name, questions in sets.items():
+            for name, path in sets.items():
                 if name == "train":  # answered by models trained without its article
                     line = crossed.train_line(shared, work, search, progress)
                 else:
-                    line = evaluate(shared, questions, cmd, args.show_misses)
+                    line = evaluate(shared, path, cmd, args.show_misses)
                 print(row(LABELS[name], line), flush=True)
                 advance(1)
     finally:

@@ -186,17 +186,15 @@ class Library:
 
     def query_terms(self, query: str) -> list[str]:
         """The index terms a query is scored on (names the articles gloss included)."""
-        index = self._current.index
-        return self.analyzer.query_terms(query, index.names, index.glosses)
+        return self._query_terms(self._current, query)
+
+    def _query_terms(self, snap: _Snapshot, text: str) -> list[str]:
+        return self.analyzer.query_terms(text, snap.index.names, snap.index.glosses)
 
     def _read(self, snap: _Snapshot, query: str, context: Sequence[str]) -> ranking.Question:
-        index = snap.index
-
-        def query_terms(text: str) -> list[str]:
-            return self.analyzer.query_terms(text, index.names, index.glosses)
-
+        query_terms = partial(self._query_terms, snap)
         return ranking.read_question(
-            self.analyzer, query, context, query_terms, index.vocab, self.ranking
+            self.analyzer, query, context, query_terms, snap.index.vocab, self.ranking
         )
 
     def search(self, query: str, k: int = 5, *, context: Sequence[str] = ()) -> SearchResult:
@@ -237,8 +235,8 @@ class Library:
     def candidates(self, query: str, *, context: Sequence[str] = ()) -> tuple[Candidate, ...]:
         """The passages the learned ranker orders for this query, as they come to it, with
         the features it weighs (retrieval.question.ranker): what its training learns from.
-        They are those of the archive's script: `search` answers a question in another
-        script by meaning alone once the archive is embedded, and never ranks these."""
+        A question is read as written: `search` reads one in English about Chinese articles
+        in their words first, once the archive is embedded (Library._across)."""
         with self.meaning.searching() if self.meaning is not None else nullcontext():
             snap = self._current
             question = self._read(snap, query, context)
@@ -304,8 +302,9 @@ class Library:
         near = self._nearest_by_meaning(snap, meant, max(k, self.ranking.read_across_nearest))
         if not near:
             return None
-        if snap.written_in == "han" and written_in(self.analyzer.normalize(query)) == "latin":
-            read = self._read_in_chinese(snap, question, query, near)
+        normalized = self.analyzer.normalize(query)
+        if snap.written_in == "han" and written_in(normalized) == "latin":
+            read = self._read_in_chinese(snap, question, query, normalized, near)
             depth = self.ranking.ranked_depth
             found = [] if read is None else snap.index.rank(read, max(k, depth), self.ranking)
             if read is not None and found:
@@ -324,33 +323,35 @@ class Library:
         snap: _Snapshot,
         question: ranking.Question,
         query: str,
+        normalized: str,
         near: Sequence[tuple[float, int, int]],
     ) -> ranking.Question | None:
-        """An English question read in the words of Chinese articles that the passages
-        nearest it in meaning (`near`) use: its phrases by the dictionary, its names in pinyin
-        by their characters (retrieval.question.english). None if none of it is read so."""
+        """An English question (`query`, and `normalized`) read in the words of Chinese
+        articles that the passages nearest it in meaning (`near`) use: its phrases by the
+        dictionary, its names in pinyin by their characters (retrieval.question.english).
+        None if none of it is read so."""
         nearby = "\n".join(
             snap.normalized(snap.decode(Ranked(i, passage, 0.0, 0.0)).passage.text)
             for _, i, passage in near
         )
         nearby_words = frozenset(english.english_words(nearby))
         vocab = snap.index.vocab
+        query_terms = partial(self._query_terms, snap)
 
         def usable(word: str) -> bool:
-            terms = self.query_terms(word)
+            terms = query_terms(word)
             return bool(terms) and all(t in vocab for t in terms)
 
         def used_nearby(word: str) -> bool:
             return word in nearby_words if word.isascii() else word in nearby
 
-        normalized = self.analyzer.normalize(query)
         readings = english.read_in_chinese(normalized, english.glossary(), usable, used_nearby)
         phrases = {reading.phrase for reading in readings}
         names = english.names_in_pinyin(query, nearby)
         readings += tuple(name for name in names if name.phrase not in phrases)
         if not readings:
             return None
-        return ranking.read_across(question, readings, self.query_terms, vocab, used_nearby)
+        return ranking.read_across(question, readings, query_terms, vocab, used_nearby)
 
     def _meaning_of(self, query: str, read_with: Sequence[str]) -> np.ndarray:
         """The question's unit vector; a follow-up's is also read after its earlier question."""
